@@ -176,3 +176,24 @@ def pid_alive(pid: int) -> bool:
         return stat.split(") ", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def wait_log(child: Child, text: str, timeout: float = 30.0) -> None:
+    """Wait until ``text`` appears in the child's log (used for the worker's ready line)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if text in child.log_path.read_text(errors="replace"):
+                return
+        except OSError:
+            pass
+        if not child.alive():
+            raise ProcessStartError(
+                f"{child.name} exited with code {child.popen.returncode} before it was ready;"
+                f" last lines of {child.log_path}:\n{child.log_tail()}"
+            )
+        time.sleep(0.1)
+    raise ProcessStartError(
+        f"{child.name} did not log {text!r} within {timeout:.0f}s;"
+        f" last lines of {child.log_path}:\n{child.log_tail()}"
+    )

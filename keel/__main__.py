@@ -1,0 +1,5 @@
+"""``python -m keel`` runs the CLI."""
+
+from keel.cli import entry
+
+entry()

@@ -1,0 +1,155 @@
+"""``keel``: the small command line users touch.
+
+  keel up | down            start / stop the local stack in the background (.keel/)
+  keel demo                 run the demo scenario (starts what is missing, stops it after)
+  keel run PROFILE TASK     start a run, follow its progress, print the result
+  keel status ID            the run's status query
+  keel result ID            the run's result (waits for it)
+
+User mistakes (bad input, unknown profile, unreachable server) print one readable line and
+exit with 2; a run that ends without completing exits with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from temporalio.client import WorkflowFailureError
+from temporalio.service import RPCError
+
+from keel import procs
+from keel.client import build_input, connect, follow, query_status, start_run
+from keel.config import Settings
+from keel.demo import run_demo
+from keel.errors import KeelError
+from keel.models import RunResult, RunStatus
+from keel.render import result_text, status_line
+from keel.stack import COMPONENTS, default_stack
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keel", description="Durable AI agents on Temporal.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start the local stack in the background")
+    sub.add_parser("down", help="stop what `keel up` started")
+    sub.add_parser("demo", help="run the demo scenario end to end")
+    run = sub.add_parser("run", help="start an agent run")
+    run.add_argument("profile", help="profile name (a file in profiles/)")
+    run.add_argument("task", help="the task, in plain language")
+    run.add_argument("--id", dest="workflow_id", help="workflow id (default: generated)")
+    run.add_argument("--principal", default="cli-user", help="who the run acts for")
+    run.add_argument("--role", action="append", default=[], help="principal role (repeatable)")
+    run.add_argument("--max-steps", type=int, help="lower the profile's step limit")
+    run.add_argument("--max-tool-calls", type=int, help="lower the profile's tool-call limit")
+    run.add_argument("--no-wait", action="store_true", help="start and print the id only")
+    run.add_argument("--json", action="store_true", help="print the result as JSON")
+    for name in ("status", "result"):
+        cmd = sub.add_parser(name, help=f"the run's {name}")
+        cmd.add_argument("workflow_id")
+        cmd.add_argument("--json", action="store_true")
+    return parser
+
+
+def _print_result(result: RunResult, as_json: bool) -> int:
+    print(result.model_dump_json(indent=2) if as_json else result_text(result))
+    return 0 if result.status == "completed" else 1
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    limits = {
+        k: v
+        for k, v in (("max_steps", args.max_steps), ("max_tool_calls", args.max_tool_calls))
+        if v is not None
+    }
+    raw: dict[str, object] = {
+        "profile": args.profile,
+        "task": args.task,
+        "principal": {"id": args.principal, "roles": args.role},
+    }
+    if limits:
+        raw["limits"] = limits
+    agent_input = build_input(raw, settings)
+    client = await connect(settings)
+    handle = await start_run(client, settings, agent_input, args.workflow_id)
+    print(f"started {handle.id}", file=sys.stderr)
+    if args.no_wait:
+        print(handle.id)
+        return 0
+
+    def on_event(status: RunStatus) -> None:
+        print("  " + status_line(status), file=sys.stderr)
+
+    return _print_result(await follow(handle, on_event), args.json)
+
+
+async def _status(args: argparse.Namespace, settings: Settings) -> int:
+    client = await connect(settings)
+    status = await query_status(client.get_workflow_handle(args.workflow_id))
+    print(status.model_dump_json(indent=2) if args.json else status_line(status))
+    return 0
+
+
+async def _result(args: argparse.Namespace, settings: Settings) -> int:
+    client = await connect(settings)
+    handle = client.get_workflow_handle(args.workflow_id, result_type=RunResult)
+    return _print_result(await handle.result(), args.json)
+
+
+def _stack_command(command: str) -> int:
+    stack = default_stack()
+    if command == "up":
+        started = stack.up()
+        c = stack.config
+        print(f"started: {', '.join(started) or 'nothing (already running)'}")
+        print(f"  Temporal    {c.temporal_address}  (UI http://{c.host}:{c.ui_port})")
+        print(f"  simulator   {c.llm_base_url}")
+        print(f"  MCP         {c.mcp_url('support_desk')}  {c.mcp_url('knowledge')}")
+        print(f"  logs        {c.home / 'logs'}")
+        return 0
+    if command == "down":
+        stopped = stack.down()
+        print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+        return 0
+    with stack.running(COMPONENTS):
+        return asyncio.run(run_demo(stack))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command in ("up", "down", "demo"):
+            return _stack_command(args.command)
+        settings = Settings.from_env()
+        handler = {"run": _run, "status": _status, "result": _result}[args.command]
+        return asyncio.run(handler(args, settings))
+    except KeelError as exc:
+        print(f"keel: {exc}", file=sys.stderr)
+        return 2
+    except procs.ProcessStartError as exc:
+        print(f"keel: {exc}", file=sys.stderr)
+        return 2
+    except WorkflowFailureError as exc:
+        cause = exc.cause
+        print(f"keel: run failed: {getattr(cause, 'message', cause)}", file=sys.stderr)
+        return 1
+    except RPCError as exc:
+        print(f"keel: Temporal refused the request: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def entry() -> None:
+    """Console entry point: flush, then skip interpreter teardown (known SDK exit crash)."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    entry()

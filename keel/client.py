@@ -1,0 +1,94 @@
+"""Starting, following and reading agent runs from Python (used by the CLI, demo and tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+
+from keel.config import Settings
+from keel.errors import ConfigError, InputError, KeelError, describe_validation_error
+from keel.models import AgentInput, RunResult, RunStatus
+from keel.profiles import load_profile
+from workflows.limits import LimitError, effective_limits
+
+WORKFLOW_TYPE = "AgentWorkflow"
+
+
+async def connect(settings: Settings) -> Client:
+    """Connect with Keel's data converter; an unreachable server is a ConfigError."""
+    try:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.namespace,
+            data_converter=pydantic_data_converter,
+        )
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"cannot reach Temporal at {settings.temporal_address} ({exc});"
+            " start the stack with `make up` or set TEMPORAL_ADDRESS"
+        ) from None
+
+
+def build_input(raw: dict[str, object], settings: Settings) -> AgentInput:
+    """Validate input and check it against the profile before anything is started."""
+    try:
+        agent_input = AgentInput.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(describe_validation_error(exc, "input")) from None
+    profile = load_profile(agent_input.profile, settings.profiles_path)
+    try:
+        effective_limits(profile.limits, agent_input.limits)
+    except LimitError as exc:
+        raise InputError(str(exc)) from None
+    return agent_input
+
+
+async def start_run(
+    client: Client, settings: Settings, agent_input: AgentInput, workflow_id: str | None = None
+) -> WorkflowHandle[object, RunResult]:
+    """Start an AgentWorkflow on the ``agents`` task queue."""
+    run_id = workflow_id or f"agent-{agent_input.profile}-{uuid.uuid4().hex[:12]}"
+    try:
+        return await client.start_workflow(
+            WORKFLOW_TYPE,
+            agent_input,
+            id=run_id,
+            task_queue=settings.task_queue,
+            result_type=RunResult,
+        )
+    except RPCError as exc:
+        raise KeelError(f"cannot start workflow {run_id}: {exc.message}") from None
+
+
+async def query_status(handle: WorkflowHandle[object, RunResult]) -> RunStatus:
+    return await handle.query("status", result_type=RunStatus)
+
+
+async def follow(
+    handle: WorkflowHandle[object, RunResult],
+    on_event: Callable[[RunStatus], None],
+    interval: float = 0.3,
+) -> RunResult:
+    """Wait for the result, reporting each new ``last_event`` of the status query meanwhile."""
+    result_task = asyncio.ensure_future(handle.result())
+    last = ""
+    try:
+        while not result_task.done():
+            try:
+                status = await query_status(handle)
+            except RPCError:
+                status = None
+            if status is not None and status.last_event != last:
+                last = status.last_event
+                on_event(status)
+            await asyncio.wait({result_task}, timeout=interval)
+        return result_task.result()
+    finally:
+        if not result_task.done():
+            result_task.cancel()

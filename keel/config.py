@@ -1,0 +1,117 @@
+"""Configuration from the environment, read once by the worker, the CLI and the stack launcher.
+
+Every setting has a documented environment variable (see docs/operations.md) and a default
+that works on a developer machine with the stack started by ``make up``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from keel.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TASK_QUEUE = "agents"
+DEFAULT_LLM_BASE_URL = "http://127.0.0.1:8100/v1"
+DEFAULT_MCP_SERVERS = {
+    "support_desk": "http://127.0.0.1:8201/mcp",
+    "knowledge": "http://127.0.0.1:8202/mcp",
+}
+MCP_ENV_PREFIX = "KEEL_MCP_"
+
+
+@dataclass(frozen=True)
+class MCPServerTarget:
+    """Where an MCP server lives: a streamable-HTTP URL, or a stdio command line."""
+
+    name: str
+    url: str | None = None
+    command: tuple[str, ...] = ()
+
+    @property
+    def transport(self) -> str:
+        return "http" if self.url else "stdio"
+
+    def describe(self) -> str:
+        return self.url or "stdio: " + " ".join(self.command)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the worker and CLI need to know about their surroundings."""
+
+    temporal_address: str = "127.0.0.1:7233"
+    namespace: str = "default"
+    task_queue: str = TASK_QUEUE
+    profiles_path: tuple[Path, ...] = (PROJECT_ROOT / "profiles",)
+    llm_base_url: str = DEFAULT_LLM_BASE_URL
+    llm_api_key_env: str = ""
+    mcp_servers: Mapping[str, MCPServerTarget] = field(default_factory=dict)
+    mcp_read_timeout_seconds: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        profiles = env.get("KEEL_PROFILES_PATH", "")
+        paths = (
+            tuple(Path(p) for p in profiles.split(os.pathsep) if p)
+            if profiles
+            else (PROJECT_ROOT / "profiles",)
+        )
+        return cls(
+            temporal_address=env.get("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+            namespace=env.get("TEMPORAL_NAMESPACE", "default"),
+            task_queue=env.get("KEEL_TASK_QUEUE", TASK_QUEUE),
+            profiles_path=paths,
+            llm_base_url=env.get("KEEL_LLM_BASE_URL", DEFAULT_LLM_BASE_URL).rstrip("/"),
+            llm_api_key_env=env.get("KEEL_LLM_API_KEY_ENV", ""),
+            mcp_servers=parse_mcp_servers(env),
+            mcp_read_timeout_seconds=_float(env, "KEEL_MCP_READ_TIMEOUT_SECONDS", 30.0),
+        )
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be greater than 0")
+    return value
+
+
+def parse_mcp_servers(env: Mapping[str, str]) -> dict[str, MCPServerTarget]:
+    """Read ``KEEL_MCP_<NAME>=<url>|stdio:<command>`` variables over the built-in defaults.
+
+    ``KEEL_MCP_SUPPORT_DESK=http://host:8201/mcp`` points the ``support_desk`` server
+    elsewhere; ``KEEL_MCP_WEATHER=stdio:python weather.py`` adds a stdio server named
+    ``weather``; an empty value removes a server.
+    """
+    raw: dict[str, str] = dict(DEFAULT_MCP_SERVERS)
+    for key, value in env.items():
+        if key.startswith(MCP_ENV_PREFIX) and key != "KEEL_MCP_READ_TIMEOUT_SECONDS":
+            raw[key[len(MCP_ENV_PREFIX) :].lower()] = value.strip()
+    servers: dict[str, MCPServerTarget] = {}
+    for name, value in raw.items():
+        if not value:
+            continue
+        if value.startswith(("http://", "https://")):
+            servers[name] = MCPServerTarget(name=name, url=value)
+        elif value.startswith("stdio:"):
+            command = tuple(shlex.split(value[len("stdio:") :]))
+            if not command:
+                raise ConfigError(f"{MCP_ENV_PREFIX}{name.upper()}: 'stdio:' needs a command")
+            servers[name] = MCPServerTarget(name=name, command=command)
+        else:
+            raise ConfigError(
+                f"{MCP_ENV_PREFIX}{name.upper()}={value!r}: expected an http(s):// URL"
+                " or 'stdio:<command>'"
+            )
+    return servers

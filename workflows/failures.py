@@ -1,0 +1,48 @@
+"""Failure classes: every run that does not complete carries exactly one.
+
+The taxonomy is documented in docs/operations.md; later issues extend it (limits, validation,
+approvals). This module maps what Temporal reports about a failed activity to a class and a
+readable message, so the workflow never ends with a bare stack trace.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+FailureClass = Literal[
+    "step_limit",
+    "tool_call_limit",
+    "config_error",
+    "model_error",
+    "upstream_unavailable",
+    "tool_catalog_error",
+    "cancelled",
+    "internal",
+]
+
+_BY_ERROR_TYPE: dict[str, FailureClass] = {
+    "ConfigError": "config_error",
+    "ProfileError": "config_error",
+    "LLMRequestRejected": "model_error",
+    "LLMBadResponse": "model_error",
+    "LLMHttpError": "upstream_unavailable",
+    "LLMTransportError": "upstream_unavailable",
+    "UpstreamUnavailable": "upstream_unavailable",
+    "MCPProtocolError": "upstream_unavailable",
+}
+
+
+def classify(error: BaseException, what: str) -> tuple[FailureClass, str]:
+    """(failure class, message) for an exception raised by ``execute_activity``."""
+    cause = error.cause if isinstance(error, ActivityError) else error
+    if isinstance(cause, ApplicationError):
+        failure = _BY_ERROR_TYPE.get(cause.type or "", "upstream_unavailable")
+        return failure, f"{what}: {cause.message}"
+    if isinstance(cause, TimeoutError):
+        return (
+            "upstream_unavailable",
+            f"{what}: timed out ({cause.type.name if cause.type else 'timeout'})",
+        )
+    return "internal", f"{what}: {cause}"

@@ -1,0 +1,28 @@
+"""Per-run limits: the profile sets ceilings, the caller may only lower them.
+
+Pure functions, used inside the workflow (deterministic) and by the CLI for early errors.
+"""
+
+from __future__ import annotations
+
+from keel.models import LimitOverrides, Limits
+
+
+class LimitError(ValueError):
+    """A per-run override asks for more than the profile allows."""
+
+
+def effective_limits(ceiling: Limits, overrides: LimitOverrides | None) -> Limits:
+    """The limits a run enforces: each override, checked against the profile's ceiling."""
+    if overrides is None:
+        return ceiling
+    values = ceiling.model_dump()
+    for field, requested in overrides.model_dump(exclude_none=True).items():
+        allowed = values[field]
+        if requested > allowed:
+            raise LimitError(
+                f"limits.{field}={requested} exceeds the profile's ceiling of {allowed};"
+                " a run may lower a limit, never raise it"
+            )
+        values[field] = requested
+    return Limits.model_validate(values)
