@@ -73,7 +73,7 @@ class RunFailed(Exception):
         self.message = message
 
 
-def parse_input(raw: AgentInput | dict[str, Any]) -> AgentInput:
+def parse_input(raw: Any) -> AgentInput:
     """Validate workflow input; a mistake fails the workflow with a message naming the field."""
     if isinstance(raw, AgentInput):
         return raw
@@ -85,6 +85,15 @@ def parse_input(raw: AgentInput | dict[str, Any]) -> AgentInput:
             type="InvalidInput",
             non_retryable=True,
         ) from None
+
+
+class ToolCallFailed(Exception):
+    """A tool call that could not be delivered; carries its step record."""
+
+    def __init__(self, record: StepRecord, failure: RunFailed) -> None:
+        super().__init__(failure.message)
+        self.record = record
+        self.failure = failure
 
 
 @workflow.defn(name="AgentWorkflow")
@@ -106,7 +115,13 @@ class AgentWorkflow:
     # ---------------------------------------------------------------- public interface
 
     @workflow.run
-    async def run(self, request: AgentInput | dict[str, Any]) -> RunResult:
+    async def run(self, request: Any) -> RunResult:
+        """Run one task. ``request`` is an ``AgentInput`` or its JSON form.
+
+        Typed as ``Any`` on purpose: with a concrete type, a payload that does not decode
+        (``--input '"hello"'``) fails every workflow task and the run hangs; decoding here
+        turns it into a failed workflow with a message naming the field.
+        """
         try:
             agent_input = parse_input(request)
         except ApplicationError:
@@ -250,7 +265,11 @@ class AgentWorkflow:
         return response
 
     async def _run_tools(self, profile: Profile, calls: list[ToolCall]) -> list[ChatMessage]:
-        """Validate every call of the turn, then run the valid ones concurrently."""
+        """Validate every call of the turn, then run the valid ones concurrently.
+
+        Records and tool messages keep the model's call order, whatever order the calls
+        finish in, so results and step records are deterministic.
+        """
         step = self._model_calls
         self._tool_calls += len(calls)
         servers = {s.name: s for s in profile.servers}
@@ -266,14 +285,23 @@ class AgentWorkflow:
             return_exceptions=True,
         )
         messages: list[ChatMessage] = []
+        failure: RunFailed | None = None
         for call, result in zip(calls, results, strict=True):
-            if isinstance(result, BaseException):
+            if isinstance(result, ToolCallFailed):
+                self._steps.append(result.record)
+                failure = failure or result.failure
+            elif isinstance(result, BaseException):
                 raise result
-            messages.append(ChatMessage(role="tool", tool_call_id=call.id, content=result))
+            else:
+                text, record = result
+                self._steps.append(record)
+                messages.append(ChatMessage(role="tool", tool_call_id=call.id, content=text))
+        if failure is not None:
+            raise failure
         return messages
 
-    async def _reject(self, step: int, rejected: RejectedCall) -> str:
-        self._record(
+    async def _reject(self, step: int, rejected: RejectedCall) -> tuple[str, StepRecord]:
+        record = self._make_record(
             step,
             "tool",
             rejected.call.name,
@@ -282,9 +310,11 @@ class AgentWorkflow:
             outcome="invalid",
             detail=f"{rejected.layer}: {rejected.message}",
         )
-        return rejected.as_tool_content()
+        return rejected.as_tool_content(), record
 
-    async def _call_tool(self, step: int, server: ServerSettings, prepared: PreparedCall) -> str:
+    async def _call_tool(
+        self, step: int, server: ServerSettings, prepared: PreparedCall
+    ) -> tuple[str, StepRecord]:
         call, tool = prepared.call, prepared.tool
         key = f"{workflow.info().workflow_id}:{step}:{call.id}"
         client = TemporalMCPClient(
@@ -296,29 +326,32 @@ class AgentWorkflow:
             result = await client.call_tool(tool.name, prepared.arguments, meta=meta)
         except ActivityError as exc:
             failure, message = classify(exc, f"tool {tool.name!r} on {tool.server!r}")
-            self._record(
+            record = self._make_record(
                 step, "tool", tool.name, started, server=tool.server, tool_call_id=call.id,
                 outcome="failed", detail=message, idempotency_key=key,
             )  # fmt: skip
-            raise RunFailed(failure, message) from None
+            raise ToolCallFailed(record, RunFailed(failure, message)) from None
         text = result_text(result)
         attempts, latency = _activity_meta(result)
-        self._record(
+        record = self._make_record(
             step, "tool", tool.name, started, server=tool.server, tool_call_id=call.id,
             latency_ms=latency, attempts=attempts,
             outcome="tool_error" if result.is_error else "ok",
             detail=text[:200], idempotency_key=key,
         )  # fmt: skip
-        return text
+        return text, record
 
     # ---------------------------------------------------------------- bookkeeping
 
-    def _record(self, step: int, kind: Any, name: str, started: Any, **fields: Any) -> None:
+    def _make_record(
+        self, step: int, kind: Any, name: str, started: Any, **fields: Any
+    ) -> StepRecord:
         if fields.get("latency_ms") is None:
             fields["latency_ms"] = (workflow.now() - started).total_seconds() * 1000
-        self._steps.append(
-            StepRecord(step=step, kind=kind, name=name, started_at=started, **fields)
-        )
+        return StepRecord(step=step, kind=kind, name=name, started_at=started, **fields)
+
+    def _record(self, step: int, kind: Any, name: str, started: Any, **fields: Any) -> None:
+        self._steps.append(self._make_record(step, kind, name, started, **fields))
 
     def _set_state(self, state: RunState) -> None:
         self._state = state

@@ -1,0 +1,194 @@
+"""The one way Keel's MCP servers are started: CLI parsing, transports, health check.
+
+Both servers (support desk, knowledge base) are separate processes so that any MCP client
+(Keel's worker, MCP Inspector, Claude Desktop over stdio) can use them. Keeping the launch
+logic here means the two ``__main__`` modules only say *what* to serve, and the transport
+details (path ``/mcp``, ``GET /healthz``, Host-header policy, exit codes) stay identical.
+
+Exit codes: 0 after a clean shutdown, 2 for bad input (argparse errors, an unusable
+database path, a malformed environment variable) with one ``error:`` line on stderr and no
+traceback, so launchers and humans see the cause at a glance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+import uvicorn
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+MCP_PATH = "/mcp"
+HEALTH_PATH = "/healthz"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+ServerFactory = Callable[[argparse.Namespace], MCPServer]
+
+
+class CliError(Exception):
+    """Bad user input discovered after parsing (e.g. an unwritable database path).
+
+    Raised by server factories; :func:`serve` turns it into one stderr line and exit code 2.
+    """
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse that reports errors as a single line (no usage dump) and exits with 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def port_number(text: str) -> int:
+    """argparse type for a TCP port: an integer in 1..65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be an integer, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be in 1..65535, got {value}")
+    return value
+
+
+def latency_ms_from_env(variable: str) -> int:
+    """Artificial per-call latency in ms from ``variable`` (default 0), or :class:`CliError`.
+
+    Both servers accept one (``SUPPORT_DESK_LATENCY_MS``, ``KNOWLEDGE_LATENCY_MS``) so tests
+    and benchmarks can make tool calls slow enough to see that concurrent calls overlap.
+    """
+    raw = os.environ.get(variable, "").strip() or "0"
+    try:
+        value = int(raw)
+    except ValueError:
+        raise CliError(f"{variable} must be an integer, got {raw!r}") from None
+    if value < 0:
+        raise CliError(f"{variable} must be >= 0, got {value}")
+    return value
+
+
+def build_parser(prog: str, description: str, default_port: int) -> argparse.ArgumentParser:
+    """The shared options: ``--transport``, ``--host``, ``--port``, ``--allowed-host``."""
+    parser = _OneLineParser(prog=prog, description=description)
+    parser.add_argument(
+        "--transport",
+        choices=["http", "stdio"],
+        default="http",
+        help="http = streamable HTTP at /mcp (default); stdio = JSON-RPC over stdin/stdout",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind for http (default 127.0.0.1; use 0.0.0.0 in containers)",
+    )
+    parser.add_argument(
+        "--port", type=port_number, default=default_port, help=f"http port (default {default_port})"
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT|:*]",
+        help="extra Host header to accept (repeatable); turns DNS-rebinding protection on"
+        " for non-loopback binds, e.g. --allowed-host support-desk:*",
+    )
+    return parser
+
+
+def transport_security(host: str, extra_hosts: Sequence[str]) -> TransportSecuritySettings:
+    """Host/Origin checks for the streamable HTTP endpoint.
+
+    The choice, and why:
+
+    * Bound to loopback (the default): DNS-rebinding protection ON, accepting Host
+      ``127.0.0.1:*``, ``localhost:*``, ``[::1]:*`` and the same origins over http. That is
+      the SDK's own default for loopback, made explicit here, and it is what lets
+      ``http://127.0.0.1:PORT/mcp`` and ``http://localhost:PORT/mcp`` work from Keel and from
+      MCP Inspector (its proxy sends ``Host: localhost:PORT``; its browser "direct" mode sends
+      ``Origin: http://localhost:6274``), while a page served from some other origin cannot
+      drive a local server through a rebound DNS name.
+    * Bound to anything else (``0.0.0.0`` in docker-compose): protection OFF unless
+      ``--allowed-host`` is given. Inside a compose network, peers reach the server by
+      service/container name (``support-desk:8201``), which cannot be listed in advance;
+      the network boundary (only published ports are reachable) is the protection there.
+      With ``--allowed-host NAME:*`` protection is ON for loopback names plus those names.
+    * Loopback bind plus ``--allowed-host``: loopback names plus the given ones.
+    """
+    if host not in LOOPBACK_HOSTS and not extra_hosts:
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", *extra_hosts]
+    origins = [f"http://{h}" for h in hosts] + [f"https://{h}" for h in extra_hosts]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
+
+
+def add_health_route(server: MCPServer) -> None:
+    """``GET /healthz`` → ``{"status": "ok", "server": name}`` for launchers and compose."""
+
+    @server.custom_route(HEALTH_PATH, methods=["GET"])
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok", "server": server.name})
+
+
+async def _run_http(server: MCPServer, args: argparse.Namespace) -> None:
+    add_health_route(server)
+    app = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        transport_security=transport_security(args.host, args.allowed_host),
+        host=args.host,
+    )
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
+    display_host = f"[{args.host}]" if ":" in args.host else args.host
+    print(
+        f"{server.name}: MCP over streamable HTTP at http://{display_host}:{args.port}{MCP_PATH}",
+        file=sys.stderr,
+        flush=True,
+    )
+    await uvicorn.Server(config).serve()
+
+
+def fail(prog: str, message: str) -> NoReturn:
+    """Print one error line to stderr and exit 2 (bad input, never a traceback)."""
+    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def serve(
+    server: MCPServer | ServerFactory,
+    argv: Sequence[str] | None,
+    default_port: int,
+    *,
+    prog: str | None = None,
+    description: str = "Keel MCP server",
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> int:
+    """Parse ``argv`` and run ``server`` until interrupted; returns the process exit code.
+
+    ``server`` may be a factory taking the parsed arguments, for servers whose construction
+    depends on extra options added by ``add_arguments`` (the support desk's ``--db``). A
+    factory signals bad input by raising :class:`CliError`.
+    """
+    name = prog or (server.name if isinstance(server, MCPServer) else "mcp-server")
+    parser = build_parser(name, description, default_port)
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    try:
+        instance = server if isinstance(server, MCPServer) else server(args)
+    except CliError as exc:
+        fail(name, str(exc))
+    try:
+        if args.transport == "stdio":
+            asyncio.run(instance.run_stdio_async())
+        else:
+            asyncio.run(_run_http(instance, args))
+    except KeyboardInterrupt:
+        pass
+    return 0

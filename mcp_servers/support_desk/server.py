@@ -1,0 +1,225 @@
+"""The support-desk MCP server: tool schemas, annotations and the error contract.
+
+The input schemas are the first line of defence (Keel validates tool calls against them
+before they fire), so every parameter has a pattern, enum or bound plus a description.
+Annotations are truthful, because Keel's approval policy reads them: ``refund_order`` is
+destructive and not idempotent, ``send_email`` reaches the outside world.
+
+Domain refusals (unknown IDs, refunds above what is refundable) come back as ``is_error``
+results whose text tells the agent what to do next; they are raised as ``ToolError`` after
+the transaction was rolled back, so an error never leaves a side effect.
+
+Database work runs in a worker thread (one SQLite connection per call), and the artificial
+latency from ``SUPPORT_DESK_LATENCY_MS`` is an ``asyncio.sleep`` — so concurrent calls overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated, Literal, TypeVar
+
+import anyio.to_thread
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
+from pydantic import Field
+
+from mcp_servers.support_desk.db import DomainError, SupportDesk
+from mcp_servers.support_desk.models import (
+    Customer,
+    CustomerSearch,
+    Email,
+    Order,
+    OrderList,
+    Refund,
+    Ticket,
+    TicketNote,
+)
+
+SERVER_NAME = "support-desk"
+T = TypeVar("T")
+
+CustomerId = Annotated[
+    str, Field(pattern=r"^CUS-\d{4}$", description="Customer ID, e.g. CUS-1001.")
+]
+OrderId = Annotated[str, Field(pattern=r"^ORD-\d{4}$", description="Order ID, e.g. ORD-1042.")]
+TicketId = Annotated[str, Field(pattern=r"^TCK-\d{4}$", description="Ticket ID, e.g. TCK-5001.")]
+OrderStatus = Literal["pending", "paid", "shipped", "delivered", "cancelled", "refunded"]
+RefundReason = Literal["damaged", "not_received", "wrong_item", "changed_mind", "other"]
+TicketStatus = Literal["open", "pending", "resolved", "closed"]
+
+READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+
+def create_server(desk: SupportDesk, latency_ms: int = 0) -> MCPServer:
+    """Build the server over an initialized :class:`SupportDesk`."""
+    server: MCPServer = MCPServer(
+        SERVER_NAME,
+        title="Support desk",
+        description="Customers, orders, refunds, outbound email and tickets of an outdoor shop.",
+        instructions=(
+            "Look customers up with search_customers, then inspect orders with get_order before"
+            " refunding: refund_order accepts at most the order's 'refundable' amount."
+            " Money is in USD with 2 decimals."
+        ),
+        log_level="WARNING",
+    )
+
+    async def run(fn: Callable[[], T]) -> T:
+        """Apply the artificial latency, run ``fn`` in a thread, map refusals to ToolError."""
+        if latency_ms:
+            await asyncio.sleep(latency_ms / 1000)
+        try:
+            return await anyio.to_thread.run_sync(fn)
+        except DomainError as exc:
+            raise ToolError(str(exc)) from None
+
+    @server.tool(
+        name="search_customers",
+        title="Search customers",
+        description="Find customers whose name or email contains the query (case-insensitive).",
+        annotations=READ,
+    )
+    async def search_customers(
+        query: Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=100,
+                description="Part of a name or email address, e.g. 'lopez' or 'maria.lopez@'.",
+            ),
+        ],
+        limit: Annotated[int, Field(ge=1, le=20, description="Maximum matches to return.")] = 5,
+    ) -> CustomerSearch:
+        return await run(partial(desk.search_customers, query, limit))
+
+    @server.tool(
+        name="get_customer",
+        title="Get customer",
+        description="A customer's profile, loyalty tier, order count, lifetime spend and open"
+        " tickets.",
+        annotations=READ,
+    )
+    async def get_customer(customer_id: CustomerId) -> Customer:
+        return await run(partial(desk.get_customer, customer_id))
+
+    @server.tool(
+        name="list_orders",
+        title="List orders",
+        description="A customer's orders, newest first, optionally filtered by status.",
+        annotations=READ,
+    )
+    async def list_orders(
+        customer_id: CustomerId,
+        status: Annotated[
+            OrderStatus | None, Field(description="Only orders in this status; omit for all.")
+        ] = None,
+        limit: Annotated[int, Field(ge=1, le=50, description="Maximum orders to return.")] = 10,
+    ) -> OrderList:
+        return await run(partial(desk.list_orders, customer_id, status, limit))
+
+    @server.tool(
+        name="get_order",
+        title="Get order",
+        description="An order's items, totals, amount paid, amount refunded so far, amount still"
+        " refundable, status, dates and customer.",
+        annotations=READ,
+    )
+    async def get_order(order_id: OrderId) -> Order:
+        return await run(partial(desk.get_order, order_id))
+
+    @server.tool(
+        name="refund_order",
+        title="Refund order",
+        description="Refund money to the customer's original payment method. Irreversible."
+        " The amount must not exceed the order's refundable amount (see get_order); an order"
+        " refunded in full gets status 'refunded'.",
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=True,
+            idempotent_hint=False,
+            open_world_hint=False,
+        ),
+    )
+    async def refund_order(
+        order_id: OrderId,
+        amount: Annotated[
+            float,
+            Field(
+                gt=0,
+                le=10000,
+                multiple_of=0.01,
+                description="Amount in USD, at most 2 decimals, e.g. 42.00.",
+            ),
+        ],
+        reason: Annotated[RefundReason, Field(description="Why the customer is refunded.")],
+        note: Annotated[
+            str | None,
+            Field(max_length=500, description="Optional internal note kept with the refund."),
+        ] = None,
+    ) -> Refund:
+        cents = round(amount * 100)
+        return await run(partial(desk.refund_order, order_id, cents, reason, note))
+
+    @server.tool(
+        name="send_email",
+        title="Send email",
+        description="Send an email to the customer's address of record. It leaves the"
+        " building: it cannot be unsent.",
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=False,
+            open_world_hint=True,
+        ),
+    )
+    async def send_email(
+        customer_id: CustomerId,
+        subject: Annotated[str, Field(min_length=1, max_length=200, description="Subject line.")],
+        body: Annotated[
+            str, Field(min_length=1, max_length=5000, description="Plain-text message body.")
+        ],
+    ) -> Email:
+        return await run(partial(desk.send_email, customer_id, subject, body))
+
+    @server.tool(
+        name="update_ticket",
+        title="Update ticket status",
+        description="Set a support ticket's status. Setting the current status again changes"
+        " nothing.",
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=True,
+            idempotent_hint=True,
+            open_world_hint=False,
+        ),
+    )
+    async def update_ticket(
+        ticket_id: TicketId,
+        status: Annotated[TicketStatus, Field(description="The new status.")],
+    ) -> Ticket:
+        return await run(partial(desk.update_ticket, ticket_id, status))
+
+    @server.tool(
+        name="add_ticket_note",
+        title="Add ticket note",
+        description="Append an internal note to a support ticket (not visible to the customer).",
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=False,
+            open_world_hint=False,
+        ),
+    )
+    async def add_ticket_note(
+        ticket_id: TicketId,
+        note: Annotated[str, Field(min_length=1, max_length=2000, description="The note text.")],
+        author: Annotated[
+            str, Field(min_length=1, max_length=100, description="Who writes the note.")
+        ] = "agent",
+    ) -> TicketNote:
+        return await run(partial(desk.add_ticket_note, ticket_id, note, author))
+
+    return server

