@@ -1,0 +1,132 @@
+"""Profiles, environment configuration and per-run limits: readable errors naming the field."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from keel.config import DEFAULT_MCP_SERVERS, Settings, parse_mcp_servers
+from keel.errors import ConfigError, ProfileError
+from keel.models import LimitOverrides, Limits
+from keel.profiles import available_profiles, load_profile
+from workflows.limits import LimitError, effective_limits
+
+REPO = Path(__file__).resolve().parent.parent
+GOOD = """
+system_prompt = "You help."
+[model]
+name = "sim/quick_answer"
+[[servers]]
+name = "support_desk"
+tools = ["get_order"]
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def test_bundled_support_profile_loads() -> None:
+    profile = load_profile("support", [REPO / "profiles"])
+    assert profile.model.name == "sim/support_demo"
+    assert [s.name for s in profile.servers] == ["support_desk", "knowledge"]
+    assert profile.limits.max_steps == 8
+
+
+def test_every_test_profile_loads() -> None:
+    path = [REPO / "tests" / "profiles"]
+    names = available_profiles(path)
+    assert "quick" in names and "slow" in names
+    for name in names:
+        assert load_profile(name, path).name == name
+
+
+def test_defaults_fill_unset_fields(tmp_path: Path) -> None:
+    write(tmp_path, "mini", GOOD)
+    profile = load_profile("mini", [tmp_path])
+    assert profile.name == "mini"
+    assert profile.limits == Limits()
+    assert profile.model.base_url == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (GOOD.replace('name = "sim/quick_answer"', ""), "model.name: Field required"),
+        (GOOD + "\n[limits]\nmax_steps = 0\n", "limits.max_steps: Input should be greater"),
+        (GOOD + "\n[limits]\nmax_stpes = 3\n", "limits.max_stpes: Extra inputs are not permitted"),
+        (GOOD.replace("[model]", "[model]\ntemperature = 'hot'"), "model.temperature"),
+        (GOOD + '[[servers]]\nname = "support_desk"\n', "server listed more than once"),
+        ("system_prompt = 'x'\n[model\n", "invalid TOML"),
+    ],
+)
+def test_invalid_profile_names_file_and_field(tmp_path: Path, text: str, expected: str) -> None:
+    write(tmp_path, "broken", text)
+    with pytest.raises(ProfileError) as info:
+        load_profile("broken", [tmp_path])
+    assert "broken.toml" in str(info.value)
+    assert expected in str(info.value)
+
+
+def test_unknown_profile_lists_available_and_suggests() -> None:
+    with pytest.raises(ProfileError) as info:
+        load_profile("suport", [REPO / "profiles"])
+    assert "unknown profile 'suport'" in str(info.value)
+    assert "did you mean 'support'" in str(info.value)
+
+
+def test_profile_name_must_match_file(tmp_path: Path) -> None:
+    write(tmp_path, "one", 'name = "two"\n' + GOOD)
+    with pytest.raises(ProfileError, match="must match the file name"):
+        load_profile("one", [tmp_path])
+
+
+def test_path_traversal_in_profile_name_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="invalid"):
+        load_profile("../etc/passwd", [tmp_path])
+
+
+def test_mcp_servers_from_environment() -> None:
+    servers = parse_mcp_servers(
+        {
+            "KEEL_MCP_SUPPORT_DESK": "http://desk:9000/mcp",
+            "KEEL_MCP_WEATHER": "stdio:python -m weather --flag 'a b'",
+            "KEEL_MCP_KNOWLEDGE": "",
+        }
+    )
+    assert servers["support_desk"].url == "http://desk:9000/mcp"
+    assert servers["weather"].command == ("python", "-m", "weather", "--flag", "a b")
+    assert servers["weather"].transport == "stdio"
+    assert "knowledge" not in servers
+
+
+def test_defaults_without_environment() -> None:
+    settings = Settings.from_env({})
+    assert settings.task_queue == "agents"
+    assert {n: t.url for n, t in settings.mcp_servers.items()} == DEFAULT_MCP_SERVERS
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"KEEL_MCP_DESK": "ftp://x"}, "KEEL_MCP_DESK='ftp://x': expected an http(s):// URL"),
+        ({"KEEL_MCP_DESK": "stdio:"}, "needs a command"),
+        ({"KEEL_MCP_READ_TIMEOUT_SECONDS": "soon"}, "is not a number"),
+    ],
+)
+def test_bad_environment_is_a_config_error(env: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        Settings.from_env(env)
+
+
+def test_limits_may_be_lowered_not_raised() -> None:
+    ceiling = Limits(max_steps=8, max_tool_calls=20)
+    assert effective_limits(ceiling, None) == ceiling
+    lowered = effective_limits(ceiling, LimitOverrides(max_steps=3))
+    assert lowered == Limits(max_steps=3, max_tool_calls=20)
+    with pytest.raises(LimitError, match=r"limits\.max_tool_calls=21 exceeds"):
+        effective_limits(ceiling, LimitOverrides(max_tool_calls=21))

@@ -1,0 +1,111 @@
+"""Tool catalog and call preparation: the seam where validation layers plug in."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mcp.types import CallToolResult, ListToolsResult, TextContent, Tool, ToolAnnotations
+
+from keel.models import ServerSettings, ToolCall
+from workflows.tools import (
+    CatalogError,
+    PreparedCall,
+    RejectedCall,
+    build_catalog,
+    compact_json,
+    prepare_call,
+    result_text,
+)
+
+SCHEMA = {"type": "object", "properties": {"order_id": {"type": "string"}}}
+
+
+def listing(*names: str) -> ListToolsResult:
+    return ListToolsResult(
+        tools=[
+            Tool(
+                name=n,
+                input_schema=SCHEMA,
+                annotations=ToolAnnotations(read_only_hint=True),
+            )
+            for n in names
+        ]
+    )
+
+
+def catalog():
+    return build_catalog(
+        [
+            ServerSettings(name="desk", tools=["get_order", "list_orders"]),
+            ServerSettings(name="kb"),
+        ],
+        {"desk": listing("get_order", "list_orders", "refund_order"), "kb": listing("search")},
+    )
+
+
+def test_catalog_applies_allow_list_and_keeps_schemas() -> None:
+    tools = catalog()
+    assert [(t.server, t.name) for t in tools] == [
+        ("desk", "get_order"),
+        ("desk", "list_orders"),
+        ("kb", "search"),
+    ]
+    assert tools[0].input_schema == SCHEMA
+    assert tools[0].annotations["read_only_hint"] is True
+
+
+def test_catalog_rejects_allowed_tool_the_server_lacks() -> None:
+    with pytest.raises(CatalogError, match="get_invoice"):
+        build_catalog([ServerSettings(name="desk", tools=["get_invoice"])], {"desk": listing("a")})
+
+
+def test_catalog_rejects_same_tool_on_two_servers() -> None:
+    with pytest.raises(CatalogError, match="offered by both"):
+        build_catalog(
+            [ServerSettings(name="a"), ServerSettings(name="b")],
+            {"a": listing("search"), "b": listing("search")},
+        )
+
+
+def test_valid_call_is_prepared() -> None:
+    prepared = prepare_call(
+        ToolCall(id="c1", name="get_order", arguments='{"order_id":"ORD-1"}'), catalog()
+    )
+    assert isinstance(prepared, PreparedCall)
+    assert prepared.arguments == {"order_id": "ORD-1"}
+    assert prepared.tool.server == "desk"
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "expected"),
+    [
+        ("get_ordr", "{}", "Unknown tool 'get_ordr'"),
+        ("refund_order", "{}", "Unknown tool 'refund_order'"),
+        ("get_order", '{"order_id": "ORD-10', "not valid JSON"),
+        ("get_order", "[1, 2]", "must be a JSON object"),
+    ],
+)
+def test_invalid_calls_are_rejected_as_data(name: str, arguments: str, expected: str) -> None:
+    outcome = prepare_call(ToolCall(id="c1", name=name, arguments=arguments), catalog())
+    assert isinstance(outcome, RejectedCall)
+    assert expected in outcome.message
+    content = json.loads(outcome.as_tool_content())
+    assert content["error"] == "invalid_tool_call"
+    assert content["layer"] == "schema"
+
+
+def test_unknown_tool_suggests_closest_name() -> None:
+    outcome = prepare_call(ToolCall(id="c", name="get_ordr", arguments="{}"), catalog())
+    assert isinstance(outcome, RejectedCall)
+    assert "Did you mean: get_order" in outcome.message
+
+
+def test_result_text_compacts_json_and_keeps_plain_text() -> None:
+    pretty = json.dumps({"a": 1, "b": [1, 2]}, indent=2)
+    result = CallToolResult(content=[TextContent(type="text", text=pretty)])
+    assert result_text(result) == '{"a":1,"b":[1,2]}'
+    assert compact_json("not json {") == "not json {"
+    assert compact_json("{broken") == "{broken"
+    empty = CallToolResult(content=[], structured_content={"x": 1})
+    assert result_text(empty) == '{"x":1}'
