@@ -1,0 +1,135 @@
+"""The OpenAI-compatible provider and the activities' pre-flight, against the real simulator."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import httpx2
+import pytest
+from temporalio.exceptions import ApplicationError
+
+from activities.llm import LLMActivities
+from activities.profiles import ProfileActivities
+from activities.providers.base import http_error, parse_retry_after
+from activities.providers.openai_compat import OpenAICompatProvider
+from keel.config import Settings
+from keel.models import ChatMessage, ChatRequest, ModelSettings, ToolSpec
+from keel.procs import free_port
+from keel.stack import Stack
+from tests.conftest import TEST_PROFILES
+
+MESSAGES = [
+    ChatMessage(role="system", content="You are a support agent."),
+    ChatMessage(role="user", content="ORD-1042 arrived damaged."),
+]
+TOOL = ToolSpec(server="support_desk", name="get_order", input_schema={"type": "object"})
+
+
+def request(base_url: str, model: str, api_key_env: str = "") -> ChatRequest:
+    return ChatRequest(
+        model=ModelSettings(name=model, base_url=base_url, api_key_env=api_key_env),
+        messages=MESSAGES,
+        tools=[TOOL],
+        conversation_id=f"provider-test-{uuid.uuid4().hex}",
+    )
+
+
+async def chat(req: ChatRequest, api_key: str | None = None):
+    async with httpx2.AsyncClient() as http:
+        return await OpenAICompatProvider(http).chat(req, api_key)
+
+
+async def test_tool_calls_and_usage_are_parsed(stack: Stack) -> None:
+    response = await chat(request(stack.config.llm_base_url, "sim/support_demo"))
+    assert [c.name for c in response.tool_calls] == [
+        "search_customers",
+        "get_order",
+        "search_knowledge",
+    ]
+    assert response.tool_calls[1].arguments == '{"order_id": "ORD-1042"}'
+    assert response.finish_reason == "tool_calls"
+    assert response.usage.input_tokens > 0
+    assert response.usage.output_tokens > 0
+
+
+async def test_429_is_retryable_and_carries_retry_after(stack: Stack) -> None:
+    with pytest.raises(ApplicationError) as info:
+        await chat(request(stack.config.llm_base_url, "sim/retry_429"))
+    assert info.value.non_retryable is False
+    assert info.value.next_retry_delay == timedelta(seconds=1)
+    assert "HTTP 429" in info.value.message
+
+
+async def test_500_is_retryable(stack: Stack) -> None:
+    with pytest.raises(ApplicationError) as info:
+        await chat(request(stack.config.llm_base_url, "sim/server_error"))
+    assert info.value.non_retryable is False
+    assert info.value.type == "LLMHttpError"
+
+
+async def test_unknown_model_is_non_retryable_with_readable_message(stack: Stack) -> None:
+    with pytest.raises(ApplicationError) as info:
+        await chat(request(stack.config.llm_base_url, "sim/does_not_exist"))
+    assert info.value.non_retryable is True
+    assert info.value.type == "LLMRequestRejected"
+    assert "HTTP 404" in info.value.message and "not found" in info.value.message
+
+
+async def test_unreachable_endpoint_is_retryable_transport_error() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with pytest.raises(ApplicationError) as info:
+        await chat(request(url, "sim/quick_answer"))
+    assert info.value.non_retryable is False
+    assert info.value.type == "LLMTransportError"
+    assert url in info.value.message
+
+
+def test_status_classification() -> None:
+    for status in (408, 409, 429, 500, 502, 503):
+        assert http_error(status, "x").non_retryable is False
+    for status in (400, 401, 403, 404, 422):
+        assert http_error(status, "x").non_retryable is True
+    assert parse_retry_after("2.5") == timedelta(seconds=2.5)
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
+
+
+async def test_missing_api_key_is_a_config_error(stack: Stack) -> None:
+    async with httpx2.AsyncClient() as http:
+        llm = LLMActivities(OpenAICompatProvider(http))
+        req = request(stack.config.llm_base_url, "sim/quick_answer", "KEEL_TEST_UNSET_KEY")
+        with pytest.raises(ApplicationError) as info:
+            await llm.chat(req)
+    assert info.value.non_retryable is True
+    assert "KEEL_TEST_UNSET_KEY" in info.value.message
+
+
+async def test_profile_preflight(stack: Stack) -> None:
+    async with httpx2.AsyncClient() as http:
+        ok = ProfileActivities(
+            Settings.from_env(
+                {
+                    "KEEL_PROFILES_PATH": str(TEST_PROFILES),
+                    "KEEL_LLM_BASE_URL": stack.config.llm_base_url,
+                }
+            ),
+            http,
+        )
+        profile = await ok.load("quick")
+        assert profile.model.base_url == stack.config.llm_base_url
+
+        with pytest.raises(ApplicationError) as unknown_server:
+            await ok.load("mcp_down")  # uses 'offline_desk', which this worker does not know
+        assert unknown_server.value.non_retryable is True
+        assert "offline_desk" in unknown_server.value.message
+
+        dead = f"http://127.0.0.1:{free_port()}/v1"
+        unreachable = ProfileActivities(
+            Settings.from_env(
+                {"KEEL_PROFILES_PATH": str(TEST_PROFILES), "KEEL_LLM_BASE_URL": dead}
+            ),
+            http,
+        )
+        with pytest.raises(ApplicationError) as down:
+            await unreachable.load("quick")
+        assert dead in down.value.message and "unreachable" in down.value.message
