@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 
@@ -24,6 +25,7 @@ from activities.profiles import ProfileActivities
 from activities.providers.openai_compat import OpenAICompatProvider
 from keel.config import Settings
 from keel.errors import KeelError
+from keel.profiles import available_profiles, load_profile
 from workflows.agent import AgentWorkflow
 
 log = logging.getLogger("keel.worker")
@@ -36,6 +38,31 @@ async def connect(settings: Settings) -> Client:
         namespace=settings.namespace,
         data_converter=pydantic_data_converter,
     )
+
+
+def check_profiles(settings: Settings) -> list[str]:
+    """Problems the profiles on the search path would hit on this worker, as readable lines.
+
+    Logged at start-up so a missing key or an unknown server is seen before the first run;
+    the same checks run again per run in ``keel.profile.load``.
+    """
+    problems: list[str] = []
+    for name in available_profiles(settings.profiles_path):
+        try:
+            profile = load_profile(name, settings.profiles_path)
+        except KeelError as exc:
+            problems.append(str(exc))
+            continue
+        for server in profile.servers:
+            if server.name not in settings.mcp_servers:
+                problems.append(
+                    f"profile {name!r}: MCP server {server.name!r} is not configured"
+                    f" (set KEEL_MCP_{server.name.upper()})"
+                )
+        key_env = profile.model.api_key_env or settings.llm_api_key_env
+        if key_env and not os.environ.get(key_env):
+            problems.append(f"profile {name!r}: environment variable {key_env} is not set")
+    return problems
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
@@ -61,6 +88,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             settings.llm_base_url,
             servers,
         )
+        for problem in check_profiles(settings):
+            log.warning("%s; runs of this profile will fail at start", problem)
         async with worker:
             await stop.wait()
 
@@ -95,6 +124,4 @@ if __name__ == "__main__":
     sys.stderr.flush()
     # Work has been flushed; skip interpreter teardown, which can crash after the Temporal
     # client was used (a known SDK issue, see docs/operations.md).
-    import os
-
     os._exit(code)

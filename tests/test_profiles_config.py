@@ -130,3 +130,15 @@ def test_limits_may_be_lowered_not_raised() -> None:
     assert lowered == Limits(max_steps=3, max_tool_calls=20)
     with pytest.raises(LimitError, match=r"limits\.max_tool_calls=21 exceeds"):
         effective_limits(ceiling, LimitOverrides(max_tool_calls=21))
+
+
+def test_worker_startup_check_reports_missing_key_and_server(tmp_path: Path) -> None:
+    from worker import check_profiles
+
+    write(tmp_path, "keyed", GOOD.replace("[model]", '[model]\napi_key_env = "KEEL_TEST_NO_KEY"'))
+    write(tmp_path, "elsewhere", GOOD.replace('"support_desk"', '"crm"'))
+    problems = check_profiles(Settings.from_env({"KEEL_PROFILES_PATH": str(tmp_path)}))
+    assert problems == [
+        "profile 'elsewhere': MCP server 'crm' is not configured (set KEEL_MCP_CRM)",
+        "profile 'keyed': environment variable KEEL_TEST_NO_KEY is not set",
+    ]

@@ -1,0 +1,37 @@
+# One image for every Keel process: the worker (default), the two MCP servers and the
+# simulator. docker-compose.yml picks the process with `command:`.
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    KEEL_PROFILES_PATH=/app/profiles
+
+# A fixed, unprivileged user. /data is created here, owned by that user, so a named volume
+# mounted on it (the support desk's SQLite file) starts out writable.
+RUN groupadd --system --gid 10001 keel \
+    && useradd --system --uid 10001 --gid keel --home-dir /app --no-create-home keel \
+    && mkdir -p /app /data \
+    && chown keel:keel /data
+
+WORKDIR /app
+
+# Project metadata first, then every top-level package and module the processes import
+# (the worker imports keel, workflows and activities; the servers run from mcp_servers and
+# simulator). profiles/ is plain data, not a package: it is copied, not installed.
+COPY pyproject.toml README.md ./
+COPY keel ./keel
+COPY workflows ./workflows
+COPY activities ./activities
+COPY mcp_servers ./mcp_servers
+COPY simulator ./simulator
+COPY worker.py ./worker.py
+COPY profiles ./profiles
+
+# The project's runtime dependencies only ([project] dependencies, no dev extras).
+# The code stays owned by root: the processes only read it.
+RUN pip install --no-cache-dir .
+
+USER keel
+
+CMD ["python", "worker.py"]
