@@ -23,6 +23,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Price(_Strict):
+    """USD per million tokens. Cached input defaults to the input price when not given."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    cached_input_per_mtok: float | None = Field(default=None, ge=0)
+
+
 class ModelSettings(_Strict):
     """Which model serves the run and how to reach it.
 
@@ -40,6 +48,15 @@ class ModelSettings(_Strict):
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     max_attempts: int = Field(default=5, ge=1, le=100)
+    price: Price | None = Field(
+        default=None, description="explicit price; else looked up in genai-prices at load"
+    )
+    pricing_provider: str = Field(
+        default="", description="genai-prices provider id for the lookup, e.g. 'openai'"
+    )
+    price_as: str = Field(
+        default="", description="price this model like another model id (e.g. a simulator)"
+    )
 
 
 class ServerSettings(_Strict):
@@ -55,10 +72,78 @@ class ServerSettings(_Strict):
 
 
 class Limits(_Strict):
-    """Ceilings for a run. Callers may lower them per run, never raise them."""
+    """Ceilings for a run. Callers may lower them per run, never raise them.
+
+    ``None`` means unlimited for the optional budgets.
+    """
 
     max_steps: int = Field(default=10, ge=1, le=1000, description="model calls per run")
     max_tool_calls: int = Field(default=30, ge=0, le=10_000, description="tool calls per run")
+    max_tokens: int | None = Field(default=None, ge=1, description="input + output tokens")
+    max_cost_usd: float | None = Field(default=None, gt=0, description="model spend in USD")
+    max_wall_clock_seconds: float | None = Field(default=None, gt=0, le=30 * 86400)
+    max_repeated_calls: int = Field(
+        default=3, ge=1, le=100, description="same tool with the same arguments, N-th time halts"
+    )
+    max_idle_steps: int = Field(
+        default=3, ge=1, le=100, description="K consecutive steps that add no new information"
+    )
+
+
+LIMIT_FIELDS = (
+    "max_steps",
+    "max_tool_calls",
+    "max_tokens",
+    "max_cost_usd",
+    "max_wall_clock_seconds",
+    "max_repeated_calls",
+    "max_idle_steps",
+)
+
+
+class EscalationSettings(_Strict):
+    """What happens when a limit trips: halt at once, or wait (bounded) for a human ``guide``."""
+
+    on_limit: Literal["halt", "escalate"] = "halt"
+    timeout_seconds: float = Field(default=3600, gt=0, le=30 * 86400)
+
+
+class Lookup(_Strict):
+    """A read-only tool call whose result a semantic check refers to as ``$<name>.<path>``."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    tool: str
+    arguments: dict[str, Any] = Field(
+        default_factory=dict, description="values may be '$<argument path>' of the checked call"
+    )
+
+
+class Check(_Strict):
+    """One declarative semantic rule on an argument of a tool call.
+
+    ``min`` / ``max`` are numbers or references (``$arg.path`` to another argument of the call,
+    ``$lookup.path`` into a lookup's result); ``exists`` names a lookup that must succeed
+    (the identifier exists); ``min_date`` / ``max_date`` are ISO dates or offsets from now
+    such as ``-30d`` / ``+0d``.
+    """
+
+    argument: str
+    min: float | str | None = None
+    max: float | str | None = None
+    exists: str | None = None
+    min_date: str | None = None
+    max_date: str | None = None
+    message: str = Field(default="", description="how to fix it, shown to the model")
+
+
+class ToolPolicy(_Strict):
+    """Per-tool rules: who may call it (authorization) and what must hold (semantic)."""
+
+    roles: list[str] = Field(
+        default_factory=list, description="principal needs one of these roles; empty = anyone"
+    )
+    lookups: list[Lookup] = Field(default_factory=list)
+    checks: list[Check] = Field(default_factory=list)
 
 
 class Profile(_Strict):
@@ -70,6 +155,8 @@ class Profile(_Strict):
     model: ModelSettings
     servers: list[ServerSettings] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+    escalation: EscalationSettings = Field(default_factory=EscalationSettings)
+    tools: dict[str, ToolPolicy] = Field(default_factory=dict)
 
     @field_validator("servers")
     @classmethod
@@ -98,6 +185,11 @@ class LimitOverrides(_Strict):
 
     max_steps: int | None = Field(default=None, ge=1)
     max_tool_calls: int | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    max_wall_clock_seconds: float | None = Field(default=None, gt=0)
+    max_repeated_calls: int | None = Field(default=None, ge=1)
+    max_idle_steps: int | None = Field(default=None, ge=1)
 
 
 class AgentInput(_Strict):
@@ -168,6 +260,11 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessage]
     tools: list[ToolSpec] = Field(default_factory=list)
     conversation_id: str = Field(description="stable per run; lets providers group requests")
+    max_output_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="this call's cap, when a budget leaves less than the model's",
+    )
 
 
 class ChatResponse(BaseModel):
@@ -186,7 +283,9 @@ class ChatResponse(BaseModel):
 # Run state and result
 # --------------------------------------------------------------------------------------------
 
-RunState = Literal["running", "awaiting_approval", "halted", "completed", "failed"]
+RunState = Literal[
+    "running", "awaiting_approval", "awaiting_guidance", "halted", "completed", "failed"
+]
 RunOutcome = Literal["completed", "halted", "rejected", "failed"]
 StepKind = Literal["model", "tool"]
 StepOutcome = Literal["ok", "tool_error", "invalid", "failed"]
@@ -207,6 +306,10 @@ class StepRecord(BaseModel):
     outcome: StepOutcome = "ok"
     detail: str = ""
     idempotency_key: str | None = None
+    cost_usd: float | None = None
+    validation: str | None = Field(
+        default=None, description="'passed', or '<layer>: <message>' for a refused tool call"
+    )
 
 
 class RunStatus(BaseModel):
@@ -218,6 +321,7 @@ class RunStatus(BaseModel):
     tool_calls: int
     usage: Usage
     last_event: str
+    cost_usd: float = 0.0
 
 
 class RunResult(BaseModel):
@@ -234,3 +338,4 @@ class RunResult(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     tool_calls: int = 0
     model_calls: int = 0
+    cost_usd: float = 0.0

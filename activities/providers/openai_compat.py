@@ -53,7 +53,7 @@ def build_body(request: ChatRequest) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": request.model.name,
         "messages": [_message_json(m) for m in request.messages],
-        "max_tokens": request.model.max_output_tokens,
+        "max_tokens": request.max_output_tokens or request.model.max_output_tokens,
         "temperature": request.model.temperature,
     }
     if request.tools:
