@@ -15,17 +15,20 @@ import signal
 import sys
 
 import httpx2
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.llm import LLMActivities
 from activities.mcp import ToolResultStamper, build_mcp_plugin
+from activities.pricing import resolve_price
 from activities.profiles import ProfileActivities
 from activities.providers.openai_compat import OpenAICompatProvider
 from keel.config import Settings
 from keel.errors import KeelError
 from keel.profiles import available_profiles, load_profile
+from keel.stack import SEARCH_ATTRIBUTES
 from workflows.agent import AgentWorkflow
 
 log = logging.getLogger("keel.worker")
@@ -53,6 +56,10 @@ def check_profiles(settings: Settings) -> list[str]:
         except KeelError as exc:
             problems.append(str(exc))
             continue
+        try:
+            resolve_price(profile.model)
+        except KeelError as exc:
+            problems.append(f"profile {name!r}: {exc}")
         for server in profile.servers:
             if server.name not in settings.mcp_servers:
                 problems.append(
@@ -65,32 +72,61 @@ def check_profiles(settings: Settings) -> list[str]:
     return problems
 
 
+def build_worker(client: Client, settings: Settings, http: httpx2.AsyncClient) -> Worker:
+    """The worker with every registration; clients are built once by the caller."""
+    llm = LLMActivities(OpenAICompatProvider(http))
+    profiles = ProfileActivities(settings, http)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[AgentWorkflow],
+        activities=[llm.chat, profiles.load],
+        plugins=[build_mcp_plugin(settings.mcp_servers, settings.mcp_read_timeout_seconds)],
+        interceptors=[ToolResultStamper()],
+        max_concurrent_activities=50,
+    )
+
+
+async def missing_search_attributes(client: Client) -> list[str]:
+    """Keel's search attributes that the namespace does not define.
+
+    A workflow that upserts an undefined attribute fails every workflow task (the run would
+    hang), so the worker refuses to start instead, with the command that fixes it.
+    """
+    response = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    defined = set(response.custom_attributes) | set(response.system_attributes)
+    return [name for name in SEARCH_ATTRIBUTES if name not in defined]
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     client = await connect(settings)
+    missing = await missing_search_attributes(client)
+    if missing:
+        fix = "; ".join(
+            f"temporal operator search-attribute create --name {name} --type Keyword"
+            f" --namespace {settings.namespace}"
+            for name in missing
+        )
+        raise KeelError(
+            f"namespace {settings.namespace!r} does not define search attribute(s)"
+            f" {', '.join(missing)}; register them first: {fix}"
+        )
     # Temporal owns retries, so the shared HTTP client never retries on its own.
     async with httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(retries=0)) as http:
-        llm = LLMActivities(OpenAICompatProvider(http))
-        profiles = ProfileActivities(settings, http)
-        worker = Worker(
-            client,
-            task_queue=settings.task_queue,
-            workflows=[AgentWorkflow],
-            activities=[llm.chat, profiles.load],
-            plugins=[build_mcp_plugin(settings.mcp_servers, settings.mcp_read_timeout_seconds)],
-            interceptors=[ToolResultStamper()],
-            max_concurrent_activities=50,
-        )
-        servers = ", ".join(f"{n}={t.describe()}" for n, t in settings.mcp_servers.items())
-        log.info(
-            "worker ready: temporal=%s task_queue=%s llm=%s mcp=[%s]",
-            settings.temporal_address,
-            settings.task_queue,
-            settings.llm_base_url,
-            servers,
-        )
+        worker = build_worker(client, settings, http)
         for problem in check_profiles(settings):
             log.warning("%s; runs of this profile will fail at start", problem)
         async with worker:
+            servers = ", ".join(f"{n}={t.describe()}" for n, t in settings.mcp_servers.items())
+            log.info(
+                "worker ready: temporal=%s task_queue=%s llm=%s mcp=[%s]",
+                settings.temporal_address,
+                settings.task_queue,
+                settings.llm_base_url,
+                servers,
+            )
             await stop.wait()
 
 
@@ -111,6 +147,9 @@ def main() -> int:
 
     try:
         asyncio.run(_main())
+    except KeelError as exc:
+        print(f"keel worker: {exc}", file=sys.stderr)
+        return 2
     except (OSError, RuntimeError) as exc:
         print(f"keel worker: cannot start: {exc}", file=sys.stderr)
         return 1

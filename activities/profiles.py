@@ -15,6 +15,7 @@ import httpx2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.pricing import resolve_price
 from keel.config import Settings
 from keel.errors import ProfileError, closest
 from keel.models import Profile
@@ -35,6 +36,13 @@ class ProfileActivities:
         except ProfileError as exc:
             raise ApplicationError(str(exc), type="ProfileError", non_retryable=True) from None
         profile = resolve_defaults(profile, self._settings)
+        try:
+            price = resolve_price(profile.model)
+        except ProfileError as exc:
+            raise ApplicationError(str(exc), type="ProfileError", non_retryable=True) from None
+        profile = profile.model_copy(
+            update={"model": profile.model.model_copy(update={"price": price})}
+        )
         check_servers(profile, self._settings.mcp_servers.keys())
         check_api_key(profile)
         await self._probe(profile.model.base_url)

@@ -11,6 +11,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
+from activities.pricing import resolve_price
 from keel.config import Settings
 from keel.errors import ConfigError, InputError, KeelError, describe_validation_error
 from keel.models import AgentInput, RunResult, RunStatus
@@ -42,6 +43,7 @@ def build_input(raw: dict[str, object], settings: Settings) -> AgentInput:
     except ValidationError as exc:
         raise InputError(describe_validation_error(exc, "input")) from None
     profile = load_profile(agent_input.profile, settings.profiles_path)
+    resolve_price(profile.model)  # a model without a known price cannot run under a budget
     try:
         effective_limits(profile.limits, agent_input.limits)
     except LimitError as exc:

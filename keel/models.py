@@ -288,7 +288,7 @@ RunState = Literal[
 ]
 RunOutcome = Literal["completed", "halted", "rejected", "failed"]
 StepKind = Literal["model", "tool"]
-StepOutcome = Literal["ok", "tool_error", "invalid", "failed"]
+StepOutcome = Literal["ok", "tool_error", "invalid", "refused", "failed"]
 
 
 class StepRecord(BaseModel):

@@ -18,7 +18,7 @@ from keel import procs
 from keel.config import PROJECT_ROOT
 
 COMPONENTS = ("temporal", "simulator", "support_desk", "knowledge", "worker")
-SEARCH_ATTRIBUTES = {"KeelState": "Keyword"}
+SEARCH_ATTRIBUTES = {"KeelState": "Keyword", "KeelFailureClass": "Keyword"}
 
 
 @dataclass

@@ -286,9 +286,10 @@ def test_worker_llm_settings_come_from_the_host(tmp_path: Path) -> None:
     assert env["OPENAI_API_KEY"] == "sk-test"
 
 
-def test_temporal_setup_registers_keel_state(default_model: dict[str, Any]) -> None:
+def test_temporal_setup_registers_keel_search_attributes(default_model: dict[str, Any]) -> None:
     script = " ".join(default_model["services"]["temporal-setup"]["command"])
-    assert "temporal operator search-attribute create --name KeelState --type Keyword" in script
+    assert 'temporal operator search-attribute create --name "$$name" --type Keyword' in script
+    assert "register KeelState && register KeelFailureClass" in script
     assert "--address temporal:7233" in script
     assert "already exists" in script
 

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -56,22 +57,31 @@ async def test_sigkill_worker_mid_run_resumes_without_repeating_model_turns(
     ]
 
 
-async def test_fresh_history_replays_without_nondeterminism(client: Client) -> None:
-    handle = await start(client, "support")
+# Histories recorded by earlier versions, by the profile that produced them. Each must keep
+# replaying against the current workflow code (see tests/fixtures/README.md).
+FIXTURE_FILES = {
+    "support": "agent_workflow_history.json",  # walking skeleton: the demo run
+    "guarded": "bounded_run_history.json",  # bounded runs: lookups, semantic refusals
+}
+
+
+@pytest.mark.parametrize("profile", sorted(FIXTURE_FILES))
+async def test_fresh_history_replays_without_nondeterminism(client: Client, profile: str) -> None:
+    handle = await start(client, profile)
     await handle.result()
     history = await handle.fetch_history()
 
     replayer = Replayer(workflows=[AgentWorkflow], data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history)
     assert result.replay_failure is None
-    if os.environ.get("KEEL_RECORD_FIXTURE"):
-        (FIXTURES / "agent_workflow_history.json").write_text(history.to_json())
+    if os.environ.get("KEEL_RECORD_FIXTURE") == profile:
+        (FIXTURES / FIXTURE_FILES[profile]).write_text(history.to_json())
 
 
-async def test_recorded_fixture_history_replays() -> None:
-    """A history recorded by an earlier version must keep replaying (see tests/fixtures)."""
-    path = FIXTURES / "agent_workflow_history.json"
-    history = WorkflowHistory.from_json("fixture-run", json.loads(path.read_text()))
+@pytest.mark.parametrize("name", sorted(FIXTURE_FILES.values()))
+async def test_recorded_fixture_history_replays(name: str) -> None:
+    """A history recorded by an earlier version must keep replaying."""
+    history = WorkflowHistory.from_json("fixture-run", json.loads((FIXTURES / name).read_text()))
     replayer = Replayer(workflows=[AgentWorkflow], data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None

@@ -18,6 +18,7 @@ GOOD = """
 system_prompt = "You help."
 [model]
 name = "sim/quick_answer"
+price = { input_per_mtok = 1.0, output_per_mtok = 2.0 }
 [[servers]]
 name = "support_desk"
 tools = ["get_order"]

@@ -76,10 +76,8 @@ def _append_turn(messages: list[dict[str, Any]], response: httpx2.Response) -> N
 
 
 def test_health_and_models_list_every_bundled_scenario(client: httpx2.Client) -> None:
-    expected = {
-        "sim/support_demo", "sim/retry_429", "sim/server_error", "sim/hang",
-        "sim/malformed_tool_json", "sim/unknown_tool", "sim/slow_steps", "sim/quick_answer",
-    }  # fmt: skip
+    expected = {f"sim/{p.stem}" for p in (REPO / "simulator" / "scenarios").glob("*.toml")}
+    assert {"sim/support_demo", "sim/retry_429", "sim/loop_forever", "sim/expensive"} <= expected
     assert client.get("/healthz").json() == {"status": "ok", "scenarios": len(expected)}
     models = client.get("/v1/models").json()
     assert models["object"] == "list"
@@ -230,7 +228,7 @@ def test_unknown_model_is_404_model_not_found(client: httpx2.Client) -> None:
     error = response.json()["error"]
     assert error["code"] == "model_not_found"
     assert error["type"] == "invalid_request_error"
-    assert error["message"].startswith("model 'sim/nope' not found; available: sim/hang, ")
+    assert error["message"].startswith("model 'sim/nope' not found; available: sim/")
     assert "sim/support_demo" in error["message"]
 
 

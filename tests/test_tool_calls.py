@@ -1,4 +1,8 @@
-"""Tool catalog and call preparation: the seam where validation layers plug in."""
+"""Tool catalog, the schema-layer entry point on a small catalog, and tool-result text.
+
+The full validation layers are tested against the real support-desk schemas in
+tests/test_validation.py; here the catalog is hand-made so allow-lists are easy to see.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,8 @@ import pytest
 from mcp.types import CallToolResult, ListToolsResult, TextContent, Tool, ToolAnnotations
 
 from keel.models import ServerSettings, ToolCall
-from workflows.tools import (
-    CatalogError,
-    PreparedCall,
-    RejectedCall,
-    build_catalog,
-    compact_json,
-    prepare_call,
-    result_text,
-)
+from workflows.tools import CatalogError, build_catalog, compact_json, result_text
+from workflows.validation import PreparedCall, Rejection, check_schema
 
 SCHEMA = {"type": "object", "properties": {"order_id": {"type": "string"}}}
 
@@ -68,8 +65,16 @@ def test_catalog_rejects_same_tool_on_two_servers() -> None:
         )
 
 
+def test_catalog_rejects_an_invalid_input_schema() -> None:
+    broken = ListToolsResult(
+        tools=[Tool(name="get_order", input_schema={"type": "object", "properties": {"a": 1}})]
+    )
+    with pytest.raises(CatalogError, match=r"get_order.*invalid input schema: properties\.a"):
+        build_catalog([ServerSettings(name="desk")], {"desk": broken})
+
+
 def test_valid_call_is_prepared() -> None:
-    prepared = prepare_call(
+    prepared = check_schema(
         ToolCall(id="c1", name="get_order", arguments='{"order_id":"ORD-1"}'), catalog()
     )
     assert isinstance(prepared, PreparedCall)
@@ -87,8 +92,8 @@ def test_valid_call_is_prepared() -> None:
     ],
 )
 def test_invalid_calls_are_rejected_as_data(name: str, arguments: str, expected: str) -> None:
-    outcome = prepare_call(ToolCall(id="c1", name=name, arguments=arguments), catalog())
-    assert isinstance(outcome, RejectedCall)
+    outcome = check_schema(ToolCall(id="c1", name=name, arguments=arguments), catalog())
+    assert isinstance(outcome, Rejection)
     assert expected in outcome.message
     content = json.loads(outcome.as_tool_content())
     assert content["error"] == "invalid_tool_call"
@@ -96,8 +101,8 @@ def test_invalid_calls_are_rejected_as_data(name: str, arguments: str, expected:
 
 
 def test_unknown_tool_suggests_closest_name() -> None:
-    outcome = prepare_call(ToolCall(id="c", name="get_ordr", arguments="{}"), catalog())
-    assert isinstance(outcome, RejectedCall)
+    outcome = check_schema(ToolCall(id="c", name="get_ordr", arguments="{}"), catalog())
+    assert isinstance(outcome, Rejection)
     assert "Did you mean: get_order" in outcome.message
 
 

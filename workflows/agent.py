@@ -1,22 +1,25 @@
-"""AgentWorkflow: one agent run as a durable Temporal workflow.
+"""AgentWorkflow: one agent run as a durable Temporal workflow, bounded in code.
 
 Deterministic orchestration only. Every model call is the ``keel.llm.chat`` activity; every
 tool listing and tool call is an MCP activity from ``temporalio-mcp``. The loop:
 
-1. resolve the profile (activity: the resolved profile lands in history);
-2. list each allowed server's tools once (kept in workflow state, so replay-safe);
-3. call the model; run the turn's tool calls concurrently; feed results back; repeat until
-   the model answers without tool calls or a limit stops the run.
+1. resolve the profile (activity: the resolved profile, with its price, lands in history);
+2. list each server's tools once (kept in workflow state, so replay-safe);
+3. before every model call check every stop condition — steps, tokens and cost (including the
+   projected cost of that call), no progress; call the model; validate and run the turn's
+   tool calls concurrently; feed results back; repeat until the model answers without tool
+   calls or a stop condition ends the run. A durable timer bounds the wall clock.
 
-The run always ends with a typed ``RunResult``. Only input that cannot start a run at all
-(malformed input, unknown profile, limits above the profile's ceiling) fails the workflow,
-with a non-retryable ``ApplicationError`` whose message names the field.
+A tripped limit halts the run (``status="halted"``) or, if the profile says ``escalate``,
+waits (bounded) for a human ``guide`` signal that adds an instruction and may extend the
+limits once. The run always ends with a typed ``RunResult``; only input that cannot start a
+run at all fails the workflow, with a non-retryable ``ApplicationError`` naming the field.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -25,9 +28,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from mcp.types import CallToolResult, ListToolsResult
-    from pydantic import ValidationError
-    from temporalio.mcp import TemporalMCPClient
+    from pydantic import BaseModel, Field, ValidationError
 
     from keel.errors import describe_validation_error
     from keel.models import (
@@ -35,42 +36,43 @@ with workflow.unsafe.imports_passed_through():
         ChatMessage,
         ChatRequest,
         ChatResponse,
+        LimitOverrides,
         Limits,
+        Price,
         Profile,
+        RunOutcome,
         RunResult,
         RunState,
         RunStatus,
         ServerSettings,
         StepRecord,
-        ToolCall,
         ToolSpec,
-        Usage,
     )
-    from workflows.failures import FailureClass, classify
-    from workflows.limits import LimitError, effective_limits
-    from workflows.tools import (
-        CatalogError,
-        PreparedCall,
-        RejectedCall,
-        build_catalog,
-        prepare_call,
-        result_text,
-    )
+    from workflows.budget import BudgetRefusal, call_cost, estimate_prompt_tokens, plan_call
+    from workflows.budget import tokens_used as count_tokens
+    from workflows.failures import classify
+    from workflows.limits import LimitError, effective_limits, extend_limits
+    from workflows.mcp_calls import RunFailed, list_tools
+    from workflows.progress import ProgressTracker
+    from workflows.tools import CatalogError, build_catalog
+    from workflows.turn import Ledger, Stop, TurnContext, run_tool_turn
+    from workflows.validation import PolicyError, Validator, check_policies
 
 KEEL_STATE = SearchAttributeKey.for_keyword("KeelState")
-IDEMPOTENCY_META_KEY = "io.keel/idempotency-key"
-ATTEMPT_META_KEY = "io.keel/attempt"
-LATENCY_META_KEY = "io.keel/latency-ms"
+KEEL_FAILURE_CLASS = SearchAttributeKey.for_keyword("KeelFailureClass")
 PROFILE_LOAD_TIMEOUT = timedelta(seconds=30)
+# The LLM activity heartbeats every 2 s: a lost worker is noticed in 10 s, not after the
+# model timeout, and a cancelled call (wall clock reached) aborts its HTTP request.
+LLM_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+UNPRICED = Price(input_per_mtok=0.0, output_per_mtok=0.0)
 
 
-class RunFailed(Exception):
-    """Internal control flow: ends the run with a typed ``failed`` result."""
+class Guidance(BaseModel):
+    """Payload of the ``guide`` signal: a human's instruction to an escalated run."""
 
-    def __init__(self, failure_class: FailureClass, message: str) -> None:
-        super().__init__(message)
-        self.failure_class = failure_class
-        self.message = message
+    instruction: str = Field(min_length=1, max_length=20_000)
+    extend: LimitOverrides | None = None
+    by: str | None = None
 
 
 def parse_input(raw: Any) -> AgentInput:
@@ -87,13 +89,10 @@ def parse_input(raw: Any) -> AgentInput:
         ) from None
 
 
-class ToolCallFailed(Exception):
-    """A tool call that could not be delivered; carries its step record."""
-
-    def __init__(self, record: StepRecord, failure: RunFailed) -> None:
-        super().__init__(failure.message)
-        self.record = record
-        self.failure = failure
+def _price(profile: Profile) -> Price:
+    """The resolved price. Runs whose profile was resolved before prices existed (their
+    history has none) keep replaying and run on without cost accounting."""
+    return profile.model.price or UNPRICED
 
 
 @workflow.defn(name="AgentWorkflow")
@@ -105,12 +104,10 @@ class AgentWorkflow:
         self._profile_name = ""
         self._model_name = ""
         self._messages: list[ChatMessage] = []
-        self._catalog: list[ToolSpec] = []
-        self._steps: list[StepRecord] = []
-        self._usage = Usage()
-        self._model_calls = 0
-        self._tool_calls = 0
+        self._ledger = Ledger()
         self._last_event = "starting"
+        self._guidance: list[Guidance] = []
+        self._escalated = False
 
     # ---------------------------------------------------------------- public interface
 
@@ -136,48 +133,142 @@ class AgentWorkflow:
         except LimitError as exc:
             self._set_state("failed")
             raise ApplicationError(str(exc), type="InvalidInput", non_retryable=True) from None
-        try:
-            self._catalog = await self._discover_tools(profile.servers)
-            return await self._loop(profile, agent_input, limits)
-        except RunFailed as failure:
-            return self._finish(
-                "failed", failure_class=failure.failure_class, error=failure.message
-            )
+        loop = asyncio.ensure_future(self._guarded(profile, agent_input, limits))
+        if limits.max_wall_clock_seconds is None:
+            return await loop
+        elapsed = (workflow.now() - workflow.info().start_time).total_seconds()
+        remaining = max(0.0, limits.max_wall_clock_seconds - elapsed)
+        done, _ = await workflow.wait([loop], timeout=remaining)
+        if done:
+            return await loop
+        # The durable timer fired: cancel whatever is in flight and end cleanly.
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+        message = f"wall clock limit of {limits.max_wall_clock_seconds:g}s reached"
+        return self._finish("halted", stop=Stop("wall_clock", "wall_clock", message))
 
     @workflow.query(name="status")
     def status(self) -> RunStatus:
         return RunStatus(
             state=self._state,
             profile=self._profile_name,
-            step=self._model_calls,
-            tool_calls=self._tool_calls,
-            usage=self._usage,
+            step=self._ledger.model_calls,
+            tool_calls=self._ledger.tool_calls,
+            usage=self._ledger.usage,
+            cost_usd=self._ledger.cost_usd,
             last_event=self._last_event,
         )
 
+    @workflow.signal(name="guide")
+    def guide(self, guidance: Guidance) -> None:
+        """A human's instruction for an escalated run (kept if it arrives early)."""
+        self._guidance.append(guidance)
+
     # ---------------------------------------------------------------- the loop
 
+    async def _guarded(
+        self, profile: Profile, agent_input: AgentInput, limits: Limits
+    ) -> RunResult:
+        try:
+            return await self._loop(profile, agent_input, limits)
+        except RunFailed as failure:
+            self._last_event = f"failed: {failure.message}"
+            return self._finish(
+                "failed",
+                stop=Stop("", failure.failure_class, failure.message),
+                error=failure.message,
+            )
+
     async def _loop(self, profile: Profile, agent_input: AgentInput, limits: Limits) -> RunResult:
+        catalog, catalog_all = await self._discover_tools(profile.servers)
+        try:
+            check_policies(profile.tools, catalog_all)
+        except PolicyError as exc:
+            raise RunFailed("config_error", f"profile {profile.name!r}: {exc}") from None
+        tracker = ProgressTracker(limits.max_repeated_calls, limits.max_idle_steps)
+        ctx = TurnContext(
+            workflow_id=workflow.info().workflow_id,
+            principal=agent_input.principal,
+            limits=limits,
+            servers={s.name: s for s in profile.servers},
+            policies=profile.tools,
+            catalog_all=catalog_all,
+            validator=Validator(catalog),
+            tracker=tracker,
+            ledger=self._ledger,
+        )
         self._messages = [
             ChatMessage(role="system", content=profile.system_prompt),
             ChatMessage(role="user", content=agent_input.task),
         ]
         while True:
-            if self._model_calls >= limits.max_steps:
-                return self._finish("halted", stop_reason="step_limit", failure_class="step_limit")
-            response = await self._call_model(profile)
-            self._messages.append(
-                ChatMessage(
-                    role="assistant", content=response.content, tool_calls=response.tool_calls
+            cap, stop = self._before_model_call(profile, ctx.limits, catalog, tracker)
+            if stop is None:
+                response = await self._call_model(profile, catalog, cap)
+                self._messages.append(
+                    ChatMessage(
+                        role="assistant", content=response.content, tool_calls=response.tool_calls
+                    )
                 )
+                if not response.tool_calls:
+                    return self._finish("completed", final_answer=response.content or "")
+                self._last_event = (
+                    f"step {self._ledger.model_calls}: {len(response.tool_calls)} tool call(s)"
+                )
+                messages, stop = await run_tool_turn(ctx, response.tool_calls)
+                self._messages.extend(messages)
+            if stop is not None:
+                guidance = await self._escalate(profile, stop)
+                if guidance is None:
+                    return self._finish("halted", stop=stop)
+                ctx.limits = extend_limits(ctx.limits, guidance.extend or LimitOverrides())
+                tracker.max_repeated_calls = ctx.limits.max_repeated_calls
+                tracker.max_idle_steps = ctx.limits.max_idle_steps
+                tracker.reset()
+                self._messages.append(
+                    ChatMessage(
+                        role="user", content=f"Guidance from a human: {guidance.instruction}"
+                    )
+                )
+
+    def _before_model_call(
+        self, profile: Profile, limits: Limits, catalog: list[ToolSpec], tracker: ProgressTracker
+    ) -> tuple[int | None, Stop | None]:
+        """Every stop condition, checked before the model is called; else the output cap."""
+        if tracker.stalled:
+            return None, Stop("no_progress", "no_progress", tracker.reason or "no progress")
+        if self._ledger.model_calls >= limits.max_steps:
+            message = f"step limit reached (max_steps={limits.max_steps})"
+            return None, Stop("step_limit", "step_limit", message)
+        decision = plan_call(
+            limits,
+            count_tokens(self._ledger.usage),
+            self._ledger.cost_usd,
+            estimate_prompt_tokens(self._messages, catalog),
+            profile.model.max_output_tokens,
+            _price(profile),
+        )
+        if isinstance(decision, BudgetRefusal):
+            return None, Stop(decision.reason, decision.reason, decision.message)
+        return decision.max_output_tokens, None
+
+    async def _escalate(self, profile: Profile, stop: Stop) -> Guidance | None:
+        """Wait (bounded) for a human's ``guide`` signal, once per run, if the profile says so."""
+        if profile.escalation.on_limit != "escalate" or self._escalated:
+            return None
+        self._escalated = True
+        self._set_state("awaiting_guidance")
+        self._last_event = f"awaiting guidance: {stop.message}"
+        try:
+            await workflow.wait_condition(
+                lambda: bool(self._guidance),
+                timeout=timedelta(seconds=profile.escalation.timeout_seconds),
             )
-            if not response.tool_calls:
-                return self._finish("completed", final_answer=response.content or "")
-            if self._tool_calls + len(response.tool_calls) > limits.max_tool_calls:
-                return self._finish(
-                    "halted", stop_reason="tool_call_limit", failure_class="tool_call_limit"
-                )
-            self._messages.extend(await self._run_tools(profile, response.tool_calls))
+        except TimeoutError:
+            return None
+        self._set_state("running")
+        return self._guidance.pop(0)
 
     async def _load_profile(self, name: str) -> Profile:
         self._last_event = f"loading profile {name}"
@@ -199,38 +290,39 @@ class AgentWorkflow:
                 message, type=error_type or "UpstreamUnavailable", non_retryable=True
             ) from None
 
-    async def _discover_tools(self, servers: list[ServerSettings]) -> list[ToolSpec]:
-        """List every server's tools once per run; the catalog lives in workflow state."""
+    async def _discover_tools(
+        self, servers: list[ServerSettings]
+    ) -> tuple[list[ToolSpec], list[ToolSpec]]:
+        """List every server's tools once per run: (allowed for the model, all of them)."""
         self._last_event = "listing tools"
-
-        async def list_one(server: ServerSettings) -> ListToolsResult:
-            client = TemporalMCPClient(
-                server.name, activity_config=_mcp_config(server, "list tools")
-            )
-            try:
-                return await client.list_tools()
-            except ActivityError as exc:
-                failure, message = classify(exc, f"MCP server {server.name!r} (list tools)")
-                raise RunFailed(failure, message) from None
-
-        listings = await asyncio.gather(*(list_one(s) for s in servers))
+        listings = await asyncio.gather(*(list_tools(s) for s in servers))
+        listed = {s.name: r for s, r in zip(servers, listings, strict=True)}
         try:
-            return build_catalog(
-                servers, {s.name: r for s, r in zip(servers, listings, strict=True)}
-            )
+            allowed = build_catalog(servers, listed)
+            everything = [
+                tool
+                for s in servers
+                for tool in build_catalog([s.model_copy(update={"tools": ["*"]})], listed)
+            ]
         except CatalogError as exc:
             raise RunFailed("tool_catalog_error", str(exc)) from None
+        return allowed, everything
 
-    async def _call_model(self, profile: Profile) -> ChatResponse:
-        self._model_calls += 1
-        step = self._model_calls
+    async def _call_model(
+        self, profile: Profile, catalog: list[ToolSpec], cap: int | None
+    ) -> ChatResponse:
+        self._ledger.model_calls += 1
+        step = self._ledger.model_calls
         self._last_event = f"step {step}: calling {profile.model.name}"
         started = workflow.now()
         request = ChatRequest(
             model=profile.model,
             messages=self._messages,
-            tools=self._catalog,
+            tools=catalog,
             conversation_id=workflow.info().workflow_id,
+            max_output_tokens=cap
+            if cap is not None and cap < profile.model.max_output_tokens
+            else None,
         )
         try:
             response = await workflow.execute_activity(
@@ -238,6 +330,7 @@ class AgentWorkflow:
                 request,
                 result_type=ChatResponse,
                 start_to_close_timeout=timedelta(seconds=profile.model.timeout_seconds),
+                heartbeat_timeout=LLM_HEARTBEAT_TIMEOUT,
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(seconds=1),
                     maximum_interval=timedelta(seconds=30),
@@ -247,111 +340,36 @@ class AgentWorkflow:
             )
         except ActivityError as exc:
             failure, message = classify(exc, f"model {profile.model.name!r}")
-            self._record(
-                step, "model", profile.model.name, started, outcome="failed", detail=message
+            self._ledger.steps.append(
+                self._model_record(
+                    step, profile.model.name, started, outcome="failed", detail=message
+                )
             )
             raise RunFailed(failure, message) from None
-        self._usage = self._usage.plus(response.usage)
-        self._record(
-            step,
-            "model",
-            response.model,
-            started,
-            latency_ms=response.latency_ms,
-            usage=response.usage,
-            attempts=response.attempt,
-            detail=f"{len(response.tool_calls)} tool call(s)" if response.tool_calls else "answer",
+        cost = call_cost(response.usage, _price(profile))
+        self._ledger.usage = self._ledger.usage.plus(response.usage)
+        self._ledger.cost_usd += cost
+        detail = f"{len(response.tool_calls)} tool call(s)" if response.tool_calls else "answer"
+        self._ledger.steps.append(
+            self._model_record(
+                step,
+                response.model,
+                started,
+                latency_ms=response.latency_ms,
+                usage=response.usage,
+                attempts=response.attempt,
+                detail=detail,
+                cost_usd=cost,
+            )
         )
         return response
 
-    async def _run_tools(self, profile: Profile, calls: list[ToolCall]) -> list[ChatMessage]:
-        """Validate every call of the turn, then run the valid ones concurrently.
-
-        Records and tool messages keep the model's call order, whatever order the calls
-        finish in, so results and step records are deterministic.
-        """
-        step = self._model_calls
-        self._tool_calls += len(calls)
-        servers = {s.name: s for s in profile.servers}
-        outcomes = [prepare_call(call, self._catalog) for call in calls]
-        self._last_event = f"step {step}: running {len(calls)} tool call(s)"
-        results = await asyncio.gather(
-            *(
-                self._call_tool(step, servers[o.tool.server], o)
-                if isinstance(o, PreparedCall)
-                else self._reject(step, o)
-                for o in outcomes
-            ),
-            return_exceptions=True,
-        )
-        messages: list[ChatMessage] = []
-        failure: RunFailed | None = None
-        for call, result in zip(calls, results, strict=True):
-            if isinstance(result, ToolCallFailed):
-                self._steps.append(result.record)
-                failure = failure or result.failure
-            elif isinstance(result, BaseException):
-                raise result
-            else:
-                text, record = result
-                self._steps.append(record)
-                messages.append(ChatMessage(role="tool", tool_call_id=call.id, content=text))
-        if failure is not None:
-            raise failure
-        return messages
-
-    async def _reject(self, step: int, rejected: RejectedCall) -> tuple[str, StepRecord]:
-        record = self._make_record(
-            step,
-            "tool",
-            rejected.call.name,
-            workflow.now(),
-            tool_call_id=rejected.call.id,
-            outcome="invalid",
-            detail=f"{rejected.layer}: {rejected.message}",
-        )
-        return rejected.as_tool_content(), record
-
-    async def _call_tool(
-        self, step: int, server: ServerSettings, prepared: PreparedCall
-    ) -> tuple[str, StepRecord]:
-        call, tool = prepared.call, prepared.tool
-        key = f"{workflow.info().workflow_id}:{step}:{call.id}"
-        client = TemporalMCPClient(
-            tool.server, activity_config=_mcp_config(server, _call_summary(tool.name, prepared))
-        )
-        started = workflow.now()
-        try:
-            meta: Any = {IDEMPOTENCY_META_KEY: key}
-            result = await client.call_tool(tool.name, prepared.arguments, meta=meta)
-        except ActivityError as exc:
-            failure, message = classify(exc, f"tool {tool.name!r} on {tool.server!r}")
-            record = self._make_record(
-                step, "tool", tool.name, started, server=tool.server, tool_call_id=call.id,
-                outcome="failed", detail=message, idempotency_key=key,
-            )  # fmt: skip
-            raise ToolCallFailed(record, RunFailed(failure, message)) from None
-        text = result_text(result)
-        attempts, latency = _activity_meta(result)
-        record = self._make_record(
-            step, "tool", tool.name, started, server=tool.server, tool_call_id=call.id,
-            latency_ms=latency, attempts=attempts,
-            outcome="tool_error" if result.is_error else "ok",
-            detail=text[:200], idempotency_key=key,
-        )  # fmt: skip
-        return text, record
-
     # ---------------------------------------------------------------- bookkeeping
 
-    def _make_record(
-        self, step: int, kind: Any, name: str, started: Any, **fields: Any
-    ) -> StepRecord:
+    def _model_record(self, step: int, name: str, started: Any, **fields: Any) -> StepRecord:
         if fields.get("latency_ms") is None:
             fields["latency_ms"] = (workflow.now() - started).total_seconds() * 1000
-        return StepRecord(step=step, kind=kind, name=name, started_at=started, **fields)
-
-    def _record(self, step: int, kind: Any, name: str, started: Any, **fields: Any) -> None:
-        self._steps.append(self._make_record(step, kind, name, started, **fields))
+        return StepRecord(step=step, kind="model", name=name, started_at=started, **fields)
 
     def _set_state(self, state: RunState) -> None:
         self._state = state
@@ -359,56 +377,32 @@ class AgentWorkflow:
 
     def _finish(
         self,
-        status: Any,
+        status: RunOutcome,
         *,
         final_answer: str | None = None,
-        stop_reason: str | None = None,
-        failure_class: str | None = None,
+        stop: Stop | None = None,
         error: str | None = None,
     ) -> RunResult:
-        state: RunState = {"completed": "completed", "halted": "halted"}.get(status, "failed")  # type: ignore[assignment]
-        self._set_state(state)
-        self._last_event = f"{status}" + (
-            f": {stop_reason or failure_class}" if status != "completed" else ""
+        state: RunState = (
+            "completed" if status == "completed" else ("halted" if status == "halted" else "failed")
         )
+        self._set_state(state)
+        if stop is not None:
+            workflow.upsert_search_attributes([KEEL_FAILURE_CLASS.value_set(stop.failure_class)])
+            self._last_event = f"{status}: {stop.reason or stop.failure_class}: {stop.message}"
+        else:
+            self._last_event = status
         return RunResult(
             status=status,
             final_answer=final_answer,
-            stop_reason=stop_reason,
-            failure_class=failure_class,
-            error=error,
+            stop_reason=(stop.reason or None) if stop else None,
+            failure_class=stop.failure_class if stop else None,
+            error=error if error is not None else (stop.message if stop else None),
             profile=self._profile_name,
             model=self._model_name,
-            steps=self._steps,
-            usage=self._usage,
-            tool_calls=self._tool_calls,
-            model_calls=self._model_calls,
+            steps=self._ledger.steps,
+            usage=self._ledger.usage,
+            tool_calls=self._ledger.tool_calls,
+            model_calls=self._ledger.model_calls,
+            cost_usd=round(self._ledger.cost_usd, 9),
         )
-
-
-def _mcp_config(server: ServerSettings, summary: str) -> Any:
-    return {
-        "start_to_close_timeout": timedelta(seconds=server.timeout_seconds),
-        "retry_policy": RetryPolicy(
-            initial_interval=timedelta(milliseconds=500),
-            maximum_interval=timedelta(seconds=10),
-            maximum_attempts=server.max_attempts,
-        ),
-        "summary": summary,
-    }
-
-
-def _call_summary(tool: str, prepared: PreparedCall) -> str:
-    args = json.dumps(prepared.arguments, separators=(",", ":"))
-    return f"{tool} {args[:120]}"
-
-
-def _activity_meta(result: CallToolResult) -> tuple[int, float | None]:
-    """Attempt number and worker-side latency stamped by the worker's MCP interceptor."""
-    meta = result.meta or {}
-    attempt = meta.get(ATTEMPT_META_KEY)
-    latency = meta.get(LATENCY_META_KEY)
-    return (
-        int(attempt) if isinstance(attempt, int) else 1,
-        float(latency) if isinstance(latency, int | float) else None,
-    )

@@ -1,25 +1,23 @@
-"""Tool catalog and tool-call preparation: pure logic the workflow runs before any call fires.
+"""The run's tool catalog and the text of tool results: pure logic used by the workflow.
 
-``prepare_call`` is the validation seam. Today it checks that the tool is in the run's
-allowed set and that the arguments are a JSON object; schema, semantic and authorization
-layers plug in here (issue: bounded runs). A rejected call never reaches an MCP server: the
-model gets a structured error message instead, as data.
+``build_catalog`` turns the servers' listings into the ``ToolSpec`` s a run may use (and
+refuses input schemas that are not valid JSON Schema, so a server bug fails the run at its
+start instead of at the first call). Validating calls against the catalog lives in
+:mod:`workflows.validation`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
 
 from mcp.types import CallToolResult, ListToolsResult, TextContent
 
-from keel.errors import closest
-from keel.models import ServerSettings, ToolCall, ToolSpec
+from keel.models import ServerSettings, ToolSpec
+from workflows.schemas import schema_problem
 
 
 class CatalogError(ValueError):
-    """The profile's tool selection does not match what the servers offer."""
+    """The profile's tool selection does not match the servers, or a schema is invalid."""
 
 
 def build_catalog(
@@ -45,6 +43,12 @@ def build_catalog(
                     " allow it on one server only"
                 )
             owner[name] = server.name
+            problem = schema_problem(dict(tool.input_schema))
+            if problem is not None:
+                raise CatalogError(
+                    f"tool {name!r} on MCP server {server.name!r} publishes an invalid input"
+                    f" schema: {problem}"
+                )
             annotations = tool.annotations.model_dump(exclude_none=True) if tool.annotations else {}
             catalog.append(
                 ToolSpec(
@@ -56,58 +60,6 @@ def build_catalog(
                 )
             )
     return catalog
-
-
-@dataclass(frozen=True)
-class PreparedCall:
-    """A tool call that passed validation and may be sent to its server."""
-
-    call: ToolCall
-    tool: ToolSpec
-    arguments: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class RejectedCall:
-    """A tool call that failed validation; ``message`` goes back to the model."""
-
-    call: ToolCall
-    layer: str
-    message: str
-
-    def as_tool_content(self) -> str:
-        return json.dumps(
-            {"error": "invalid_tool_call", "layer": self.layer, "message": self.message}
-        )
-
-
-def prepare_call(call: ToolCall, catalog: list[ToolSpec]) -> PreparedCall | RejectedCall:
-    """Check one call against the catalog; never raises for a model mistake."""
-    by_name = {tool.name: tool for tool in catalog}
-    tool = by_name.get(call.name)
-    if tool is None:
-        hints = closest(call.name, by_name)
-        suggestion = f" Did you mean: {', '.join(hints)}?" if hints else ""
-        return RejectedCall(
-            call,
-            "schema",
-            f"Unknown tool {call.name!r}. Available tools: {', '.join(sorted(by_name))}."
-            + suggestion,
-        )
-    try:
-        arguments = json.loads(call.arguments or "{}")
-    except json.JSONDecodeError as exc:
-        return RejectedCall(
-            call,
-            "schema",
-            f"Arguments for {call.name!r} are not valid JSON ({exc.msg} at position {exc.pos})."
-            " Send a JSON object matching the tool's input schema.",
-        )
-    if not isinstance(arguments, dict):
-        return RejectedCall(
-            call, "schema", f"Arguments for {call.name!r} must be a JSON object, not {arguments!r}."
-        )
-    return PreparedCall(call, tool, arguments)
 
 
 def compact_json(text: str) -> str:

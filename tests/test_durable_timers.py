@@ -1,0 +1,108 @@
+"""Durable timers on Temporal's time-skipping test server: an escalation nobody answers, and
+a wall clock that fires while the run waits for a human. An hour passes in seconds.
+
+The time-skipping server skips time only while no activity runs, so these tests put the timer
+in the idle part of a run (waiting for guidance); the wall clock that cancels an activity in
+flight is tested in real time in test_bounded_runs.py.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx2
+import pytest_asyncio
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from keel.config import Settings
+from keel.models import AgentInput, Principal, RunResult
+from keel.stack import SEARCH_ATTRIBUTES, Stack
+from tests.conftest import REPO, TEST_PROFILES
+from worker import build_worker
+
+
+@pytest_asyncio.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    server = Path(sys.executable).parent / "temporal-test-server"
+    environment = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=str(server)
+    )
+    # The test server, like any namespace, must know Keel's search attributes.
+    await environment.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=environment.client.namespace,
+            search_attributes={
+                name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in SEARCH_ATTRIBUTES
+            },
+        )
+    )
+    yield environment
+    await environment.shutdown()
+
+
+async def run_skipping(
+    env: WorkflowEnvironment, stack: Stack, profile: str
+) -> tuple[RunResult, timedelta]:
+    settings = Settings.from_env(
+        {
+            "KEEL_PROFILES_PATH": os.pathsep.join([str(TEST_PROFILES), str(REPO / "profiles")]),
+            "KEEL_LLM_BASE_URL": stack.config.llm_base_url,
+            "KEEL_MCP_SUPPORT_DESK": stack.config.mcp_url("support_desk"),
+            "KEEL_MCP_KNOWLEDGE": stack.config.mcp_url("knowledge"),
+        }
+    )
+    client: Client = env.client
+    async with httpx2.AsyncClient() as http, build_worker(client, settings, http):
+        handle = await client.start_workflow(
+            "AgentWorkflow",
+            AgentInput(profile=profile, task="ORD-1042?", principal=Principal(id="t")),
+            id=f"ts-{profile}-{uuid.uuid4().hex[:8]}",
+            task_queue=settings.task_queue,
+            result_type=RunResult,
+        )
+        result = await handle.result()
+        description = await handle.describe()
+    assert description.close_time is not None
+    return result, description.close_time - description.start_time
+
+
+async def test_unanswered_escalation_times_out_and_halts(
+    env: WorkflowEnvironment, stack: Stack
+) -> None:
+    result, elapsed = await run_skipping(env, stack, "escalate_timeout")  # waits up to 1 h
+    assert result.status == "halted"
+    assert result.stop_reason == "no_progress"
+    assert result.model_calls == 3
+    assert elapsed >= timedelta(hours=1)
+
+
+async def test_wall_clock_fires_while_waiting_for_a_human(
+    env: WorkflowEnvironment, stack: Stack
+) -> None:
+    result, elapsed = await run_skipping(env, stack, "escalate")  # wall clock 30 min < 1 h wait
+    assert result.status == "halted"
+    assert result.stop_reason == result.failure_class == "wall_clock"
+    assert timedelta(minutes=30) <= elapsed < timedelta(hours=1)
+
+
+async def test_worker_refuses_a_namespace_without_keel_search_attributes(
+    client: Client,
+) -> None:
+    from worker import missing_search_attributes
+
+    server = Path(sys.executable).parent / "temporal-test-server"
+    bare = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=str(server))
+    try:
+        assert await missing_search_attributes(bare.client) == list(SEARCH_ATTRIBUTES)
+    finally:
+        await bare.shutdown()
+    assert await missing_search_attributes(client) == []  # the stack's dev server has them

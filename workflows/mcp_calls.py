@@ -1,0 +1,120 @@
+"""Workflow-side MCP calls: tool listings, tool calls and semantic lookups as activities.
+
+Thin wrappers over ``temporalio.mcp.TemporalMCPClient`` that apply the profile's timeouts and
+retry policy, give every activity a readable summary for the Temporal UI, and turn activity
+failures into ``RunFailed`` with a failure class. Used only from workflow code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from mcp.types import CallToolResult, ListToolsResult
+    from temporalio.mcp import TemporalMCPClient
+
+    from keel.models import ServerSettings
+    from workflows.failures import FailureClass, classify
+    from workflows.tools import result_text
+    from workflows.validation import LookupRequest, LookupResult
+
+IDEMPOTENCY_META_KEY = "io.keel/idempotency-key"
+ATTEMPT_META_KEY = "io.keel/attempt"
+LATENCY_META_KEY = "io.keel/latency-ms"
+
+
+class RunFailed(Exception):
+    """Internal control flow: ends the run with a typed ``failed`` result."""
+
+    def __init__(self, failure_class: FailureClass, message: str) -> None:
+        super().__init__(message)
+        self.failure_class = failure_class
+        self.message = message
+
+
+def activity_config(server: ServerSettings, summary: str) -> Any:
+    return {
+        "start_to_close_timeout": timedelta(seconds=server.timeout_seconds),
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(milliseconds=500),
+            maximum_interval=timedelta(seconds=10),
+            maximum_attempts=server.max_attempts,
+        ),
+        "summary": summary,
+    }
+
+
+def call_summary(tool: str, arguments: dict[str, Any]) -> str:
+    args = json.dumps(arguments, separators=(",", ":"))
+    return f"{tool} {args[:120]}"
+
+
+async def list_tools(server: ServerSettings) -> ListToolsResult:
+    client = TemporalMCPClient(server.name, activity_config=activity_config(server, "list tools"))
+    try:
+        return await client.list_tools()
+    except ActivityError as exc:
+        failure, message = classify(exc, f"MCP server {server.name!r} (list tools)")
+        raise RunFailed(failure, message) from None
+
+
+async def call_tool(
+    server: ServerSettings, tool: str, arguments: dict[str, Any], key: str | None
+) -> CallToolResult:
+    """One tool call; ``key`` (the idempotency key) travels in the request's ``_meta``."""
+    client = TemporalMCPClient(
+        server.name, activity_config=activity_config(server, call_summary(tool, arguments))
+    )
+    meta: Any = {IDEMPOTENCY_META_KEY: key} if key else None
+    return await client.call_tool(tool, arguments, meta=meta)
+
+
+def activity_meta(result: CallToolResult) -> tuple[int, float | None]:
+    """Attempt number and worker-side latency stamped by the worker's MCP interceptor."""
+    meta = result.meta or {}
+    attempt = meta.get(ATTEMPT_META_KEY)
+    latency = meta.get(LATENCY_META_KEY)
+    return (
+        int(attempt) if isinstance(attempt, int) else 1,
+        float(latency) if isinstance(latency, int | float) else None,
+    )
+
+
+def _lookup_result(result: CallToolResult) -> LookupResult:
+    text = result_text(result)
+    if result.is_error:
+        return LookupResult(ok=False, data=None, error=text)
+    data = result.structured_content
+    if data is None:
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            parsed = None
+        data = parsed if isinstance(parsed, dict) else None
+    return LookupResult(ok=True, data=data, error=None)
+
+
+async def run_lookups(
+    requests: list[LookupRequest], servers: dict[str, ServerSettings]
+) -> dict[str, LookupResult]:
+    """Run a call's semantic lookups (read-only tools) concurrently; no idempotency key."""
+
+    async def one(request: LookupRequest) -> LookupResult:
+        try:
+            result = await call_tool(
+                servers[request.server], request.tool, request.arguments, key=None
+            )
+        except ActivityError as exc:
+            failure, message = classify(exc, f"lookup {request.tool!r} on {request.server!r}")
+            raise RunFailed(failure, message) from None
+        return _lookup_result(result)
+
+    results = await asyncio.gather(*(one(r) for r in requests))
+    return {r.name: res for r, res in zip(requests, results, strict=True)}

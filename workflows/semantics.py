@@ -1,0 +1,401 @@
+"""The semantic layer: declarative per-tool rules that need data (does the order exist? how
+much of it is still refundable?).
+
+A profile's ``[tools.<name>]`` policy declares *lookups* (read-only tool calls whose results
+the rules may refer to) and *checks* (rules on one argument or looked-up value). Checking is
+split in two pure steps around the I/O, so workflows stay deterministic:
+
+1. :func:`plan` turns the policy and the call's arguments into :class:`LookupRequest` s; the
+   workflow runs them as ordinary MCP tool-call activities (read-only tools only);
+2. :func:`evaluate` receives their :class:`LookupResult` s and returns the issues found.
+
+References: ``"$<path>"`` is a dotted path. If its first segment names a lookup of the policy
+it points into that lookup's result (``$order.refundable``), otherwise into the call's
+arguments (``$order_id``, ``$address.zip``); ``"$$x"`` is the literal string ``"$x"``. A rule
+on an optional argument the call did not send is skipped, and so is a lookup whose
+arguments refer to one. Mistakes in the rules themselves raise :class:`PolicyError`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from keel.errors import closest
+from keel.models import Check, Lookup, ToolPolicy, ToolSpec
+from workflows.schemas import Issue, show
+
+MISSING: Any = object()
+_RELATIVE_DATE = re.compile(r"^([+-])(\d{1,5})d$")
+_TOOL_ERROR_PREFIX = re.compile(r"^Error executing tool \S+: ")
+DEFAULT_EXISTS_FIX = "use an id returned by a search/list tool"
+
+
+class PolicyError(ValueError):
+    """A profile's tool policy is wrong (unknown tool, non-read-only lookup, bad reference).
+
+    A profile mistake, not a model mistake: the run fails with a message for its author.
+    """
+
+
+@dataclass(frozen=True)
+class LookupRequest:
+    """A read-only tool call the workflow runs before checking a call's semantics."""
+
+    name: str
+    server: str
+    tool: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    """What a lookup returned: ``ok=False`` when the tool answered with ``is_error``."""
+
+    ok: bool
+    data: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class _LookupFailed(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def dig(root: Any, path: str) -> Any:
+    """The value at dotted ``path`` in ``root`` (list items by index), or ``MISSING``."""
+    current = root
+    for part in path.split("."):
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            return MISSING
+    return current
+
+
+def lookup_tool(lookup: Lookup, catalog_all: list[ToolSpec], owner: str) -> ToolSpec:
+    """The read-only tool a lookup calls; a missing or writing tool is a ``PolicyError``."""
+    found = [t for t in catalog_all if t.name == lookup.tool]
+    where = f"tools.{owner}.lookups.{lookup.name}"
+    if not found:
+        hints = closest(lookup.tool, [t.name for t in catalog_all])
+        hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+        raise PolicyError(
+            f"{where}: tool {lookup.tool!r} is not offered by the run's servers{hint}"
+        )
+    if len(found) > 1:
+        servers = ", ".join(sorted(t.server for t in found))
+        raise PolicyError(f"{where}: tool {lookup.tool!r} is offered by several servers: {servers}")
+    if found[0].annotations.get("read_only_hint") is not True:
+        raise PolicyError(
+            f"{where}: tool {lookup.tool!r} is not annotated read-only (read_only_hint=true);"
+            " lookups run before the call is approved, so they must not change anything"
+        )
+    return found[0]
+
+
+def plan(
+    owner: str, arguments: dict[str, Any], policy: ToolPolicy, catalog_all: list[ToolSpec]
+) -> list[tuple[LookupRequest, ToolSpec, str | None]]:
+    """The lookups to run for one call, each with its tool and the argument that feeds it."""
+    planned = []
+    for lookup in policy.lookups:
+        tool = lookup_tool(lookup, catalog_all, owner)
+        resolved: dict[str, Any] = {}
+        source: str | None = None
+        for key, value in lookup.arguments.items():
+            ref = _reference(value)
+            if ref is None:
+                resolved[key] = _literal(value)
+                continue
+            resolved[key] = dig(arguments, ref)
+            source = source or ref
+        if any(v is MISSING for v in resolved.values()):
+            continue  # it refers to an argument the call did not send: nothing to look up
+        request = LookupRequest(lookup.name, tool.server, tool.name, resolved)
+        planned.append((request, tool, source))
+    return planned
+
+
+@dataclass
+class _Scope:
+    """What references resolve against while one call's checks are evaluated."""
+
+    owner: str
+    arguments: dict[str, Any]
+    lookups: dict[str, Lookup]
+    results: dict[str, LookupResult]
+    now: datetime
+
+    def resolve(self, ref: str) -> Any:
+        """Value of ``ref`` (without ``$``); raises ``_LookupFailed`` for a failed lookup."""
+        head, _, rest = ref.partition(".")
+        if head not in self.lookups:
+            return dig(self.arguments, ref)
+        result = self.results.get(head)
+        if result is None:
+            return MISSING
+        if not result.ok:
+            raise _LookupFailed(head)
+        value = dig(result.data or {}, rest) if rest else result.data
+        if value is MISSING:
+            keys = ", ".join(sorted(result.data or {})) or "nothing"
+            raise PolicyError(
+                f"tools.{self.owner}: ${ref} is not in the result of {self.lookups[head].tool}"
+                f" (it has: {keys})"
+            )
+        return value
+
+    def is_lookup(self, ref: str | None) -> bool:
+        return ref is not None and ref.partition(".")[0] in self.lookups
+
+    def not_found(self, name: str, field_name: str | None, fix: str) -> Issue:
+        """The exists-style issue for a lookup that failed."""
+        lookup, result = self.lookups[name], self.results[name]
+        ref = next((r for v in lookup.arguments.values() if (r := _reference(v))), None)
+        field_name = field_name or ref
+        value = dig(self.arguments, field_name) if field_name else MISSING
+        subject = str(value) if value is not MISSING else f"the {name}"
+        said = _TOOL_ERROR_PREFIX.sub("", (result.error or "no details").strip())
+        problem = f"{subject} does not exist ({lookup.tool} said: {said})"
+        return Issue(field_name, "exists", problem, fix or DEFAULT_EXISTS_FIX)
+
+
+def evaluate(
+    owner: str,
+    arguments: dict[str, Any],
+    policy: ToolPolicy,
+    results: dict[str, LookupResult],
+    now: datetime,
+) -> list[Issue]:
+    """Every check of ``policy`` that the call fails, in policy order, without duplicates.
+
+    A failed lookup is reported once, as "does not exist", however many checks use it.
+    """
+    scope = _Scope(owner, arguments, {lk.name: lk for lk in policy.lookups}, results, now)
+    issues: list[Issue] = []
+    failed: set[str] = set()
+    for check in policy.checks:
+        try:
+            found = _evaluate(check, scope)
+        except _LookupFailed as exc:
+            if exc.name in failed:
+                continue
+            failed.add(exc.name)
+            own = check.exists == exc.name  # its own exists check: its field and message
+            field_name = _argument_field(check) if own else None
+            found = [scope.not_found(exc.name, field_name, check.message if own else "")]
+        for issue in found:
+            if all((i.field, i.problem) != (issue.field, issue.problem) for i in issues):
+                issues.append(issue)
+    return issues
+
+
+def _evaluate(check: Check, scope: _Scope) -> list[Issue]:
+    if check.exists is not None:
+        if check.exists not in scope.lookups:
+            raise PolicyError(
+                f"tools.{scope.owner}: check on {check.argument!r} says exists={check.exists!r},"
+                " but the policy declares no lookup of that name"
+            )
+        result = scope.results.get(check.exists)
+        if result is not None and not result.ok:
+            raise _LookupFailed(check.exists)
+    ref = _reference(check.argument)
+    value = scope.resolve(ref) if ref else dig(scope.arguments, check.argument)
+    if value is MISSING or (value is None and not scope.is_lookup(ref)):
+        return []  # an optional argument the call did not send, or a lookup that did not run
+    issues: list[Issue] = []
+    for bound, kind in ((check.min, "min"), (check.max, "max")):
+        if bound is not None:
+            issues.extend(_number_issue(check, value, bound, kind, scope))
+    for spec, kind in ((check.min_date, "min_date"), (check.max_date, "max_date")):
+        if spec:
+            issues.extend(_date_issue(check, value, spec, kind, scope))
+    return issues
+
+
+_WORDS = {
+    "min": ("is less than the minimum", "use {} or more"),
+    "max": ("is more than the maximum", "use at most {}"),
+    "min_date": ("is before the earliest allowed date", "use a date on or after {}"),
+    "max_date": ("is after the latest allowed date", "use a date on or before {}"),
+}
+
+
+def _number_issue(
+    check: Check, value: Any, bound: float | str, kind: str, scope: _Scope
+) -> list[Issue]:
+    number = _decimal(value)
+    if number is None:
+        problem = f"{show(value)} is not a number, so it cannot be checked against {kind} {bound}"
+        return [Issue(check.argument, kind, problem, check.message or "send a number")]
+    ref = _reference(bound) if isinstance(bound, str) else None
+    if ref is None:
+        limit = _decimal(_literal(bound))
+        if limit is None:
+            raise PolicyError(f"tools.{scope.owner}: {kind}={bound!r} is not a number")
+    else:
+        target = scope.resolve(ref)
+        if target is MISSING or (target is None and not scope.is_lookup(ref)):
+            return []  # compared with an optional argument the call did not send
+        limit = _decimal(target)
+        if limit is None:
+            problem = f"cannot be checked: ${ref} is {show(target)}, not a number"
+            return [Issue(check.argument, kind, problem, check.message or "look it up again")]
+    if (number >= limit) if kind == "min" else (number <= limit):
+        return []
+    word, fix = _WORDS[kind]
+    shown = _plain(limit) + (f" (${ref})" if ref else "")
+    problem = f"{show(value)} {word} {shown}"
+    return [Issue(check.argument, kind, problem, check.message or fix.format(_plain(limit)))]
+
+
+def _date_issue(check: Check, value: Any, spec: str, kind: str, scope: _Scope) -> list[Issue]:
+    fix = check.message
+    ref = _reference(spec)
+    if ref is None:
+        limit, source = _fixed_date(spec, scope, kind)
+    else:
+        target = scope.resolve(ref)
+        if target is MISSING or (target is None and not scope.is_lookup(ref)):
+            return []  # compared with an optional argument the call did not send
+        found = parse_day(target)
+        if found is None:
+            problem = f"cannot be checked: ${ref} is {show(target)}, not a date"
+            return [Issue(check.argument, kind, problem, fix or "look it up again")]
+        limit, source = found, f"${ref}"
+    if value is None:
+        problem = "is not set, so it cannot be checked against a date"
+        return [Issue(check.argument, kind, problem, fix or "use one whose date is set")]
+    day = parse_day(value)
+    if day is None:
+        problem = f"expected an ISO date (YYYY-MM-DD), got {show(value)}"
+        return [Issue(check.argument, kind, problem, fix or "send a date like 2026-01-31")]
+    if (day >= limit) if kind == "min_date" else (day <= limit):
+        return []
+    word, default = _WORDS[kind]
+    problem = f"{day.isoformat()} {word} {limit.isoformat()} ({source})"
+    return [Issue(check.argument, kind, problem, fix or default.format(limit.isoformat()))]
+
+
+def _fixed_date(spec: str, scope: _Scope, kind: str) -> tuple[date, str]:
+    """(limit, how it was given) for an ISO date or an offset from ``now``."""
+    match = _RELATIVE_DATE.match(spec.strip())
+    if match:
+        days = int(match.group(2)) * (1 if match.group(1) == "+" else -1)
+        return (scope.now + timedelta(days=days)).date(), f"{spec} from {scope.now.date()}"
+    day = parse_day(spec)
+    if day is None:
+        raise PolicyError(
+            f"tools.{scope.owner}: {kind}={spec!r} is not an ISO date or an offset like -30d"
+        )
+    return day, spec
+
+
+def parse_day(value: Any) -> date | None:
+    """The calendar day of an ISO date or date-time string, or None."""
+    if isinstance(value, str):
+        for parse in (date.fromisoformat, datetime.fromisoformat):
+            try:
+                parsed = parse(value.strip())
+            except ValueError:
+                continue
+            return parsed.date() if isinstance(parsed, datetime) else parsed
+    return None
+
+
+def policy_problems(owner: str, policy: ToolPolicy, catalog_all: list[ToolSpec]) -> list[str]:
+    """Mistakes in one tool's policy that can be found before any call (for a run's start)."""
+    tools = [t for t in catalog_all if t.name == owner]
+    if not tools:
+        hints = closest(owner, [t.name for t in catalog_all])
+        hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+        return [f"tools.{owner}: no such tool on the run's servers{hint}"]
+    properties = tools[0].input_schema.get("properties")
+    names = {lookup.name for lookup in policy.lookups}
+    problems: list[str] = []
+
+    def known(ref: str, where: str, lookups_too: bool = True) -> None:
+        head = ref.partition(".")[0]
+        if (lookups_too and head in names) or properties is None or head in properties:
+            return
+        choices = sorted(properties) + (sorted(names) if lookups_too else [])
+        problems.append(f"{where}: ${ref} names no argument or lookup (have: {', '.join(choices)})")
+
+    for lookup in policy.lookups:
+        where = f"tools.{owner}.lookups.{lookup.name}"
+        try:
+            lookup_tool(lookup, catalog_all, owner)
+        except PolicyError as exc:
+            problems.append(str(exc))
+        if properties and lookup.name in properties:
+            problems.append(f"{where}: the name is also an argument of {owner}; rename the lookup")
+        for value in lookup.arguments.values():
+            if (ref := _reference(value)) is not None:
+                known(ref, where, lookups_too=False)
+    if len(names) < len(policy.lookups):
+        problems.append(f"tools.{owner}.lookups: names must be unique")
+    for index, check in enumerate(policy.checks):
+        where = f"tools.{owner}.checks[{index}]"
+        problems.extend(f"{where}: {p}" for p in _check_problems(check, names))
+        for value in (check.argument, check.min, check.max, check.min_date, check.max_date):
+            ref = _reference(value)
+            if ref is not None:
+                known(ref, where)
+        if _reference(check.argument) is None:
+            known(check.argument, where, lookups_too=False)
+    return problems
+
+
+def _check_problems(check: Check, lookups: set[str]) -> list[str]:
+    problems = []
+    conditions = (check.exists, check.min, check.max, check.min_date, check.max_date)
+    if all(c is None or c == "" for c in conditions):
+        problems.append(f"the check on {check.argument!r} has no condition")
+    if check.exists is not None and check.exists not in lookups:
+        problems.append(f"exists={check.exists!r} names no lookup of this policy")
+    for bound in (check.min, check.max):
+        if isinstance(bound, str) and not _reference(bound) and _decimal(_literal(bound)) is None:
+            problems.append(f"{bound!r} is neither a number nor a $reference")
+    for spec in (check.min_date, check.max_date):
+        relative = spec and _RELATIVE_DATE.match(spec.strip())
+        if spec and not relative and not _reference(spec) and parse_day(spec) is None:
+            problems.append(f"{spec!r} is not an ISO date, an offset like -30d or a $reference")
+    return problems
+
+
+def _reference(value: Any) -> str | None:
+    """The path of a ``"$path"`` reference, or None for a literal (``"$$x"`` is literal)."""
+    if isinstance(value, str) and value.startswith("$") and not value.startswith("$$"):
+        return value[1:]
+    return None
+
+
+def _literal(value: Any) -> Any:
+    return value[1:] if isinstance(value, str) and value.startswith("$$") else value
+
+
+def _argument_field(check: Check) -> str | None:
+    return None if check.argument.startswith("$") else check.argument
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def _plain(number: Decimal) -> str:
+    """``42`` for 42.0, ``42.5`` for 42.50: bounds as a person would write them."""
+    return f"{number.normalize():f}" if number == number.to_integral_value() else f"{number:f}"
