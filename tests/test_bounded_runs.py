@@ -174,10 +174,14 @@ async def test_invented_order_and_over_refund_are_refused_without_side_effect(
     result = await run(client, "guarded")
     assert result.status == "completed"
     refusals = [s for s in result.steps if s.kind == "tool" and s.outcome == "invalid"]
-    assert len(refusals) == 2
-    assert all((s.validation or "").startswith("semantic: ") for s in refusals)
+    assert [(s.validation or "").split(":")[0] for s in refusals] == [
+        "semantic",
+        "semantic",
+        "schema",
+    ]
     assert "ORD-9999" in (refusals[0].validation or "")
     assert "refundable" in (refusals[1].validation or "")
+    assert "multiple of 0.01" in (refusals[2].validation or "")
     assert side_effects(stack) == before
 
 

@@ -92,17 +92,3 @@ async def test_wall_clock_fires_while_waiting_for_a_human(
     assert result.status == "halted"
     assert result.stop_reason == result.failure_class == "wall_clock"
     assert timedelta(minutes=30) <= elapsed < timedelta(hours=1)
-
-
-async def test_worker_refuses_a_namespace_without_keel_search_attributes(
-    client: Client,
-) -> None:
-    from worker import missing_search_attributes
-
-    server = Path(sys.executable).parent / "temporal-test-server"
-    bare = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=str(server))
-    try:
-        assert await missing_search_attributes(bare.client) == list(SEARCH_ATTRIBUTES)
-    finally:
-        await bare.shutdown()
-    assert await missing_search_attributes(client) == []  # the stack's dev server has them
