@@ -22,6 +22,7 @@ from temporalio.worker import Worker
 
 from activities.llm import LLMActivities
 from activities.mcp import ToolResultStamper, build_mcp_plugin
+from activities.notify import NotifyActivities
 from activities.pricing import resolve_price
 from activities.profiles import ProfileActivities
 from activities.providers.openai_compat import OpenAICompatProvider
@@ -76,11 +77,12 @@ def build_worker(client: Client, settings: Settings, http: httpx2.AsyncClient) -
     """The worker with every registration; clients are built once by the caller."""
     llm = LLMActivities(OpenAICompatProvider(http))
     profiles = ProfileActivities(settings, http)
+    notify = NotifyActivities(http)
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[AgentWorkflow],
-        activities=[llm.chat, profiles.load],
+        activities=[llm.chat, profiles.load, notify.webhook],
         plugins=[build_mcp_plugin(settings.mcp_servers, settings.mcp_read_timeout_seconds)],
         interceptors=[ToolResultStamper()],
         max_concurrent_activities=50,

@@ -5,6 +5,10 @@
   keel run PROFILE TASK     start a run, follow its progress, print the result
   keel status ID            the run's status query
   keel result ID            the run's result (waits for it)
+  keel approvals            tool calls waiting for a human, across runs
+  keel approve RUN APPROVAL           run the call as proposed
+  keel reject RUN APPROVAL --reason   refuse it (the model is told why)
+  keel edit RUN APPROVAL --arguments  run it with corrected arguments
 
 User mistakes (bad input, unknown profile, unreachable server) print one readable line and
 exit with 2; a run that ends without completing exits with 1.
@@ -14,20 +18,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Sequence
 
+from pydantic import TypeAdapter
 from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
 from keel import procs
+from keel.approvals import decide, list_pending
 from keel.client import build_input, connect, follow, query_status, start_run
 from keel.config import Settings
 from keel.demo import run_demo
-from keel.errors import KeelError
-from keel.models import RunResult, RunStatus
-from keel.render import result_text, status_line
+from keel.errors import InputError, KeelError
+from keel.models import ApprovalRequest, Decision, RunResult, RunStatus
+from keel.render import approval_lines, decision_line, result_text, status_line
 from keel.stack import COMPONENTS, default_stack
 
 
@@ -51,7 +58,46 @@ def _parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=f"the run's {name}")
         cmd.add_argument("workflow_id")
         cmd.add_argument("--json", action="store_true")
+    approvals = sub.add_parser("approvals", help="tool calls waiting for a human decision")
+    approvals.add_argument("--json", action="store_true", help="print the requests as JSON")
+    _decision_parsers(sub)
     return parser
+
+
+def _decision_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``approve`` / ``reject`` / ``edit`` share their arguments; only what each needs differs."""
+    helps = {
+        "approve": "run a pending tool call as proposed",
+        "reject": "refuse a pending tool call (the model is told the reason)",
+        "edit": "run a pending tool call with corrected arguments",
+    }
+    for name, text in helps.items():
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("workflow_id", metavar="RUN_ID", help="the run (workflow id)")
+        cmd.add_argument("approval_id", metavar="APPROVAL_ID", help="from `keel approvals`")
+        if name == "edit":
+            cmd.add_argument(
+                "--arguments", required=True, help="the corrected arguments, a JSON object"
+            )
+        cmd.add_argument(
+            "--reason",
+            required=name == "reject",
+            help="why (required to reject: the model reads it)",
+        )
+        cmd.add_argument(
+            "--by",
+            default=os.environ.get("USER") or "cli",
+            help="who decides (default: $USER, else 'cli'); recorded in the audit trail",
+        )
+        cmd.add_argument(
+            "--role",
+            dest="roles",
+            metavar="ROLE",
+            action="append",
+            default=[],
+            help="a role of the decider, checked against the approver roles (repeatable)",
+        )
+        cmd.add_argument("--json", action="store_true", help="print the outcome as JSON")
 
 
 def _print_result(result: RunResult, as_json: bool) -> int:
@@ -99,6 +145,48 @@ async def _result(args: argparse.Namespace, settings: Settings) -> int:
     return _print_result(await handle.result(), args.json)
 
 
+async def _approvals(args: argparse.Namespace, settings: Settings) -> int:
+    client = await connect(settings)
+    requests = await list_pending(client)
+    if args.json:
+        print(TypeAdapter(list[ApprovalRequest]).dump_json(requests, indent=2).decode())
+    else:
+        print(approval_lines(requests))
+    return 0
+
+
+def edited_arguments(text: str) -> dict[str, object]:
+    """Parse ``--arguments`` before anything is contacted: a typo must cost nothing."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--arguments is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InputError(
+            f"--arguments must be a JSON object (the tool's arguments), got {type(value).__name__}"
+        )
+    return value
+
+
+async def _decide(args: argparse.Namespace, settings: Settings) -> int:
+    arguments = edited_arguments(args.arguments) if args.command == "edit" else None
+    decision = Decision(
+        approval_id=args.approval_id,
+        decision=args.command,
+        arguments=arguments,
+        reason=args.reason,
+        by=args.by,
+        roles=args.roles,
+    )
+    client = await connect(settings)
+    outcome = await decide(client, args.workflow_id, decision)
+    if args.json:
+        print(outcome.model_dump_json(indent=2))
+    else:
+        print(decision_line(decision, args.workflow_id, outcome))
+    return 0 if outcome.accepted else 1
+
+
 def _stack_command(command: str) -> int:
     stack = default_stack()
     if command == "up":
@@ -114,6 +202,11 @@ def _stack_command(command: str) -> int:
         stopped = stack.down()
         print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
         return 0
+    if stack.running_pid("support_desk") is None:
+        # A fresh support desk, so the demo's refund is valid every time it is re-run.
+        db = stack.config.support_desk_db
+        for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            path.unlink(missing_ok=True)
     with stack.running(COMPONENTS):
         return asyncio.run(run_demo(stack))
 
@@ -124,7 +217,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("up", "down", "demo"):
             return _stack_command(args.command)
         settings = Settings.from_env()
-        handler = {"run": _run, "status": _status, "result": _result}[args.command]
+        handler = {
+            "run": _run,
+            "status": _status,
+            "result": _result,
+            "approvals": _approvals,
+            "approve": _decide,
+            "reject": _decide,
+            "edit": _decide,
+        }[args.command]
         return asyncio.run(handler(args, settings))
     except KeelError as exc:
         print(f"keel: {exc}", file=sys.stderr)

@@ -1,24 +1,75 @@
-"""The demo behind ``make demo``: a customer asks about an order and a refund.
+"""The demo behind ``make demo``: a customer asks for a refund, a human approves it.
 
-Starts whatever part of the local stack is not running, runs the ``support`` profile against
-the simulated LLM and the real MCP servers, prints each step and the final answer, shows the
-equivalent Temporal CLI commands, then stops only what it started.
+Starts whatever part of the local stack is not running, runs the ``refunds`` profile against
+the simulated LLM and the real MCP servers: the agent looks up the customer, the order and the
+refund policy in parallel, reads the policy, and proposes a refund and a confirmation email.
+Both are irreversible, so the run waits; the demo shows the approval requests, approves them as
+a human would (printing the equivalent CLI commands), and checks that the refund and the email
+happened exactly once. Then it stops only what it started.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
+from pathlib import Path
 
-from keel.client import build_input, connect, follow, start_run
+from temporalio.client import WorkflowHandle
+
+from keel.client import build_input, connect, query_status, start_run
 from keel.config import Settings
-from keel.models import RunStatus
+from keel.models import ApprovalRequest, Decision, DecisionOutcome, RunResult
 from keel.render import result_text, status_line
 from keel.stack import Stack
 
+DEMO_PROFILE = "refunds"
 DEMO_TASK = (
     "Hi, this is Maria Lopez (maria.lopez@example.com). My order ORD-1042 arrived with a torn"
     " sole. Can I get my money back, and how long will it take?"
 )
+
+
+def approval(approval_id: str) -> Decision:
+    """What the demo's supervisor decides."""
+    return Decision(
+        approval_id=approval_id, decision="approve", by="demo-supervisor", roles=["supervisor"]
+    )
+
+
+def effects(db_path: Path) -> tuple[int, int]:
+    """Refunds of ORD-1042 and emails to Maria in the support desk's database."""
+    with sqlite3.connect(db_path) as db:
+        refunds = db.execute("SELECT COUNT(*) FROM refunds WHERE order_id = 'ORD-1042'").fetchone()
+        emails = db.execute("SELECT COUNT(*) FROM emails WHERE customer_id = 'CUS-1001'").fetchone()
+    return int(refunds[0]), int(emails[0])
+
+
+async def wait_for_approvals(handle: WorkflowHandle[object, RunResult]) -> list[ApprovalRequest]:
+    """Follow the run until it waits for a human (or ends); print each new event."""
+    last = ""
+    while True:
+        status = await query_status(handle)
+        if status.last_event != last:
+            last = status.last_event
+            print("  " + status_line(status))
+        if status.state == "awaiting_approval":
+            return await handle.query("pending_approvals", result_type=list[ApprovalRequest])
+        if status.state not in ("running", "awaiting_guidance"):
+            return []
+        await asyncio.sleep(0.2)
+
+
+def show_request(request: ApprovalRequest) -> None:
+    print(f"  ▸ {request.approval_id}: {request.tool} {json.dumps(request.arguments)}")
+    print(f"    class: {request.reversibility} · for: {request.principal.id} ·"
+          f" approvers: {', '.join(request.approver_roles) or 'anyone'}")  # fmt: skip
+    if request.reason:
+        print(f"    agent's reason: {request.reason}")
+    order = request.context.get("order")
+    if isinstance(order, dict):
+        print(f"    acts on: {order.get('order_id')} paid {order.get('paid')}"
+              f" refundable {order.get('refundable')} ({order.get('status')})")  # fmt: skip
 
 
 async def run_demo(stack: Stack) -> int:
@@ -28,28 +79,47 @@ async def run_demo(stack: Stack) -> int:
         {"TEMPORAL_ADDRESS": config.temporal_address, "KEEL_LLM_BASE_URL": config.llm_base_url}
     )
     raw: dict[str, object] = {
-        "profile": "support",
+        "profile": DEMO_PROFILE,
         "task": DEMO_TASK,
-        "principal": {"id": "demo", "roles": ["agent"]},
+        "principal": {"id": "support-agent-7", "roles": ["agent"]},
     }
     agent_input = build_input(raw, settings)
+    before = effects(config.support_desk_db)
     client = await connect(settings)
     handle = await start_run(client, settings, agent_input)
     print(f"customer: {DEMO_TASK}\n")
     print(f"started workflow {handle.id} (Temporal UI: http://{config.host}:{config.ui_port})")
 
-    def on_event(status: RunStatus) -> None:
-        print("  " + status_line(status))
-
-    result = await follow(handle, on_event)
-    print()
+    requests = await wait_for_approvals(handle)
+    if requests:
+        print(f"\nThe run waits for a human: {len(requests)} irreversible action(s) proposed.")
+        for request in requests:
+            show_request(request)
+        print("\nA supervisor approves them. The same from a terminal would be:")
+        for request in requests:
+            command = f"keel approve {handle.id} {request.approval_id}"
+            print(f"  {command} --by demo-supervisor --role supervisor")
+        payload = approval(requests[0].approval_id)
+        print(
+            f"  temporal workflow update execute --workflow-id {handle.id} --name decide"
+            f" --input '{payload.model_dump_json(exclude_none=True)}'"
+        )
+        for request in requests:
+            decision = approval(request.approval_id)
+            outcome = await handle.execute_update("decide", decision, result_type=DecisionOutcome)
+            print(f"  {request.approval_id}: {outcome.status}")
+        print()
+    result = await handle.result()
     print(result_text(result))
-    print("\nThe same with the Temporal CLI (while `make up` runs):")
-    payload = json.dumps(raw)
+    refunds, emails = (a - b for a, b in zip(effects(config.support_desk_db), before, strict=True))
+    print(f"\nsupport desk: {refunds} refund of ORD-1042 and {emails} email to Maria from this run")
+    print("\nThe same run with the Temporal CLI (while `make up` runs):")
     print(
-        f"  temporal workflow start --task-queue agents --type AgentWorkflow"
-        f" --workflow-id my-run --input '{payload}'"
+        "  temporal workflow start --task-queue agents --type AgentWorkflow"
+        f" --workflow-id my-run --input '{json.dumps(raw)}'"
     )
+    print("  temporal workflow query --workflow-id my-run --name pending_approvals")
     print("  temporal workflow query --workflow-id my-run --name status")
     print("  temporal workflow result --workflow-id my-run")
-    return 0 if result.status == "completed" else 1
+    ok = result.status == "completed" and (refunds, emails) == (1, 1)
+    return 0 if ok else 1

@@ -66,6 +66,10 @@ class ServerSettings(_Strict):
     tools: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     max_attempts: int = Field(default=5, ge=1, le=100)
+    trusted: bool = Field(
+        default=False,
+        description="trust the server's MCP annotations to classify reversibility",
+    )
 
     def allows(self, tool: str) -> bool:
         return "*" in self.tools or tool in self.tools
@@ -136,14 +140,57 @@ class Check(_Strict):
     message: str = Field(default="", description="how to fix it, shown to the model")
 
 
+Reversibility = Literal["read", "reversible", "irreversible"]
+
+
+class ApprovalCondition(_Strict):
+    """Approval is needed when the argument is above ``above`` (e.g. refunds above 50.00)."""
+
+    argument: str
+    above: float
+
+
+class ApprovalRule(_Strict):
+    """When a tool's calls wait for a human decision, and who may decide.
+
+    ``auto`` (default): irreversible calls wait, others do not. ``always`` / ``never``
+    override the class. ``when`` narrows it: approval only if any condition holds.
+    """
+
+    required: Literal["auto", "always", "never"] = "auto"
+    when: list[ApprovalCondition] = Field(default_factory=list)
+    approver_roles: list[str] | None = Field(
+        default=None, description="roles allowed to decide; default: the profile's approvals"
+    )
+
+
 class ToolPolicy(_Strict):
-    """Per-tool rules: who may call it (authorization) and what must hold (semantic)."""
+    """Per-tool rules: who may call it (authorization), what must hold (semantic), how
+    reversible it is and when it needs a human decision (approval)."""
 
     roles: list[str] = Field(
         default_factory=list, description="principal needs one of these roles; empty = anyone"
     )
     lookups: list[Lookup] = Field(default_factory=list)
     checks: list[Check] = Field(default_factory=list)
+    reversibility: Reversibility | None = Field(
+        default=None, description="overrides what the server's annotations say"
+    )
+    approval: ApprovalRule = Field(default_factory=ApprovalRule)
+
+
+class ApprovalSettings(_Strict):
+    """Profile-wide approval behaviour."""
+
+    timeout_seconds: float = Field(default=3600, gt=0, le=30 * 86400)
+    on_timeout: Literal["reject", "escalate"] = "reject"
+    escalation_webhook: str = Field(
+        default="", description="URL notified (POST JSON) when an approval escalates"
+    )
+    escalation_timeout_seconds: float = Field(default=86400, gt=0, le=30 * 86400)
+    approver_roles: list[str] = Field(
+        default_factory=list, description="roles allowed to decide; empty = anyone"
+    )
 
 
 class Profile(_Strict):
@@ -157,6 +204,7 @@ class Profile(_Strict):
     limits: Limits = Field(default_factory=Limits)
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
     tools: dict[str, ToolPolicy] = Field(default_factory=dict)
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
 
     @field_validator("servers")
     @classmethod
@@ -288,7 +336,7 @@ RunState = Literal[
 ]
 RunOutcome = Literal["completed", "halted", "rejected", "failed"]
 StepKind = Literal["model", "tool"]
-StepOutcome = Literal["ok", "tool_error", "invalid", "refused", "failed"]
+StepOutcome = Literal["ok", "tool_error", "invalid", "refused", "rejected", "failed"]
 
 
 class StepRecord(BaseModel):
@@ -312,6 +360,65 @@ class StepRecord(BaseModel):
     )
 
 
+class ApprovalRequest(BaseModel):
+    """A tool call waiting for a human: what, for whom, why, on what, until when."""
+
+    approval_id: str
+    workflow_id: str
+    step: int
+    tool_call_id: str
+    tool: str
+    server: str
+    arguments: dict[str, Any]
+    principal: Principal
+    reversibility: Reversibility
+    reason: str | None = Field(default=None, description="the model's stated reason")
+    context: dict[str, Any] = Field(
+        default_factory=dict, description="what the call acts on (semantic lookups' results)"
+    )
+    approver_roles: list[str] = Field(default_factory=list)
+    created_at: datetime
+    expires_at: datetime
+    escalated: bool = False
+
+
+class Decision(BaseModel):
+    """Payload of the ``decide`` signal and update."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approval_id: str = Field(min_length=1)
+    decision: Literal["approve", "reject", "edit"]
+    arguments: dict[str, Any] | None = None
+    reason: str | None = None
+    by: str | None = None
+    roles: list[str] = Field(
+        default_factory=list, description="the decider's roles, checked against approver_roles"
+    )
+
+
+class DecisionRecord(BaseModel):
+    """One entry of the audit trail: who decided what, when, and what came of it."""
+
+    approval_id: str
+    tool: str
+    decision: Literal["approve", "reject", "edit", "timeout", "refused"]
+    by: str | None = None
+    at: datetime
+    reason: str | None = None
+    arguments: dict[str, Any] | None = None
+    outcome: str = ""
+
+
+class DecisionOutcome(BaseModel):
+    """What the ``decide`` update answers."""
+
+    approval_id: str
+    accepted: bool
+    status: str
+    message: str = ""
+
+
 class RunStatus(BaseModel):
     """Answer of the ``status`` query."""
 
@@ -322,6 +429,7 @@ class RunStatus(BaseModel):
     usage: Usage
     last_event: str
     cost_usd: float = 0.0
+    pending_approvals: int = 0
 
 
 class RunResult(BaseModel):
@@ -339,3 +447,4 @@ class RunResult(BaseModel):
     tool_calls: int = 0
     model_calls: int = 0
     cost_usd: float = 0.0
+    approvals: list[DecisionRecord] = Field(default_factory=list)

@@ -30,6 +30,16 @@ class Child:
     name: str
     popen: subprocess.Popen[bytes]
     log_path: Path
+    log_offset: int = 0  # where this process's output starts in an appended log
+
+    def log_text(self) -> str:
+        """What this process has written to its log so far."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(self.log_offset)
+                return log.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     @property
     def pid(self) -> int:
@@ -39,11 +49,7 @@ class Child:
         return self.popen.poll() is None
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(self.log_text().splitlines()[-lines:])
 
 
 def free_port() -> int:
@@ -65,6 +71,7 @@ def spawn(
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
+    offset = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as log:
         popen = subprocess.Popen(
             list(argv),
@@ -75,7 +82,7 @@ def spawn(
             cwd=str(cwd) if cwd else None,
             start_new_session=True,
         )
-    return Child(name=name, popen=popen, log_path=log_path)
+    return Child(name=name, popen=popen, log_path=log_path, log_offset=offset)
 
 
 def python_argv(*args: str) -> list[str]:
@@ -182,11 +189,8 @@ def wait_log(child: Child, text: str, timeout: float = 30.0) -> None:
     """Wait until ``text`` appears in the child's log (used for the worker's ready line)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            if text in child.log_path.read_text(errors="replace"):
-                return
-        except OSError:
-            pass
+        if text in child.log_text():
+            return
         if not child.alive():
             raise ProcessStartError(
                 f"{child.name} exited with code {child.popen.returncode} before it was ready;"

@@ -1,10 +1,20 @@
-"""Plain-text rendering of run status and results for terminals."""
+"""Plain-text rendering of run status, results and pending approvals for terminals."""
 
 from __future__ import annotations
 
+import json
 import textwrap
+from datetime import UTC, datetime
+from typing import Any
 
-from keel.models import RunResult, RunStatus, StepRecord
+from keel.models import (
+    ApprovalRequest,
+    Decision,
+    DecisionOutcome,
+    RunResult,
+    RunStatus,
+    StepRecord,
+)
 
 
 def status_line(status: RunStatus) -> str:
@@ -16,7 +26,10 @@ def status_line(status: RunStatus) -> str:
 
 
 def step_line(record: StepRecord) -> str:
-    what = record.name if record.kind == "model" else f"{record.server}.{record.name}"
+    # A tool call refused before it reached a server (rejected, invalid) has no server.
+    what = (
+        f"{record.server}.{record.name}" if record.kind == "tool" and record.server else record.name
+    )
     tokens = f" {record.usage.total_tokens} tok" if record.usage else ""
     retry = f" attempts={record.attempts}" if record.attempts > 1 else ""
     detail = record.detail.replace("\n", " ")
@@ -46,3 +59,133 @@ def result_text(result: RunResult) -> str:
         lines.append("final answer:")
         lines.append(textwrap.indent(textwrap.fill(result.final_answer, 96), "  "))
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Approvals
+# --------------------------------------------------------------------------------------------
+
+_MONEY_KEYS = ("total", "paid", "refunded", "refundable", "amount", "balance")
+_DETAIL_WIDTH = 100
+
+
+def shorten(text: str, width: int) -> str:
+    """One line of at most ``width`` characters: a terminal row must not wrap."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def compact_json(value: Any, width: int = _DETAIL_WIDTH) -> str:
+    return shorten(json.dumps(value, separators=(",", ":"), ensure_ascii=False), width)
+
+
+def duration(seconds: float) -> str:
+    """``45s``, ``3m05s``, ``2h10m``, ``1d04h``: precise when short, coarse when long."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _summary_of(name: str, data: Any) -> str:
+    """What a lookup says about the thing a call acts on: its id, status and amounts.
+
+    A decider needs "refund 20.00 of an order that paid 89.00", not the whole order record;
+    anything that does not look like a record is shown as compact JSON instead.
+    """
+    if not isinstance(data, dict):
+        return f"{name} {compact_json(data, 60)}"
+    ident = data.get(f"{name}_id") or next(
+        (v for k, v in data.items() if k.endswith("_id") and isinstance(v, str)), None
+    )
+    money = [
+        f"{key} {value:.2f}"
+        for key in _MONEY_KEYS
+        if isinstance(value := data.get(key), int | float) and not isinstance(value, bool)
+    ]
+    if ident is None and not money:
+        return f"{name} {compact_json(data, 60)}"
+    head = f"{name} {ident}" if ident else name
+    if isinstance(data.get("status"), str):
+        head += f" ({data['status']})"
+    if not money:
+        return head
+    currency = f" {data['currency']}" if isinstance(data.get("currency"), str) else ""
+    return f"{head}: {' · '.join(money)}{currency}"
+
+
+def context_summary(context: dict[str, Any]) -> str:
+    """One line over every lookup result in an approval request's context."""
+    return shorten("; ".join(_summary_of(n, d) for n, d in context.items()), _DETAIL_WIDTH)
+
+
+def _principal(request: ApprovalRequest) -> str:
+    roles = ",".join(request.principal.roles)
+    return f"{request.principal.id} ({roles})" if roles else request.principal.id
+
+
+def _expiry(request: ApprovalRequest, now: datetime) -> str:
+    left = (_aware(request.expires_at) - now).total_seconds()
+    state = duration(left) if left > 0 else "expired"
+    return f"{state}, escalated" if request.escalated else state
+
+
+def approval_lines(requests: list[ApprovalRequest], now: datetime | None = None) -> str:
+    """A table of pending approvals, each row followed by what a decider needs to judge it."""
+    if not requests:
+        return "no approvals pending"
+    now = now or datetime.now(UTC)
+    header = ("RUN", "APPROVAL", "TOOL", "PRINCIPAL", "REVERSIBILITY", "AGE", "EXPIRES IN")
+    rows = [
+        (
+            r.workflow_id,
+            r.approval_id,
+            r.tool,
+            _principal(r),
+            r.reversibility,
+            duration((now - _aware(r.created_at)).total_seconds()),
+            _expiry(r, now),
+        )
+        for r in requests
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    out = [f"{len(requests)} approval(s) pending", "", line(header)]
+    for request, row in zip(requests, rows, strict=True):
+        out.append(line(row))
+        out.append(f"    arguments  {compact_json(request.arguments)}")
+        if request.reason:
+            first = request.reason.strip().splitlines()[0] if request.reason.strip() else ""
+            out.append(f"    reason     {shorten(first, _DETAIL_WIDTH)}")
+        if request.context:
+            out.append(f"    context    {context_summary(request.context)}")
+        if request.approver_roles:
+            out.append(f"    deciders   roles {', '.join(request.approver_roles)}")
+    out += [
+        "",
+        "decide: keel approve RUN APPROVAL | keel reject RUN APPROVAL --reason TEXT"
+        " | keel edit RUN APPROVAL --arguments JSON",
+    ]
+    return "\n".join(out)
+
+
+_VERBS = {"approve": "approved", "reject": "rejected", "edit": "edited"}
+
+
+def decision_line(decision: Decision, workflow_id: str, outcome: DecisionOutcome) -> str:
+    """``approved: apr-1-call_0_1 in run X: executed`` (or ``not approved: ...``)."""
+    verb = _VERBS[decision.decision]
+    head = verb if outcome.accepted else f"not {verb}"
+    text = f"{head}: {outcome.approval_id} in run {workflow_id}: {outcome.status}"
+    return f"{text} ({outcome.message})" if outcome.message else text

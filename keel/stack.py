@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -135,6 +136,7 @@ class Stack:
         c = self.config
         if child.name == "temporal":
             procs.wait_tcp(child, c.host, c.temporal_port, timeout=60)
+            self._register_search_attributes()
         elif child.name == "simulator":
             procs.wait_http(child, f"http://{c.host}:{c.simulator_port}/healthz")
         elif child.name in ("support_desk", "knowledge"):
@@ -142,6 +144,19 @@ class Stack:
             procs.wait_http(child, f"http://{c.host}:{port}/healthz")
         elif child.name == "worker":
             procs.wait_log(child, "worker ready", timeout=60)
+
+    def _register_search_attributes(self) -> None:
+        """Make sure Keel's search attributes exist, also in a database made by an older
+        version (``--search-attribute`` only applies to a new one). Idempotent."""
+        for attr, kind in SEARCH_ATTRIBUTES.items():
+            result = subprocess.run(
+                [str(temporal_binary()), "operator", "search-attribute", "create",
+                 "--name", attr, "--type", kind, "--address", self.config.temporal_address],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            output = result.stdout + result.stderr
+            if result.returncode != 0 and "already" not in output.lower():
+                raise procs.ProcessStartError(f"cannot register search attribute {attr}: {output}")
 
     def start(self, name: str) -> procs.Child:
         """Start one component and wait until it is ready."""

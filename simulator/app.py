@@ -28,6 +28,8 @@ from starlette.routing import Route
 
 from simulator.scenarios import FaultSpec, Scenario, TurnSpec
 from simulator.state import Counters
+from simulator.webhooks import ROUTES as WEBHOOK_ROUTES
+from simulator.webhooks import WebhookSink
 
 log = logging.getLogger("simulator")
 
@@ -72,11 +74,12 @@ class ChatRequest(BaseModel):
 
 @dataclass
 class Simulator:
-    """What the routes share: the validated scenarios, the default latency and the counters."""
+    """What the routes share: the scenarios, the default latency, the counters, the webhooks."""
 
     scenarios: Mapping[str, Scenario]
     default_latency_ms: int = 0
     counters: Counters = field(default_factory=Counters)
+    webhooks: WebhookSink = field(default_factory=WebhookSink)
 
     def find(self, model: str) -> Scenario | None:
         """``sim/<name>`` or bare ``<name>`` selects a scenario."""
@@ -338,8 +341,15 @@ async def one_conversation(request: Request) -> Response:
 
 
 async def reset(request: Request) -> Response:
+    """Forget the counters and the webhook events: a clean slate for the next test."""
     sim: Simulator = request.app.state.sim
-    return JSONResponse({"status": "ok", "conversations_dropped": sim.counters.reset()})
+    return JSONResponse(
+        {
+            "status": "ok",
+            "conversations_dropped": sim.counters.reset(),
+            "webhook_events_dropped": sim.webhooks.reset(),
+        }
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -359,8 +369,10 @@ def create_app(simulator: Simulator) -> Starlette:
             Route("/v1/sim/conversations", all_conversations, methods=["GET"]),
             Route("/v1/sim/conversations/{conversation_id}", one_conversation, methods=["GET"]),
             Route("/v1/sim/reset", reset, methods=["POST"]),
+            *WEBHOOK_ROUTES,
         ],
         exception_handlers={HTTPException: _http_error},
     )
     app.state.sim = simulator
+    app.state.webhooks = simulator.webhooks
     return app

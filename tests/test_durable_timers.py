@@ -9,6 +9,7 @@ flight is tested in real time in test_bounded_runs.py.
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx2
+import pytest
 import pytest_asyncio
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -64,7 +66,9 @@ async def run_skipping(
     async with httpx2.AsyncClient() as http, build_worker(client, settings, http):
         handle = await client.start_workflow(
             "AgentWorkflow",
-            AgentInput(profile=profile, task="ORD-1042?", principal=Principal(id="t")),
+            AgentInput(
+                profile=profile, task="ORD-1042?", principal=Principal(id="t", roles=["agent"])
+            ),
             id=f"ts-{profile}-{uuid.uuid4().hex[:8]}",
             task_queue=settings.task_queue,
             result_type=RunResult,
@@ -92,3 +96,38 @@ async def test_wall_clock_fires_while_waiting_for_a_human(
     assert result.status == "halted"
     assert result.stop_reason == result.failure_class == "wall_clock"
     assert timedelta(minutes=30) <= elapsed < timedelta(hours=1)
+
+
+def refunds(stack: Stack) -> list[tuple[str, int]]:
+    with sqlite3.connect(stack.config.support_desk_db) as db:
+        return db.execute("SELECT order_id, amount_cents FROM refunds ORDER BY rowid").fetchall()
+
+
+async def test_unanswered_approval_is_auto_rejected(env: WorkflowEnvironment, stack: Stack) -> None:
+    before = refunds(stack)
+    result, elapsed = await run_skipping(env, stack, "approvals_autoreject")  # 120 s timeout
+    assert result.status == "completed"  # the model was told, and answered
+    step = next(s for s in result.steps if s.name == "refund_order")
+    assert step.outcome == "rejected" and "automatically" in step.detail
+    assert [(r.decision, r.by) for r in result.approvals] == [("timeout", None)]
+    assert elapsed >= timedelta(seconds=120)
+    assert refunds(stack) == before
+
+
+async def test_unanswered_approval_escalates_then_halts(
+    env: WorkflowEnvironment, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    channel = f"approvals-{uuid.uuid4().hex[:8]}"
+    sink = f"{stack.config.llm_base_url}/sim/webhooks/{channel}"
+    monkeypatch.setenv("KEEL_TEST_APPROVAL_WEBHOOK", sink)  # the in-process worker reads it
+    before = refunds(stack)
+    result, elapsed = await run_skipping(env, stack, "approvals_escalate")
+    assert result.status == "halted"
+    assert result.stop_reason == result.failure_class == "approval_timeout"
+    assert elapsed >= timedelta(seconds=120 + 7200)  # first wait, notification, second wait
+    events = httpx2.get(sink, timeout=5).json()["events"]
+    assert len(events) == 1
+    body = events[0].get("body", events[0])
+    assert body["event"] == "approval_escalated"
+    assert body["request"]["tool"] == "refund_order"
+    assert refunds(stack) == before

@@ -7,6 +7,7 @@ import json
 import subprocess
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +284,43 @@ def test_unknown_conversation_and_reset(client: httpx2.Client) -> None:
     assert reset.json()["conversations_dropped"] >= 1
     assert client.get("/v1/sim/conversations").json() == {}
     assert client.get(f"/v1/sim/conversations/{conv}").status_code == 404
+
+
+def test_webhook_sink_keeps_json_per_channel_until_reset(client: httpx2.Client) -> None:
+    channel = f"hooks-{uuid.uuid4().hex}"
+    other = f"hooks-{uuid.uuid4().hex}"
+    assert client.get(f"/v1/sim/webhooks/{channel}").json() == {"channel": channel, "events": []}
+
+    payloads = [{"kind": "approval_escalated", "approval_id": "apr-1-call_0_1"}, [1, "two"]]
+    for n, payload in enumerate(payloads, start=1):
+        posted = client.post(f"/v1/sim/webhooks/{channel}", json=payload)
+        assert posted.status_code == 200, posted.text
+        assert posted.json() == {"status": "ok", "channel": channel, "seq": n}
+    assert client.post(f"/v1/sim/webhooks/{other}", json={"elsewhere": True}).status_code == 200
+
+    listed = client.get(f"/v1/sim/webhooks/{channel}").json()
+    assert listed["channel"] == channel
+    assert [(e["seq"], e["body"]) for e in listed["events"]] == [(1, payloads[0]), (2, payloads[1])]
+    for event in listed["events"]:
+        received = datetime.fromisoformat(event["received_at"])
+        assert abs((datetime.now(UTC) - received).total_seconds()) < 60
+    assert [e["body"] for e in client.get(f"/v1/sim/webhooks/{other}").json()["events"]] == [
+        {"elsewhere": True}
+    ]
+
+    bad = client.post(
+        f"/v1/sim/webhooks/{channel}",
+        content=b"not json {",
+        headers={"Content-Type": "application/json"},
+    )
+    assert bad.status_code == 400
+    assert "not valid JSON" in bad.json()["error"]["message"]
+    assert len(client.get(f"/v1/sim/webhooks/{channel}").json()["events"]) == 2
+
+    reset = client.post("/v1/sim/reset").json()
+    assert reset["webhook_events_dropped"] >= 3
+    for name in (channel, other):
+        assert client.get(f"/v1/sim/webhooks/{name}").json() == {"channel": name, "events": []}
 
 
 def test_hang_outlives_a_short_client_timeout(tmp_path: Path) -> None:

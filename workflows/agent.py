@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -33,9 +34,12 @@ with workflow.unsafe.imports_passed_through():
     from keel.errors import describe_validation_error
     from keel.models import (
         AgentInput,
+        ApprovalRequest,
         ChatMessage,
         ChatRequest,
         ChatResponse,
+        Decision,
+        DecisionOutcome,
         LimitOverrides,
         Limits,
         Price,
@@ -46,17 +50,20 @@ with workflow.unsafe.imports_passed_through():
         RunStatus,
         ServerSettings,
         StepRecord,
+        ToolCall,
         ToolSpec,
     )
+    from workflows.approvals import ApprovalDesk, DecisionError
     from workflows.budget import BudgetRefusal, call_cost, estimate_prompt_tokens, plan_call
     from workflows.budget import tokens_used as count_tokens
+    from workflows.context import Ledger, Stop, TurnContext
     from workflows.failures import classify
     from workflows.limits import LimitError, effective_limits, extend_limits
     from workflows.mcp_calls import RunFailed, list_tools
     from workflows.progress import ProgressTracker
     from workflows.tools import CatalogError, build_catalog
-    from workflows.turn import Ledger, Stop, TurnContext, run_tool_turn
-    from workflows.validation import PolicyError, Validator, check_policies
+    from workflows.turn import run_tool_turn
+    from workflows.validation import PolicyError, Rejection, Validator, check_policies
 
 KEEL_STATE = SearchAttributeKey.for_keyword("KeelState")
 KEEL_FAILURE_CLASS = SearchAttributeKey.for_keyword("KeelFailureClass")
@@ -108,6 +115,8 @@ class AgentWorkflow:
         self._last_event = "starting"
         self._guidance: list[Guidance] = []
         self._escalated = False
+        self._desk = ApprovalDesk()
+        self._validator: Validator | None = None
 
     # ---------------------------------------------------------------- public interface
 
@@ -158,7 +167,68 @@ class AgentWorkflow:
             usage=self._ledger.usage,
             cost_usd=self._ledger.cost_usd,
             last_event=self._last_event,
+            pending_approvals=len(self._desk.pending),
         )
+
+    @workflow.query(name="pending_approvals")
+    def pending_approvals(self) -> list[ApprovalRequest]:
+        """Tool calls waiting for a human decision, oldest first."""
+        return list(self._desk.pending.values())
+
+    @workflow.signal(name="decide")
+    def decide(self, payload: Any) -> None:
+        """A human decision (fire and forget). One that cannot be accepted is recorded in the
+        audit trail; one for a request not opened yet is kept until it is."""
+        now = workflow.now()
+        try:
+            decision = Decision.model_validate(payload)
+        except ValidationError as exc:
+            workflow.logger.warning("ignored malformed decide signal: %s", exc)
+            return
+        known = (
+            decision.approval_id in self._desk.pending
+            or decision.approval_id in self._desk.accepted
+            or decision.approval_id in self._desk.closed
+        )
+        if not known:
+            self._desk.early[decision.approval_id] = decision
+            return
+        try:
+            request = self._desk.check(decision, now)
+            self._check_edit(decision)
+        except DecisionError as exc:
+            self._desk.refuse(decision, str(exc), now)
+            return
+        if request is not None:
+            self._desk.accept(decision)
+
+    @workflow.update(name="decide")
+    async def decide_update(self, decision: Decision) -> DecisionOutcome:
+        """A human decision that answers: accepted or not, and what came of it."""
+        if self._desk.check(decision, workflow.now()) is not None:
+            self._desk.accept(decision)
+        approval = decision.approval_id
+        await workflow.wait_condition(lambda: approval in self._desk.closed)
+        return DecisionOutcome(
+            approval_id=approval, accepted=True, status=self._desk.closed[approval]
+        )
+
+    @decide_update.validator
+    def _validate_decision(self, decision: Decision) -> None:
+        """Refuse before accepting: unknown or expired id, missing role, invalid edit."""
+        self._desk.check(decision, workflow.now())
+        self._check_edit(decision)
+
+    def _check_edit(self, decision: Decision) -> None:
+        if decision.decision != "edit" or self._validator is None:
+            return
+        request = self._desk.pending[decision.approval_id]
+        call = ToolCall(
+            id=request.tool_call_id, name=request.tool, arguments=json.dumps(decision.arguments)
+        )
+        checked = self._validator.check_schema(call)
+        if isinstance(checked, Rejection):
+            raise DecisionError(f"edited arguments are invalid: {checked.message}")
 
     @workflow.signal(name="guide")
     def guide(self, guidance: Guidance) -> None:
@@ -197,7 +267,11 @@ class AgentWorkflow:
             validator=Validator(catalog),
             tracker=tracker,
             ledger=self._ledger,
+            desk=self._desk,
+            approvals=profile.approvals,
+            on_pending_change=self._on_pending_change,
         )
+        self._validator = ctx.validator
         self._messages = [
             ChatMessage(role="system", content=profile.system_prompt),
             ChatMessage(role="user", content=agent_input.task),
@@ -216,7 +290,7 @@ class AgentWorkflow:
                 self._last_event = (
                     f"step {self._ledger.model_calls}: {len(response.tool_calls)} tool call(s)"
                 )
-                messages, stop = await run_tool_turn(ctx, response.tool_calls)
+                messages, stop = await run_tool_turn(ctx, response.tool_calls, response.content)
                 self._messages.extend(messages)
             if stop is not None:
                 guidance = await self._escalate(profile, stop)
@@ -371,6 +445,14 @@ class AgentWorkflow:
             fields["latency_ms"] = (workflow.now() - started).total_seconds() * 1000
         return StepRecord(step=step, kind="model", name=name, started_at=started, **fields)
 
+    def _on_pending_change(self) -> None:
+        if self._state in ("running", "awaiting_approval"):
+            waiting = bool(self._desk.pending)
+            self._set_state("awaiting_approval" if waiting else "running")
+            if waiting:
+                tools = ", ".join(r.tool for r in self._desk.pending.values())
+                self._last_event = f"waiting for approval: {tools}"
+
     def _set_state(self, state: RunState) -> None:
         self._state = state
         workflow.upsert_search_attributes([KEEL_STATE.value_set(state)])
@@ -405,4 +487,5 @@ class AgentWorkflow:
             tool_calls=self._ledger.tool_calls,
             model_calls=self._ledger.model_calls,
             cost_usd=round(self._ledger.cost_usd, 9),
+            approvals=self._desk.audit,
         )

@@ -22,6 +22,7 @@ FailureClass = Literal[
     "schema_violation",
     "semantic_violation",
     "unauthorized",
+    "approval_timeout",
     "config_error",
     "model_error",
     "upstream_unavailable",

@@ -1,81 +1,37 @@
-"""One tool turn: budget, validate (schema → semantic → authorization), then run concurrently.
+"""One tool turn: budget, validate (schema → semantic → authorization), approvals, then run.
 
 Workflow-side code. Every call of the turn gets a tool message back in the model's call
 order — a result, or a structured refusal — so the conversation stays well formed. A call
-refused by any check never reaches its MCP server.
+refused by any check never reaches its MCP server. Calls that need a human decision wait for
+it while the turn's other calls run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from keel.models import (
-        ChatMessage,
-        Limits,
-        Principal,
-        ServerSettings,
-        StepRecord,
-        ToolCall,
-        ToolPolicy,
-        ToolSpec,
-        Usage,
-    )
-    from workflows.failures import FailureClass, classify
-    from workflows.mcp_calls import RunFailed, activity_meta, call_tool, run_lookups
-    from workflows.progress import ProgressTracker
-    from workflows.tools import result_text
+    from keel.models import ApprovalRule, ChatMessage, StepRecord, ToolCall
+    from workflows.approval_wait import Decided, await_decision, open_request
+    from workflows.approvals import approver_roles, needs_approval, reversibility
+    from workflows.context import Stop, TurnContext
+    from workflows.execute import ToolCallFailed, execute_call, tool_record
+    from workflows.failures import FailureClass
+    from workflows.mcp_calls import RunFailed, run_lookups
+    from workflows.semantics import LookupResult
     from workflows.validation import (
         PolicyError,
         PreparedCall,
         Rejection,
-        Validator,
         check_authorization,
         check_semantics,
         plan_lookups,
     )
-
-
-@dataclass
-class Ledger:
-    """What the run has spent and done so far (lives in workflow state)."""
-
-    steps: list[StepRecord] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    cost_usd: float = 0.0
-    model_calls: int = 0
-    tool_calls: int = 0
-
-
-@dataclass(frozen=True)
-class Stop:
-    """A stop condition that tripped: the stop reason and the failure class it implies."""
-
-    reason: str
-    failure_class: FailureClass
-    message: str
-
-
-@dataclass
-class TurnContext:
-    """Everything a tool turn needs from the run."""
-
-    workflow_id: str
-    principal: Principal
-    limits: Limits
-    servers: dict[str, ServerSettings]
-    policies: dict[str, ToolPolicy]
-    catalog_all: list[ToolSpec]
-    validator: Validator
-    tracker: ProgressTracker
-    ledger: Ledger
 
 
 @dataclass
@@ -89,17 +45,13 @@ class _Slot:
     result: str | None = None
 
 
-def _record(step: int, call: ToolCall, now: datetime, **fields: Any) -> StepRecord:
-    fields.setdefault("latency_ms", 0.0)
-    return StepRecord(
-        step=step, kind="tool", name=call.name, tool_call_id=call.id, started_at=now, **fields
-    )
-
-
 async def run_tool_turn(
-    ctx: TurnContext, calls: list[ToolCall]
+    ctx: TurnContext, calls: list[ToolCall], reason: str | None = None
 ) -> tuple[list[ChatMessage], Stop | None]:
-    """Process one turn's calls; return the tool messages and a stop condition, if one tripped."""
+    """Process one turn's calls; return the tool messages and a stop condition, if one tripped.
+
+    ``reason`` is what the model said alongside its calls: shown to approvers.
+    """
     step = ctx.ledger.model_calls
     now = workflow.now()
     slots = [_Slot(call) for call in calls]
@@ -108,10 +60,11 @@ async def run_tool_turn(
 
     def refuse(slot: _Slot, content: str, outcome: Any, validation: str) -> None:
         slot.refusal = content
-        slot.record = _record(step, slot.call, now, outcome=outcome, detail=validation,
-                              validation=validation)  # fmt: skip
+        slot.prepared = None
+        slot.record = tool_record(step, slot.call, now, outcome=outcome, detail=validation,
+                                  validation=validation)  # fmt: skip
 
-    # 1. Tool-call budget and schema, in call order.
+    # 1. Tool-call budget, schema and repeats, in call order.
     for slot in slots:
         if ctx.ledger.tool_calls >= ctx.limits.max_tool_calls:
             message = f"tool-call limit reached (max_tool_calls={ctx.limits.max_tool_calls})"
@@ -135,69 +88,44 @@ async def run_tool_turn(
             continue
         slot.prepared = outcome
 
-    # 2. Semantic lookups for every call that passed the schema, concurrently.
-    pending = [s for s in slots if s.prepared is not None]
-    plans = {}
-    for slot in pending:
-        assert slot.prepared is not None
-        policy = ctx.policies.get(slot.call.name)
-        if policy is None or not policy.checks:
-            continue
-        try:
-            plan = plan_lookups(slot.prepared, policy, ctx.catalog_all)
-        except PolicyError as exc:
-            raise RunFailed(
-                "config_error", f"profile policy for {slot.call.name!r}: {exc}"
-            ) from None
-        if isinstance(plan, Rejection):
-            last_rejection = plan
-            refuse(slot, plan.as_tool_content(), "invalid", f"{plan.layer}: {plan.message}")
-            slot.prepared = None
-        else:
-            plans[slot.call.id] = plan
-    looked_up = await asyncio.gather(*(run_lookups(p, ctx.servers) for p in plans.values()))
-    lookups = dict(zip(plans.keys(), looked_up, strict=True))
+    # 2. Semantic lookups of every call that passed the schema, concurrently.
+    lookups = await _lookups(ctx, slots, refuse)
 
     # 3. Semantic checks, then authorization.
     for slot in slots:
         if slot.prepared is None:
             continue
-        policy = ctx.policies.get(slot.call.name)
-        rejection: Rejection | None = None
-        if policy is not None and policy.checks:
-            try:
-                rejection = check_semantics(
-                    slot.prepared, policy, lookups.get(slot.call.id, {}), workflow.now()
-                )
-            except PolicyError as exc:
-                message = f"profile policy for {slot.call.name!r}: {exc}"
-                raise RunFailed("config_error", message) from None
-        if rejection is None:
-            rejection = check_authorization(slot.prepared, policy, ctx.principal)
+        rejection = _check(ctx, slot.prepared, lookups.get(slot.call.id, {}))
         if rejection is not None:
             last_rejection = rejection
             refuse(slot, rejection.as_tool_content(), "invalid",
                    f"{rejection.layer}: {rejection.message}")  # fmt: skip
-            slot.prepared = None
 
-    # 4. Run what passed, concurrently.
+    # 4. Run what passed — now, or after a human decision — concurrently.
     runnable = [s for s in slots if s.prepared is not None]
-    executed = await asyncio.gather(
-        *(_execute(ctx, step, s) for s in runnable), return_exceptions=True
+    done = await asyncio.gather(
+        *(_run(ctx, step, s, reason, lookups.get(s.call.id, {})) for s in runnable),
+        return_exceptions=True,
     )
     failure: RunFailed | None = None
-    for error in executed:
-        if isinstance(error, RunFailed):
-            failure = failure or error
-        elif isinstance(error, BaseException):
-            raise error
-    for slot in slots:
-        if slot.record is not None:
-            ctx.ledger.steps.append(slot.record)
+    for slot, finished in zip(runnable, done, strict=True):
+        if isinstance(finished, ToolCallFailed):
+            slot.record = finished.record
+            failure = failure or finished.failure
+        elif isinstance(finished, RunFailed):
+            failure = failure or finished
+        elif isinstance(finished, BaseException):
+            raise finished
+        else:
+            slot.record, slot.result = finished.record, finished.result
+            slot.refusal = None if finished.result is not None else finished.content
+            stop = stop or finished.stop
+    ctx.ledger.steps.extend(s.record for s in slots if s.record is not None)
     if failure is not None:
         raise failure
 
-    ctx.tracker.record_step([s.result for s in runnable if s.result is not None], not runnable)
+    ran = [s.result for s in runnable if s.result is not None]
+    ctx.tracker.record_step(ran, not runnable)
     if stop is None and ctx.tracker.stalled:
         failure_class: FailureClass = "no_progress"
         if not runnable and last_rejection is not None:
@@ -210,31 +138,62 @@ async def run_tool_turn(
     return messages, stop
 
 
-async def _execute(ctx: TurnContext, step: int, slot: _Slot) -> None:
-    assert slot.prepared is not None
-    tool = slot.prepared.tool
-    key = f"{ctx.workflow_id}:{step}:{slot.call.id}"
-    started = workflow.now()
-    try:
-        result = await call_tool(ctx.servers[tool.server], tool.name, slot.prepared.arguments, key)
-    except ActivityError as exc:
-        failure, message = classify(exc, f"tool {tool.name!r} on {tool.server!r}")
-        slot.record = _record(step, slot.call, started, server=tool.server, outcome="failed",
-                              detail=message, idempotency_key=key, validation="passed",
-                              latency_ms=_elapsed(started))  # fmt: skip
-        raise RunFailed(failure, message) from None
-    text = result_text(result)
-    attempts, latency = activity_meta(result)
-    slot.result = text
-    slot.record = _record(step, slot.call, started, server=tool.server,
-                          latency_ms=latency if latency is not None else _elapsed(started),
-                          attempts=attempts, outcome="tool_error" if result.is_error else "ok",
-                          detail=text[:200], idempotency_key=key,
-                          validation="passed")  # fmt: skip
+async def _lookups(
+    ctx: TurnContext, slots: list[_Slot], refuse: Any
+) -> dict[str, dict[str, LookupResult]]:
+    plans = {}
+    for slot in slots:
+        policy = ctx.policies.get(slot.call.name)
+        if slot.prepared is None or policy is None or not policy.checks:
+            continue
+        try:
+            plan = plan_lookups(slot.prepared, policy, ctx.catalog_all)
+        except PolicyError as exc:
+            raise RunFailed(
+                "config_error", f"profile policy for {slot.call.name!r}: {exc}"
+            ) from None
+        if isinstance(plan, Rejection):
+            refuse(slot, plan.as_tool_content(), "invalid", f"{plan.layer}: {plan.message}")
+        else:
+            plans[slot.call.id] = plan
+    results = await asyncio.gather(*(run_lookups(p, ctx.servers) for p in plans.values()))
+    return dict(zip(plans.keys(), results, strict=True))
 
 
-def _elapsed(started: datetime) -> float:
-    return (workflow.now() - started).total_seconds() * 1000
+def _check(
+    ctx: TurnContext, prepared: PreparedCall, lookups: dict[str, LookupResult]
+) -> Rejection | None:
+    policy = ctx.policies.get(prepared.call.name)
+    if policy is not None and policy.checks:
+        try:
+            rejection = check_semantics(prepared, policy, lookups, workflow.now())
+        except PolicyError as exc:
+            message = f"profile policy for {prepared.call.name!r}: {exc}"
+            raise RunFailed("config_error", message) from None
+        if rejection is not None:
+            return rejection
+    return check_authorization(prepared, policy, ctx.principal)
+
+
+async def _run(
+    ctx: TurnContext, step: int, slot: _Slot, reason: str | None,
+    lookups: dict[str, LookupResult],
+) -> Decided:  # fmt: skip
+    """Run a validated call at once, or open an approval request and wait for the decision."""
+    prepared = slot.prepared
+    assert prepared is not None
+    policy = ctx.policies.get(prepared.call.name)
+    kind = reversibility(prepared.tool, ctx.servers[prepared.tool.server], policy)
+    rule = policy.approval if policy is not None else ApprovalRule()
+    if not needs_approval(kind, rule, prepared.arguments):
+        text, record = await execute_call(
+            ctx, step, prepared.call, prepared.tool, prepared.arguments
+        )
+        return Decided(text, record, result=text)
+    context = {name: r.data for name, r in lookups.items() if r.ok and r.data is not None}
+    request = open_request(ctx, step, prepared, kind, approver_roles(policy, ctx.approvals),
+                           reason, context)  # fmt: skip
+    return await await_decision(ctx, request, prepared)
 
 
 def _limit_content(message: str) -> str:

@@ -1,0 +1,106 @@
+"""Finding tool calls that wait for a human, and delivering decisions (used by the CLI and tests).
+
+Pending approvals live in the workflows themselves (the ``pending_approvals`` query), not in a
+separate store: Temporal's visibility (``KeelState = 'awaiting_approval'``) says which runs to
+ask, and each run answers for itself. Decisions go through the ``decide`` *update*, not the
+signal, because a person at a terminal needs an answer: the update's validator refuses an
+unknown or expired id, a decider without the required role or an invalid edit *before*
+anything is recorded, and the accepted update answers with what came of the decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from keel.client import WORKFLOW_TYPE
+from keel.errors import InputError, KeelError
+from keel.models import ApprovalRequest, Decision, DecisionOutcome
+
+AWAITING_QUERY = (
+    f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
+    " AND KeelState = 'awaiting_approval'"
+)
+"""Running is part of the query: a run terminated while waiting keeps its last KeelState."""
+
+QUERY_TIMEOUT = timedelta(seconds=15)
+"""A query needs a worker; without one it would hang, so ask for a bounded answer."""
+
+MAX_CONCURRENT_QUERIES = 16
+
+
+async def list_pending(client: Client) -> list[ApprovalRequest]:
+    """Every pending approval of every run waiting for a human, oldest first.
+
+    Visibility is eventually consistent: a run may have been decided (or finished) between
+    the list and its query. Such a run answers with nothing pending, or is gone; both are
+    skipped silently, since "nothing to decide there" is the truth by then.
+    """
+    try:
+        ids = [execution.id async for execution in client.list_workflows(AWAITING_QUERY)]
+    except RPCError as exc:
+        raise KeelError(f"cannot list runs awaiting approval: {exc.message}") from None
+    limit = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
+
+    async def pending_of(workflow_id: str) -> list[ApprovalRequest]:
+        async with limit:
+            return await _query_pending(client, workflow_id)
+
+    found = await asyncio.gather(*(pending_of(workflow_id) for workflow_id in ids))
+    requests = [request for run in found for request in run]
+    return sorted(requests, key=lambda r: (r.created_at, r.workflow_id, r.approval_id))
+
+
+async def _query_pending(client: Client, workflow_id: str) -> list[ApprovalRequest]:
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        requests: list[ApprovalRequest] = await handle.query(
+            "pending_approvals", result_type=list[ApprovalRequest], rpc_timeout=QUERY_TIMEOUT
+        )
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return []  # finished and gone between the list and the query
+        if exc.status == RPCStatusCode.DEADLINE_EXCEEDED:
+            raise KeelError(
+                f"run {workflow_id} did not answer within {QUERY_TIMEOUT.seconds}s"
+                " (is a worker polling the task queue?)"
+            ) from None
+        raise KeelError(f"cannot query run {workflow_id}: {exc.message}") from None
+    except WorkflowQueryFailedError as exc:
+        raise KeelError(f"run {workflow_id} cannot list its approvals: {exc.message}") from None
+    return requests
+
+
+async def decide(client: Client, workflow_id: str, decision: Decision) -> DecisionOutcome:
+    """Deliver ``decision`` to run ``workflow_id`` and wait for what came of it.
+
+    A refusal by the update's validator is the decider's mistake (wrong id, missing role,
+    invalid edit) and becomes an ``InputError`` carrying the workflow's own explanation.
+    """
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        outcome: DecisionOutcome = await handle.execute_update(
+            "decide", decision, result_type=DecisionOutcome
+        )
+    except WorkflowUpdateFailedError as exc:
+        why = getattr(exc.cause, "message", None) or str(exc.cause)
+        raise InputError(f"run {workflow_id} refused the decision: {why}") from None
+    except RPCError as exc:
+        raise _rpc_error(exc, workflow_id) from None
+    return outcome
+
+
+def _rpc_error(exc: RPCError, workflow_id: str) -> KeelError:
+    """Temporal answers NOT_FOUND both for an unknown id and for a run that already ended."""
+    if exc.status == RPCStatusCode.NOT_FOUND:
+        if "completed" in exc.message.lower():
+            return InputError(f"run {workflow_id} has already finished; nothing is pending there")
+        return InputError(f"no run with id {workflow_id}")
+    return KeelError(f"Temporal refused the decision for run {workflow_id}: {exc.message}")

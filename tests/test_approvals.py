@@ -1,0 +1,237 @@
+"""Irreversible actions wait for a human, on the real stack.
+
+After each scenario the support-desk database holds exactly the effects that were approved:
+tests run one at a time against one database, so the rows a test adds are its own.
+The approved refunds of this module and tests/test_cli_approvals.py all draw on ORD-1050
+(129.99 refundable, 115.00 used): a new approving test should use another order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+
+from keel.models import ApprovalRequest, Decision, DecisionOutcome, RunResult, RunStatus
+from keel.stack import Stack
+from tests.helpers import start
+
+SUPERVISOR = ["supervisor"]
+
+
+def rows(stack: Stack) -> dict[str, list[Any]]:
+    with sqlite3.connect(stack.config.support_desk_db) as db:
+        return {
+            "refunds": db.execute(
+                "SELECT order_id, amount_cents FROM refunds ORDER BY rowid"
+            ).fetchall(),
+            "emails": db.execute(
+                "SELECT customer_id, subject FROM emails ORDER BY rowid"
+            ).fetchall(),
+        }
+
+
+def added(before: dict[str, list[Any]], after: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    return {table: after[table][len(before[table]) :] for table in before}
+
+
+async def pending(handle: WorkflowHandle[Any, Any], count: int = 1) -> list[ApprovalRequest]:
+    for _ in range(300):
+        requests = await handle.query("pending_approvals", result_type=list[ApprovalRequest])
+        if len(requests) >= count:
+            return requests
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{count} approval(s) never became pending")
+
+
+async def decide(handle: WorkflowHandle[Any, Any], **fields: Any) -> DecisionOutcome:
+    fields.setdefault("by", "alice")
+    fields.setdefault("roles", SUPERVISOR)
+    return await handle.execute_update("decide", Decision(**fields), result_type=DecisionOutcome)
+
+
+async def test_approve_runs_the_call_exactly_once(client: Client, stack: Stack) -> None:
+    before = rows(stack)
+    handle = await start(client, "approvals", task="James: my watch strap broke.")
+    [request] = await pending(handle)
+
+    assert request.tool == "refund_order"
+    assert request.arguments["amount"] == 20.0
+    assert request.reversibility == "irreversible"
+    assert request.principal.id == "tester"
+    assert request.reason and "partial refund of 20.00" in request.reason
+    assert request.context["order"]["order_id"] == "ORD-1050"  # what the refund acts on
+    assert request.approver_roles == SUPERVISOR
+    assert request.expires_at > request.created_at
+    status = await handle.query("status", result_type=RunStatus)
+    assert (status.state, status.pending_approvals) == ("awaiting_approval", 1)
+    # The turn's read-only lookup did not wait for the human.
+    completed = [
+        e async for e in handle.fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+    ]  # fmt: skip
+    assert len(completed) >= 4  # profile, list-tools, chat, get_order (+ the semantic lookup)
+
+    outcome = await decide(handle, approval_id=request.approval_id, decision="approve")
+    assert outcome.accepted and outcome.status == "executed"
+    result = await handle.result()
+
+    assert result.status == "completed"
+    assert added(before, rows(stack)) == {"refunds": [("ORD-1050", 2000)], "emails": []}
+    [record] = result.approvals
+    assert (record.decision, record.by, record.outcome) == ("approve", "alice", "executed")
+    refund_step = next(s for s in result.steps if s.name == "refund_order")
+    assert refund_step.outcome == "ok" and "approved by alice" in (refund_step.validation or "")
+
+
+async def test_edit_runs_the_edited_arguments(client: Client, stack: Stack) -> None:
+    before = rows(stack)
+    handle = await start(client, "approvals")
+    [request] = await pending(handle)
+    edited = {**request.arguments, "amount": 15.0}
+    outcome = await decide(
+        handle, approval_id=request.approval_id, decision="edit", arguments=edited
+    )
+    assert outcome.status == "executed with edited arguments"
+    result = await handle.result()
+    assert added(before, rows(stack))["refunds"] == [("ORD-1050", 1500)]
+    assert result.approvals[0].arguments == edited
+
+
+async def test_invalid_edits_are_refused_and_nothing_happens(client: Client, stack: Stack) -> None:
+    before = rows(stack)
+    handle = await start(client, "approvals")
+    [request] = await pending(handle)
+    # Schema-invalid: refused by the update's validator, the request stays pending.
+    with pytest.raises(WorkflowUpdateFailedError) as info:
+        await decide(handle, approval_id=request.approval_id, decision="edit",
+                     arguments={**request.arguments, "amount": "lots"})  # fmt: skip
+    assert "edited arguments are invalid" in str(info.value.cause)
+    assert len(await pending(handle)) == 1
+    # Semantically invalid (more than the order's refundable amount): accepted as a decision,
+    # re-validated with a fresh lookup, refused; the model is told.
+    outcome = await decide(handle, approval_id=request.approval_id, decision="edit",
+                           arguments={**request.arguments, "amount": 5000.0})  # fmt: skip
+    assert outcome.status.startswith("edit refused") and "refundable" in outcome.status
+    result = await handle.result()
+    assert result.status == "completed"
+    assert added(before, rows(stack)) == {"refunds": [], "emails": []}
+
+
+async def test_reject_tells_the_model_and_changes_nothing(client: Client, stack: Stack) -> None:
+    before = rows(stack)
+    handle = await start(client, "approvals")
+    [request] = await pending(handle)
+    outcome = await decide(handle, approval_id=request.approval_id, decision="reject",
+                           reason="the strap is not covered")  # fmt: skip
+    assert outcome.status == "rejected"
+    result = await handle.result()
+    assert result.status == "completed"
+    assert added(before, rows(stack)) == {"refunds": [], "emails": []}
+    step = next(s for s in result.steps if s.name == "refund_order")
+    assert step.outcome == "rejected" and "the strap is not covered" in step.detail
+    assert result.approvals[0].decision == "reject"
+
+
+async def test_decision_sent_before_the_wait_is_not_lost(client: Client, stack: Stack) -> None:
+    before = rows(stack)
+    handle = await start(client, "approvals")
+    # The id is predictable (step 1, the model's call id), so the decision can come first.
+    await handle.signal(
+        "decide",
+        {
+            "approval_id": "apr-1-call_0_1",
+            "decision": "approve",
+            "by": "early",
+            "roles": SUPERVISOR,
+        },
+    )
+    result = await handle.result()
+    assert result.status == "completed"
+    assert added(before, rows(stack))["refunds"] == [("ORD-1050", 2000)]
+    assert [(r.decision, r.by) for r in result.approvals] == [("approve", "early")]
+
+
+async def test_a_repeated_decision_is_idempotent(client: Client, stack: Stack) -> None:
+    before = rows(stack)
+    handle = await start(client, "approvals_two")  # the pending email keeps the run waiting
+    refund, email = await pending(handle, 2)
+    first = await decide(handle, approval_id=refund.approval_id, decision="approve")
+    again = await decide(handle, approval_id=refund.approval_id, decision="approve")
+    await handle.signal("decide", Decision(approval_id=refund.approval_id, decision="approve",
+                                           by="alice", roles=SUPERVISOR))  # fmt: skip
+    with pytest.raises(WorkflowUpdateFailedError) as info:  # a different decision is refused
+        await decide(handle, approval_id=refund.approval_id, decision="reject", reason="no")
+    assert "already decided" in str(info.value.cause)
+    await decide(handle, approval_id=email.approval_id, decision="reject", reason="not needed")
+    result = await handle.result()
+    assert first == again
+    assert added(before, rows(stack)) == {"refunds": [("ORD-1050", 1000)], "emails": []}
+    assert [r.decision for r in result.approvals] == ["approve", "reject"]
+
+
+async def test_two_approvals_in_one_turn_decided_in_reverse_order(
+    client: Client, stack: Stack
+) -> None:
+    before = rows(stack)
+    handle = await start(client, "approvals_two")
+    refund, email = await pending(handle, 2)
+    assert (refund.tool, email.tool) == ("refund_order", "send_email")
+    assert (
+        await decide(handle, approval_id=email.approval_id, decision="approve")
+    ).status == "executed"
+    assert len(await pending(handle)) == 1  # the refund still waits
+    assert (
+        await decide(handle, approval_id=refund.approval_id, decision="approve")
+    ).status == "executed"
+    result = await handle.result()
+    assert result.status == "completed"
+    assert added(before, rows(stack)) == {
+        "refunds": [("ORD-1050", 1000)],
+        "emails": [("CUS-1002", "Your refund for ORD-1050")],
+    }
+    assert [r.tool for r in result.approvals] == ["send_email", "refund_order"]
+
+
+async def test_worker_killed_while_waiting_then_decision_applies(
+    client: Client, stack: Stack
+) -> None:
+    before = rows(stack)
+    handle = await start(client, "approvals")
+    [request] = await pending(handle)
+    stack.kill("worker")
+    stack.start("worker")
+    outcome = await decide(handle, approval_id=request.approval_id, decision="approve")
+    assert outcome.status == "executed"
+    result = await handle.result()
+    assert result.status == "completed"
+    assert added(before, rows(stack))["refunds"] == [("ORD-1050", 2000)]
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"approval_id": "apr-9-nope", "decision": "approve"}, "is not pending in this run"),
+        ({"decision": "approve", "roles": ["agent"], "by": "bob"}, "may not decide refund_order"),
+        ({"decision": "reject"}, "needs a 'reason'"),
+    ],
+)
+async def test_update_refuses_bad_decisions(
+    client: Client, stack: Stack, fields: dict[str, Any], expected: str
+) -> None:
+    before = rows(stack)
+    handle = await start(client, "approvals")
+    [request] = await pending(handle)
+    fields.setdefault("approval_id", request.approval_id)
+    with pytest.raises(WorkflowUpdateFailedError) as info:
+        await decide(handle, **fields)
+    assert expected in str(info.value.cause)
+    assert len(await pending(handle)) == 1  # nothing was decided
+    await decide(handle, approval_id=request.approval_id, decision="reject", reason="test over")
+    result: RunResult = await handle.result()
+    assert result.status == "completed"
+    assert added(before, rows(stack)) == {"refunds": [], "emails": []}

@@ -1,0 +1,155 @@
+"""Deciding approvals from the terminal: ``keel approvals / approve / reject / edit``.
+
+Run as a user runs them (a subprocess against the session's real stack). Mistakes a person
+makes at the keyboard must cost one readable line and exit 2, before Temporal is contacted.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import time
+import uuid
+from typing import Any
+
+from keel.procs import free_port
+from keel.stack import Stack, temporal_binary
+from tests.test_cli import keel
+
+UNREACHABLE = f"127.0.0.1:{free_port()}"
+"""Where nothing listens: a command that got this far would say 'cannot reach Temporal'."""
+
+
+def user_error(out: subprocess.CompletedProcess[str]) -> str:
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr
+    return out.stderr.strip()
+
+
+def test_edit_with_malformed_json_is_refused_before_contacting_temporal() -> None:
+    out = keel(
+        None, "edit", "some-run", "apr-1-call_0_1", "--arguments", "{bad", temporal=UNREACHABLE
+    )
+    message = user_error(out)
+    assert message.startswith("keel: --arguments is not valid JSON: ")
+    assert len(message.splitlines()) == 1
+    assert "cannot reach Temporal" not in message
+
+
+def test_edit_arguments_must_be_a_json_object() -> None:
+    out = keel(
+        None, "edit", "some-run", "apr-1-call_0_1", "--arguments", "[1]", temporal=UNREACHABLE
+    )
+    message = user_error(out)
+    assert "--arguments must be a JSON object" in message
+    assert "cannot reach Temporal" not in message
+
+
+def test_reject_needs_a_reason() -> None:
+    out = keel(None, "reject", "some-run", "apr-1-call_0_1", temporal=UNREACHABLE)
+    message = user_error(out)
+    assert "the following arguments are required: --reason" in message
+
+
+def test_nothing_pending(stack: Stack) -> None:
+    """Runs of earlier tests may still be closing (visibility lags): give them a moment."""
+    deadline = time.monotonic() + 30
+    while True:
+        out = keel(stack, "approvals")
+        assert out.returncode == 0, out.stderr
+        if out.stdout.strip() == "no approvals pending" or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert out.stdout.strip() == "no approvals pending", out.stdout
+    as_json = keel(stack, "approvals", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == []
+
+
+def test_deciding_on_an_unknown_run_is_one_line(stack: Stack) -> None:
+    out = keel(stack, "approve", f"no-such-run-{uuid.uuid4().hex[:8]}", "apr-1-call_0_1")
+    message = user_error(out)
+    assert "no run with id no-such-run-" in message
+
+
+def refunds_after(stack: Stack, last_id: int) -> list[tuple[str, int]]:
+    with sqlite3.connect(stack.config.support_desk_db) as db:
+        rows = db.execute(
+            "SELECT order_id, amount_cents FROM refunds WHERE id > ? ORDER BY id", (last_id,)
+        ).fetchall()
+    return [(str(order), int(cents)) for order, cents in rows]
+
+
+def last_refund_id(stack: Stack) -> int:
+    with sqlite3.connect(stack.config.support_desk_db) as db:
+        (last,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM refunds").fetchone()
+    return int(last)
+
+
+def wait_for_request(stack: Stack, run_id: str, timeout: float = 60) -> dict[str, Any]:
+    """Poll ``keel approvals --json`` as a person would refresh it (KeelState lags a little)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = keel(stack, "approvals", "--json")
+        assert out.returncode == 0, out.stderr
+        mine = [r for r in json.loads(out.stdout) if r["workflow_id"] == run_id]
+        if mine:
+            assert len(mine) == 1, mine
+            return mine[0]
+        time.sleep(0.5)
+    raise AssertionError(f"no pending approval of {run_id} within {timeout}s")
+
+
+def terminate(stack: Stack, run_id: str) -> None:
+    """Leave no run waiting for a human behind (later tests list what is pending)."""
+    subprocess.run(
+        [str(temporal_binary()), "workflow", "terminate", "--address",
+         stack.config.temporal_address, "--workflow-id", run_id, "--reason", "test cleanup"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_approve_from_cli_end_to_end(stack: Stack) -> None:
+    before = last_refund_id(stack)
+    run_id = f"cli-approve-{uuid.uuid4().hex[:10]}"
+    started = keel(
+        stack, "run", "approvals", "James Okafor: my watch strap broke within a week (ORD-1050).",
+        "--id", run_id, "--principal", "tester", "--role", "agent", "--no-wait",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == run_id
+    finished = False
+    try:
+        request = wait_for_request(stack, run_id)
+        assert request["tool"] == "refund_order"
+        assert request["arguments"]["order_id"] == "ORD-1050"
+        assert request["arguments"]["amount"] == 20.0
+        assert request["reversibility"] == "irreversible"
+
+        table = keel(stack, "approvals")
+        assert table.returncode == 0, table.stderr
+        assert run_id in table.stdout and request["approval_id"] in table.stdout
+        assert "refund_order" in table.stdout and "ORD-1050" in table.stdout
+
+        approved = keel(
+            stack, "approve", run_id, request["approval_id"], "--by", "alice",
+            "--role", "supervisor",
+        )  # fmt: skip
+        assert approved.returncode == 0, approved.stderr
+        assert approved.stdout.startswith(f"approved: {request['approval_id']} in run {run_id}")
+
+        result_out = keel(stack, "result", run_id, "--json")
+        assert result_out.returncode == 0, (result_out.stdout, result_out.stderr)
+        finished = True
+        result = json.loads(result_out.stdout)
+        assert result["status"] == "completed"
+        [record] = result["approvals"]
+        assert (record["decision"], record["by"]) == ("approve", "alice")
+        assert refunds_after(stack, before) == [("ORD-1050", 2000)]
+
+        again = keel(stack, "approve", run_id, request["approval_id"], "--role", "supervisor")
+        assert again.returncode == 2 and "Traceback" not in again.stderr
+    finally:
+        if not finished:
+            terminate(stack, run_id)

@@ -1,0 +1,218 @@
+"""Waiting for a human decision on one tool call, and carrying the decision out.
+
+Approve runs the call as proposed; edit validates the new arguments through all three layers
+again and runs them; reject tells the model who rejected it and why. A request nobody decides
+in time is auto-rejected, or — if the profile says ``escalate`` — announced to a webhook (an
+activity) and given a second, longer wait, after which the run halts (``approval_timeout``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from keel.models import (
+        ApprovalRequest,
+        Decision,
+        DecisionRecord,
+        Reversibility,
+        StepRecord,
+        ToolCall,
+    )
+    from workflows.approvals import DecisionError, approval_id
+    from workflows.context import Stop, TurnContext
+    from workflows.execute import execute_call, tool_record
+    from workflows.mcp_calls import run_lookups
+    from workflows.validation import (
+        PreparedCall,
+        Rejection,
+        check_authorization,
+        check_semantics,
+        plan_lookups,
+    )
+
+NOTIFY_TIMEOUT = timedelta(seconds=15)
+
+
+@dataclass
+class Decided:
+    """What became of a call that waited for approval."""
+
+    content: str  # the tool message the model sees
+    record: StepRecord
+    result: str | None = None  # tool result text when the call ran
+    stop: Stop | None = None  # approval_timeout after an escalation nobody answered
+
+
+def open_request(
+    ctx: TurnContext, step: int, prepared: PreparedCall, kind: Reversibility,
+    roles: list[str], reason: str | None, context: dict[str, Any],
+) -> ApprovalRequest:  # fmt: skip
+    """Create the request, apply a decision that arrived early, and show the new state."""
+    now = workflow.now()
+    request = ApprovalRequest(
+        approval_id=approval_id(step, prepared.call.id), workflow_id=ctx.workflow_id, step=step,
+        tool_call_id=prepared.call.id, tool=prepared.tool.name, server=prepared.tool.server,
+        arguments=prepared.arguments, principal=ctx.principal, reversibility=kind,
+        reason=reason, context=context, approver_roles=roles, created_at=now,
+        expires_at=now + timedelta(seconds=ctx.approvals.timeout_seconds),
+    )  # fmt: skip
+    ctx.desk.open(request)
+    early = ctx.desk.early.pop(request.approval_id, None)
+    if early is not None:
+        try:
+            ctx.desk.check(early, now)
+            ctx.desk.accept(early)
+        except DecisionError as exc:
+            ctx.desk.refuse(early, str(exc), now, request.tool)
+    ctx.on_pending_change()
+    return request
+
+
+async def await_decision(
+    ctx: TurnContext, request: ApprovalRequest, prepared: PreparedCall
+) -> Decided:
+    decision = await _wait(ctx, request)
+    step, call = request.step, prepared.call
+    now = workflow.now()
+    if decision is None:
+        if request.escalated:
+            message = (
+                f"no decision on {request.tool} ({request.approval_id}) after escalation;"
+                f" the run stops for a human to pick it up"
+            )
+            decided = _refused(step, call, "approval_timeout", message, "timeout")
+            decided.stop = Stop("approval_timeout", "approval_timeout", message)
+        else:
+            message = (
+                f"{request.tool} was not called: nobody approved it within"
+                f" {ctx.approvals.timeout_seconds:g}s, so it was rejected automatically"
+            )
+            decided = _refused(step, call, "approval_timeout", message, "timeout")
+        _close(ctx, request, "timeout", None, now, decided.record.detail)
+        return decided
+    by = decision.by or "a human"
+    if decision.decision == "reject":
+        message = f"{request.tool} was not called: {by} rejected it: {decision.reason}"
+        decided = _refused(step, call, "rejected_by_human", message, "rejected")
+        _close(ctx, request, "reject", decision, now, "rejected")
+        return decided
+    arguments = prepared.arguments
+    if decision.decision == "edit":
+        assert decision.arguments is not None
+        edited = await _revalidate(ctx, prepared, decision.arguments)
+        if isinstance(edited, Rejection):
+            content = edited.as_tool_content()
+            record = tool_record(
+                step, call, now, outcome="invalid",
+                validation=f"edit: {edited.layer}: {edited.message}",
+                detail=f"edited arguments refused: {edited.message}",
+            )  # fmt: skip
+            _close(ctx, request, "edit", decision, now, f"edit refused: {edited.message}")
+            return Decided(content, record)
+        arguments = edited.arguments
+    text, record = await execute_call(
+        ctx, step, call, prepared.tool, arguments,
+        validation=f"passed; {'approved' if decision.decision == 'approve' else 'edited'} by {by}",
+    )  # fmt: skip
+    outcome = "executed" if decision.decision == "approve" else "executed with edited arguments"
+    _close(ctx, request, decision.decision, decision, now, outcome, arguments)
+    return Decided(text, record, result=text)
+
+
+async def _wait(ctx: TurnContext, request: ApprovalRequest) -> Decision | None:
+    """The accepted decision, or None when every wait timed out."""
+    aid = request.approval_id
+    for attempt in (1, 2):
+        remaining = (request.expires_at - workflow.now()).total_seconds()
+        try:
+            await workflow.wait_condition(
+                lambda: aid in ctx.desk.accepted, timeout=max(remaining, 0.001)
+            )
+            return ctx.desk.accepted[aid]
+        except TimeoutError:
+            if attempt == 2 or ctx.approvals.on_timeout != "escalate":
+                return None
+        request.escalated = True
+        request.expires_at = workflow.now() + timedelta(
+            seconds=ctx.approvals.escalation_timeout_seconds
+        )
+        ctx.on_pending_change()
+        await _notify(ctx, request)
+    return None
+
+
+async def _notify(ctx: TurnContext, request: ApprovalRequest) -> None:
+    """Announce an escalated approval; a notification that cannot be sent does not stop the
+    second wait (it is logged, and visible in history)."""
+    url = ctx.approvals.escalation_webhook
+    if not url:
+        return
+    try:
+        await workflow.execute_activity(
+            "keel.notify.webhook",
+            {
+                "url": url,
+                "payload": {
+                    "event": "approval_escalated",
+                    "request": request.model_dump(mode="json"),
+                },
+            },
+            start_to_close_timeout=NOTIFY_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_attempts=3),
+            summary=f"notify {request.approval_id}",
+        )
+    except ActivityError as exc:
+        workflow.logger.warning("escalation webhook failed for %s: %s", request.approval_id, exc)
+
+
+async def _revalidate(
+    ctx: TurnContext, prepared: PreparedCall, arguments: dict[str, Any]
+) -> PreparedCall | Rejection:
+    """Edited arguments pass the same three layers as the model's own call."""
+    call = ToolCall(id=prepared.call.id, name=prepared.call.name, arguments=json.dumps(arguments))
+    checked = ctx.validator.check_schema(call)
+    if isinstance(checked, Rejection):
+        return checked
+    policy = ctx.policies.get(call.name)
+    if policy is not None and policy.checks:
+        plan = plan_lookups(checked, policy, ctx.catalog_all)
+        if isinstance(plan, Rejection):
+            return plan
+        lookups = await run_lookups(plan, ctx.servers)
+        rejection = check_semantics(checked, policy, lookups, workflow.now())
+        if rejection is not None:
+            return rejection
+    return check_authorization(checked, policy, ctx.principal) or checked
+
+
+def _refused(step: int, call: ToolCall, error: str, message: str, outcome: str) -> Decided:
+    fix = "do not repeat this call unchanged; a new call needs a new approval"
+    content = json.dumps({"error": error, "message": message, "fix": fix})
+    record = tool_record(step, call, workflow.now(), outcome="rejected", detail=message,
+                         validation=f"approval: {outcome}")  # fmt: skip
+    return Decided(content, record)
+
+
+def _close(
+    ctx: TurnContext, request: ApprovalRequest, kind: Any, decision: Decision | None,
+    now: Any, outcome: str, arguments: dict[str, Any] | None = None,
+) -> None:  # fmt: skip
+    ctx.desk.close(
+        request,
+        DecisionRecord(
+            approval_id=request.approval_id, tool=request.tool, decision=kind,
+            by=decision.by if decision else None, at=now,
+            reason=decision.reason if decision else None,
+            arguments=arguments if arguments is not None else request.arguments,
+            outcome=outcome,
+        ),
+    )  # fmt: skip
+    ctx.on_pending_change()
