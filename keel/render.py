@@ -53,8 +53,17 @@ def result_text(result: RunResult) -> str:
         f"model calls: {result.model_calls} · tool calls: {result.tool_calls} ·"
         f" tokens: {result.usage.input_tokens} in / {result.usage.output_tokens} out"
     )
+    if result.cost_usd:
+        lines[-1] += f" · cost: ${result.cost_usd:.6f}"
     lines.append("steps:")
     lines.extend(step_line(r) for r in result.steps)
+    if result.approvals:
+        lines.append("approvals (audit trail):")
+        lines.extend(
+            f"  {r.at:%H:%M:%S} {r.approval_id} {r.tool}: {r.decision}"
+            f" by {r.by or '-'} → {r.outcome}" + (f" ({r.reason})" if r.reason else "")
+            for r in result.approvals
+        )
     if result.final_answer:
         lines.append("final answer:")
         lines.append(textwrap.indent(textwrap.fill(result.final_answer, 96), "  "))

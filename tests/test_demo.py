@@ -1,0 +1,23 @@
+"""The demo (`make demo`) on the session's stack: the refund story ends with exactly one
+refund and one email, approved by a supervisor."""
+
+from __future__ import annotations
+
+import pytest
+
+from keel.demo import run_demo
+from keel.stack import Stack
+
+
+async def test_demo_tells_the_approval_story(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = await run_demo(stack)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "The run waits for a human: 2 irreversible action(s) proposed." in out
+    assert "refund_order" in out and "send_email" in out
+    assert "--by demo-supervisor --role supervisor" in out
+    assert "temporal workflow update execute" in out
+    assert "support desk: 1 refund of ORD-1042 and 1 email to Maria from this run" in out
+    assert "status: completed" in out
