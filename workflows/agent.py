@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -34,12 +33,9 @@ with workflow.unsafe.imports_passed_through():
     from keel.errors import describe_validation_error
     from keel.models import (
         AgentInput,
-        ApprovalRequest,
         ChatMessage,
         ChatRequest,
         ChatResponse,
-        Decision,
-        DecisionOutcome,
         LimitOverrides,
         Limits,
         Price,
@@ -50,10 +46,10 @@ with workflow.unsafe.imports_passed_through():
         RunStatus,
         ServerSettings,
         StepRecord,
-        ToolCall,
         ToolSpec,
     )
-    from workflows.approvals import ApprovalDesk, DecisionError
+    from workflows.approval_handlers import ApprovalHandlers
+    from workflows.approvals import ApprovalDesk
     from workflows.budget import BudgetRefusal, call_cost, estimate_prompt_tokens, plan_call
     from workflows.budget import tokens_used as count_tokens
     from workflows.context import Ledger, Stop, TurnContext
@@ -63,7 +59,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.progress import ProgressTracker
     from workflows.tools import CatalogError, build_catalog
     from workflows.turn import run_tool_turn
-    from workflows.validation import PolicyError, Rejection, Validator, check_policies
+    from workflows.validation import PolicyError, Validator, check_policies
 
 KEEL_STATE = SearchAttributeKey.for_keyword("KeelState")
 KEEL_FAILURE_CLASS = SearchAttributeKey.for_keyword("KeelFailureClass")
@@ -103,7 +99,7 @@ def _price(profile: Profile) -> Price:
 
 
 @workflow.defn(name="AgentWorkflow")
-class AgentWorkflow:
+class AgentWorkflow(ApprovalHandlers):
     """Runs one agent task under a profile; see the module docstring for the loop."""
 
     def __init__(self) -> None:
@@ -169,66 +165,6 @@ class AgentWorkflow:
             last_event=self._last_event,
             pending_approvals=len(self._desk.pending),
         )
-
-    @workflow.query(name="pending_approvals")
-    def pending_approvals(self) -> list[ApprovalRequest]:
-        """Tool calls waiting for a human decision, oldest first."""
-        return list(self._desk.pending.values())
-
-    @workflow.signal(name="decide")
-    def decide(self, payload: Any) -> None:
-        """A human decision (fire and forget). One that cannot be accepted is recorded in the
-        audit trail; one for a request not opened yet is kept until it is."""
-        now = workflow.now()
-        try:
-            decision = Decision.model_validate(payload)
-        except ValidationError as exc:
-            workflow.logger.warning("ignored malformed decide signal: %s", exc)
-            return
-        known = (
-            decision.approval_id in self._desk.pending
-            or decision.approval_id in self._desk.accepted
-            or decision.approval_id in self._desk.closed
-        )
-        if not known:
-            self._desk.early[decision.approval_id] = decision
-            return
-        try:
-            request = self._desk.check(decision, now)
-            self._check_edit(decision)
-        except DecisionError as exc:
-            self._desk.refuse(decision, str(exc), now)
-            return
-        if request is not None:
-            self._desk.accept(decision)
-
-    @workflow.update(name="decide")
-    async def decide_update(self, decision: Decision) -> DecisionOutcome:
-        """A human decision that answers: accepted or not, and what came of it."""
-        if self._desk.check(decision, workflow.now()) is not None:
-            self._desk.accept(decision)
-        approval = decision.approval_id
-        await workflow.wait_condition(lambda: approval in self._desk.closed)
-        return DecisionOutcome(
-            approval_id=approval, accepted=True, status=self._desk.closed[approval]
-        )
-
-    @decide_update.validator
-    def _validate_decision(self, decision: Decision) -> None:
-        """Refuse before accepting: unknown or expired id, missing role, invalid edit."""
-        self._desk.check(decision, workflow.now())
-        self._check_edit(decision)
-
-    def _check_edit(self, decision: Decision) -> None:
-        if decision.decision != "edit" or self._validator is None:
-            return
-        request = self._desk.pending[decision.approval_id]
-        call = ToolCall(
-            id=request.tool_call_id, name=request.tool, arguments=json.dumps(decision.arguments)
-        )
-        checked = self._validator.check_schema(call)
-        if isinstance(checked, Rejection):
-            raise DecisionError(f"edited arguments are invalid: {checked.message}")
 
     @workflow.signal(name="guide")
     def guide(self, guidance: Guidance) -> None:
