@@ -37,38 +37,62 @@ class ProfileActivities:
             raise ApplicationError(str(exc), type="ProfileError", non_retryable=True) from None
         profile = resolve_defaults(profile, self._settings)
         try:
-            price = resolve_price(profile.model)
+            profile = resolve_prices(profile)
         except ProfileError as exc:
             raise ApplicationError(str(exc), type="ProfileError", non_retryable=True) from None
-        profile = profile.model_copy(
-            update={"model": profile.model.model_copy(update={"price": price})}
-        )
         check_servers(profile, self._settings.mcp_servers.keys())
         check_api_key(profile)
-        await self._probe(profile.model.base_url)
+        await self._probe([m.base_url for m in profile.model.chain()])
         return profile
 
-    async def _probe(self, base_url: str) -> None:
-        """Any HTTP answer proves the endpoint is reachable; only transport errors count."""
-        try:
-            await self._http.get(f"{base_url}/models", timeout=5.0)
-        except httpx2.TransportError as exc:
-            raise ApplicationError(
-                f"model endpoint {base_url} is unreachable ({type(exc).__name__}: {exc});"
-                " start it (make up) or set KEEL_LLM_BASE_URL / the profile's model.base_url",
-                type="UpstreamUnavailable",
-            ) from None
+    async def _probe(self, base_urls: list[str]) -> None:
+        """At least one endpoint of the model chain must answer (any HTTP status proves it is
+        reachable; only transport errors count) — a fallback exists to cover the others."""
+        problems = []
+        for base_url in dict.fromkeys(base_urls):
+            try:
+                await self._http.get(f"{base_url}/models", timeout=5.0)
+                return
+            except httpx2.TransportError as exc:
+                problems.append(f"{base_url} ({type(exc).__name__}: {exc})")
+        raise ApplicationError(
+            f"model endpoint unreachable: {'; '.join(problems)};"
+            " start it (make up) or set KEEL_LLM_BASE_URL / the profile's model.base_url",
+            type="UpstreamUnavailable",
+        )
 
 
 def resolve_defaults(profile: Profile, settings: Settings) -> Profile:
-    """Fill the model endpoint and key variable from the worker's environment when unset."""
+    """Fill the model endpoint and key variable from the worker's environment when unset;
+    a fallback model without its own endpoint uses the primary's."""
+    base_url = (profile.model.base_url or settings.llm_base_url).rstrip("/")
+    api_key_env = profile.model.api_key_env or settings.llm_api_key_env
+    fallbacks = [
+        fb.model_copy(
+            update={
+                "base_url": (fb.base_url or base_url).rstrip("/"),
+                "api_key_env": fb.api_key_env or api_key_env,
+            }
+        )
+        for fb in profile.model.fallbacks
+    ]
     model = profile.model.model_copy(
-        update={
-            "base_url": (profile.model.base_url or settings.llm_base_url).rstrip("/"),
-            "api_key_env": profile.model.api_key_env or settings.llm_api_key_env,
-        }
+        update={"base_url": base_url, "api_key_env": api_key_env, "fallbacks": fallbacks}
     )
     return profile.model_copy(update={"model": model})
+
+
+def resolve_prices(profile: Profile) -> Profile:
+    """The price of the model and of every fallback, into the profile (and so into history)."""
+    model = profile.model
+    fallbacks = [
+        fb.model_copy(update={"price": resolve_price(model.served_by(fb))})
+        for fb in model.fallbacks
+    ]
+    price = resolve_price(model)
+    return profile.model_copy(
+        update={"model": model.model_copy(update={"price": price, "fallbacks": fallbacks})}
+    )
 
 
 def check_servers(profile: Profile, known: Collection[str]) -> None:
@@ -86,11 +110,14 @@ def check_servers(profile: Profile, known: Collection[str]) -> None:
 
 
 def check_api_key(profile: Profile) -> None:
-    env = profile.model.api_key_env
-    if env and not os.environ.get(env):
-        raise ApplicationError(
-            f"profile {profile.name!r}: environment variable {env} (API key for model"
-            f" {profile.model.name!r}) is not set on the worker",
-            type="ConfigError",
-            non_retryable=True,
-        )
+    models = [(profile.model.name, profile.model.api_key_env)] + [
+        (fb.name, fb.api_key_env) for fb in profile.model.fallbacks
+    ]
+    for name, env in models:
+        if env and not os.environ.get(env):
+            raise ApplicationError(
+                f"profile {profile.name!r}: environment variable {env} (API key for model"
+                f" {name!r}) is not set on the worker",
+                type="ConfigError",
+                non_retryable=True,
+            )

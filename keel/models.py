@@ -31,6 +31,19 @@ class Price(_Strict):
     cached_input_per_mtok: float | None = Field(default=None, ge=0)
 
 
+class FallbackModel(_Strict):
+    """A model of a fallback chain; unset fields are taken from the primary model."""
+
+    name: str = Field(min_length=1)
+    base_url: str = ""
+    api_key_env: str = ""
+    price: Price | None = None
+    pricing_provider: str = ""
+    price_as: str = ""
+    max_output_tokens: int | None = Field(default=None, ge=1, le=200_000)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=3600)
+
+
 class ModelSettings(_Strict):
     """Which model serves the run and how to reach it.
 
@@ -57,6 +70,28 @@ class ModelSettings(_Strict):
     price_as: str = Field(
         default="", description="price this model like another model id (e.g. a simulator)"
     )
+    schedule_to_close_seconds: float | None = Field(
+        default=None, gt=0, le=86400, description="bound on one model call including retries"
+    )
+    fallbacks: list[FallbackModel] = Field(
+        default_factory=list,
+        description="models tried in order when this one's circuit is open or it fails for good",
+    )
+
+    def served_by(self, fallback: FallbackModel) -> ModelSettings:
+        """The full settings of a fallback model: its own fields over this model's."""
+        update: dict[str, Any] = {
+            key: value
+            for key, value in fallback.model_dump(exclude_none=True).items()
+            if value != "" and key != "price"
+        }
+        update["price"] = fallback.price
+        update["fallbacks"] = []
+        return self.model_copy(update=update)
+
+    def chain(self) -> list[ModelSettings]:
+        """This model, then its fallbacks, in the order they are tried."""
+        return [self, *(self.served_by(fb) for fb in self.fallbacks)]
 
 
 class ServerSettings(_Strict):
@@ -68,7 +103,10 @@ class ServerSettings(_Strict):
     max_attempts: int = Field(default=5, ge=1, le=100)
     trusted: bool = Field(
         default=False,
-        description="trust the server's MCP annotations to classify reversibility",
+        description="trust the server's MCP annotations and its idempotency-key deduplication",
+    )
+    schedule_to_close_seconds: float | None = Field(
+        default=None, gt=0, le=86400, description="bound on one tool call including retries"
     )
 
     def allows(self, tool: str) -> bool:
@@ -177,6 +215,12 @@ class ToolPolicy(_Strict):
         default=None, description="overrides what the server's annotations say"
     )
     approval: ApprovalRule = Field(default_factory=ApprovalRule)
+    timeout_seconds: float | None = Field(
+        default=None, gt=0, le=3600, description="start-to-close of one attempt (server default)"
+    )
+    schedule_to_close_seconds: float | None = Field(
+        default=None, gt=0, le=86400, description="bound including retries (server default)"
+    )
 
 
 class ApprovalSettings(_Strict):

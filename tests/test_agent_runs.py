@@ -150,3 +150,17 @@ async def test_read_only_run_leaves_support_desk_unchanged(client: Client, stack
     result = await run(client, "support")
     assert result.status == "completed"
     assert counts() == before
+
+
+async def test_fallback_model_serves_when_the_primary_fails_for_good(client: Client) -> None:
+    result = await run(client, "fallback")  # primary: HTTP 404, not retried; fallback answers
+
+    assert result.status == "completed", result.error
+    [step] = [s for s in result.steps if s.kind == "model"]
+    assert step.name == "sim/quick_answer"
+    assert "served by fallback sim/quick_answer" in step.detail
+    assert "sim/retired_model" in step.detail and "404" in step.detail
+    # Billed at the fallback's price, which served the call.
+    assert step.usage is not None
+    expected = (step.usage.input_tokens * 0.10 + step.usage.output_tokens * 0.40) / 1e6
+    assert step.cost_usd == pytest.approx(expected)

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         ChatResponse,
         LimitOverrides,
         Limits,
+        ModelSettings,
         Price,
         Profile,
         RunOutcome,
@@ -92,10 +93,19 @@ def parse_input(raw: Any) -> AgentInput:
         ) from None
 
 
-def _price(profile: Profile) -> Price:
-    """The resolved price. Runs whose profile was resolved before prices existed (their
-    history has none) keep replaying and run on without cost accounting."""
-    return profile.model.price or UNPRICED
+def _dearest_price(profile: Profile) -> Price:
+    """The price a budget check must assume: the dearest of the model and its fallbacks, as
+    any of them may serve the call. Runs whose profile was resolved before prices existed
+    (their history has none) keep replaying and run on without cost accounting."""
+    prices = [m.price or UNPRICED for m in profile.model.chain()]
+    return Price(
+        input_per_mtok=max(p.input_per_mtok for p in prices),
+        output_per_mtok=max(p.output_per_mtok for p in prices),
+        cached_input_per_mtok=max(
+            p.cached_input_per_mtok if p.cached_input_per_mtok is not None else p.input_per_mtok
+            for p in prices
+        ),
+    )
 
 
 @workflow.defn(name="AgentWorkflow")
@@ -256,8 +266,8 @@ class AgentWorkflow(ApprovalHandlers):
             count_tokens(self._ledger.usage),
             self._ledger.cost_usd,
             estimate_prompt_tokens(self._messages, catalog),
-            profile.model.max_output_tokens,
-            _price(profile),
+            max(m.max_output_tokens for m in profile.model.chain()),
+            _dearest_price(profile),
         )
         if isinstance(decision, BudgetRefusal):
             return None, Stop(decision.reason, decision.reason, decision.message)
@@ -321,58 +331,81 @@ class AgentWorkflow(ApprovalHandlers):
     async def _call_model(
         self, profile: Profile, catalog: list[ToolSpec], cap: int | None
     ) -> ChatResponse:
+        """One model step: the primary model, then each fallback while one fails for good
+        (its circuit is open, retries did not fix it, or it rejected the request)."""
         self._ledger.model_calls += 1
         step = self._ledger.model_calls
-        self._last_event = f"step {step}: calling {profile.model.name}"
+        chain = profile.model.chain()
+        fell_back: list[str] = []
         started = workflow.now()
+        for index, model in enumerate(chain):
+            last = index == len(chain) - 1
+            self._last_event = f"step {step}: calling {model.name}"
+            try:
+                response = await self._chat(model, catalog, cap, step, last)
+            except ActivityError as exc:
+                failure, message = classify(exc, f"model {model.name!r}")
+                if not last:
+                    fell_back.append(f"{model.name}: {message}")
+                    continue
+                detail = "; ".join([*fell_back, message])
+                self._ledger.steps.append(
+                    self._model_record(step, model.name, started, outcome="failed", detail=detail)
+                )
+                raise RunFailed(failure, message) from None
+            cost = call_cost(response.usage, model.price or UNPRICED)
+            self._ledger.usage = self._ledger.usage.plus(response.usage)
+            self._ledger.cost_usd += cost
+            detail = f"{len(response.tool_calls)} tool call(s)" if response.tool_calls else "answer"
+            if fell_back:
+                detail = f"{detail}; served by fallback {model.name} after " + "; ".join(fell_back)
+            self._ledger.steps.append(
+                self._model_record(
+                    step,
+                    response.model,
+                    started,
+                    latency_ms=response.latency_ms,
+                    usage=response.usage,
+                    attempts=response.attempt,
+                    detail=detail,
+                    cost_usd=cost,
+                )
+            )
+            return response
+        raise AssertionError("unreachable: the chain has at least the primary model")
+
+    async def _chat(
+        self, model: ModelSettings, catalog: list[ToolSpec], cap: int | None, step: int,
+        last: bool,
+    ) -> ChatResponse:  # fmt: skip
+        """The ``keel.llm.chat`` activity for ``model``. While a fallback remains, an open
+        circuit is not waited out: it fails the attempt at once so the next model serves."""
         request = ChatRequest(
-            model=profile.model,
+            model=model,
             messages=self._messages,
             tools=catalog,
             conversation_id=workflow.info().workflow_id,
-            max_output_tokens=cap
-            if cap is not None and cap < profile.model.max_output_tokens
-            else None,
+            max_output_tokens=cap if cap is not None and cap < model.max_output_tokens else None,
         )
-        try:
-            response = await workflow.execute_activity(
-                "keel.llm.chat",
-                request,
-                result_type=ChatResponse,
-                start_to_close_timeout=timedelta(seconds=profile.model.timeout_seconds),
-                heartbeat_timeout=LLM_HEARTBEAT_TIMEOUT,
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=1),
-                    maximum_interval=timedelta(seconds=30),
-                    maximum_attempts=profile.model.max_attempts,
-                ),
-                summary=f"chat {profile.model.name} · step {step}",
-            )
-        except ActivityError as exc:
-            failure, message = classify(exc, f"model {profile.model.name!r}")
-            self._ledger.steps.append(
-                self._model_record(
-                    step, profile.model.name, started, outcome="failed", detail=message
-                )
-            )
-            raise RunFailed(failure, message) from None
-        cost = call_cost(response.usage, _price(profile))
-        self._ledger.usage = self._ledger.usage.plus(response.usage)
-        self._ledger.cost_usd += cost
-        detail = f"{len(response.tool_calls)} tool call(s)" if response.tool_calls else "answer"
-        self._ledger.steps.append(
-            self._model_record(
-                step,
-                response.model,
-                started,
-                latency_ms=response.latency_ms,
-                usage=response.usage,
-                attempts=response.attempt,
-                detail=detail,
-                cost_usd=cost,
-            )
+        return await workflow.execute_activity(
+            "keel.llm.chat",
+            request,
+            result_type=ChatResponse,
+            start_to_close_timeout=timedelta(seconds=model.timeout_seconds),
+            schedule_to_close_timeout=(
+                timedelta(seconds=model.schedule_to_close_seconds)
+                if model.schedule_to_close_seconds
+                else None
+            ),
+            heartbeat_timeout=LLM_HEARTBEAT_TIMEOUT,
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=1),
+                maximum_interval=timedelta(seconds=30),
+                maximum_attempts=model.max_attempts,
+                non_retryable_error_types=None if last else ["CircuitOpen"],
+            ),
+            summary=f"chat {model.name} · step {step}",
         )
-        return response
 
     # ---------------------------------------------------------------- bookkeeping
 

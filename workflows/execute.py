@@ -12,7 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from keel.models import StepRecord, ToolCall, ToolSpec
     from workflows.context import TurnContext
     from workflows.failures import classify
-    from workflows.mcp_calls import RunFailed, activity_meta, call_tool
+    from workflows.mcp_calls import RunFailed, activity_meta, call_tool, retry_is_unsafe
     from workflows.tools import result_text
 
 
@@ -38,11 +38,21 @@ async def execute_call(
 ) -> tuple[str, StepRecord]:  # fmt: skip
     """Run the call with its stable idempotency key; return (text for the model, record)."""
     key = f"{ctx.workflow_id}:{step}:{call.id}"
+    server = ctx.servers[tool.server]
+    single = retry_is_unsafe(server, tool.annotations)
     started = workflow.now()
     try:
-        result = await call_tool(ctx.servers[tool.server], tool.name, arguments, key)
+        result = await call_tool(
+            server, tool.name, arguments, key, ctx.policies.get(tool.name), single
+        )
     except ActivityError as exc:
         failure, message = classify(exc, f"tool {tool.name!r} on {tool.server!r}")
+        if single:
+            failure = "upstream_unavailable"
+            message += (
+                " — not retried: the server is not trusted to deduplicate this call, so a human"
+                f" must check whether it took effect (idempotency key {key})"
+            )
         record = tool_record(step, call, started, server=tool.server, outcome="failed",
                              detail=message, idempotency_key=key, validation=validation,
                              latency_ms=_elapsed(started))  # fmt: skip

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from mcp.types import CallToolResult, ListToolsResult
     from temporalio.mcp import TemporalMCPClient
 
-    from keel.models import ServerSettings
+    from keel.models import ServerSettings, ToolPolicy
     from workflows.failures import FailureClass, classify
     from workflows.tools import result_text
     from workflows.validation import LookupRequest, LookupResult
@@ -39,16 +39,40 @@ class RunFailed(Exception):
         self.message = message
 
 
-def activity_config(server: ServerSettings, summary: str) -> Any:
-    return {
-        "start_to_close_timeout": timedelta(seconds=server.timeout_seconds),
+def activity_config(
+    server: ServerSettings,
+    summary: str,
+    policy: ToolPolicy | None = None,
+    single_attempt: bool = False,
+) -> Any:
+    """Timeouts from the tool's policy, else its server's; one attempt when retrying is unsafe."""
+    start_to_close = (policy.timeout_seconds if policy else None) or server.timeout_seconds
+    schedule_to_close = (
+        policy.schedule_to_close_seconds if policy else None
+    ) or server.schedule_to_close_seconds
+    config: dict[str, Any] = {
+        "start_to_close_timeout": timedelta(seconds=start_to_close),
         "retry_policy": RetryPolicy(
             initial_interval=timedelta(milliseconds=500),
             maximum_interval=timedelta(seconds=10),
-            maximum_attempts=server.max_attempts,
+            maximum_attempts=1 if single_attempt else server.max_attempts,
         ),
         "summary": summary,
     }
+    if schedule_to_close is not None:
+        config["schedule_to_close_timeout"] = timedelta(seconds=schedule_to_close)
+    return config
+
+
+def retry_is_unsafe(server: ServerSettings, annotations: dict[str, Any]) -> bool:
+    """A third-party (untrusted) server cannot be trusted to deduplicate a repeated call: for
+    its tools that are neither read-only nor declared idempotent Keel makes one attempt only,
+    and a lost answer ends the run for a human to check, instead of repeating a side effect."""
+    if server.trusted:
+        return False
+    return not (
+        annotations.get("read_only_hint") is True or annotations.get("idempotent_hint") is True
+    )
 
 
 def call_summary(tool: str, arguments: dict[str, Any]) -> str:
@@ -66,12 +90,16 @@ async def list_tools(server: ServerSettings) -> ListToolsResult:
 
 
 async def call_tool(
-    server: ServerSettings, tool: str, arguments: dict[str, Any], key: str | None
+    server: ServerSettings,
+    tool: str,
+    arguments: dict[str, Any],
+    key: str | None,
+    policy: ToolPolicy | None = None,
+    single_attempt: bool = False,
 ) -> CallToolResult:
     """One tool call; ``key`` (the idempotency key) travels in the request's ``_meta``."""
-    client = TemporalMCPClient(
-        server.name, activity_config=activity_config(server, call_summary(tool, arguments))
-    )
+    config = activity_config(server, call_summary(tool, arguments), policy, single_attempt)
+    client = TemporalMCPClient(server.name, activity_config=config)
     meta: Any = {IDEMPOTENCY_META_KEY: key} if key else None
     return await client.call_tool(tool, arguments, meta=meta)
 
