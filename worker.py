@@ -20,8 +20,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from activities.llm import LLMActivities
-from activities.mcp import ToolResultStamper, build_mcp_plugin
+from activities.breaker import BreakerConfig
+from activities.llm import LLMActivities, llm_breakers
+from activities.mcp import ToolResultStamper, build_mcp_plugin, mcp_breakers
 from activities.notify import NotifyActivities
 from activities.pricing import resolve_price
 from activities.profiles import ProfileActivities
@@ -74,8 +75,19 @@ def check_profiles(settings: Settings) -> list[str]:
 
 
 def build_worker(client: Client, settings: Settings, http: httpx2.AsyncClient) -> Worker:
-    """The worker with every registration; clients are built once by the caller."""
-    llm = LLMActivities(OpenAICompatProvider(http))
+    """The worker with every registration; clients are built once by the caller.
+
+    The circuit breakers (one registry per dependency kind, settings from
+    ``KEEL_BREAKER_*``) live as long as the worker: they are per-process health state.
+    A bad breaker setting raises ConfigError here, before the worker polls.
+    """
+    breaker_config = BreakerConfig.from_env()
+    log.info(
+        "circuit breakers: open after %d consecutive failures, %gs cool-down",
+        breaker_config.failure_threshold,
+        breaker_config.cooldown_seconds,
+    )
+    llm = LLMActivities(OpenAICompatProvider(http), llm_breakers(breaker_config))
     profiles = ProfileActivities(settings, http)
     notify = NotifyActivities(http)
     return Worker(
@@ -84,7 +96,7 @@ def build_worker(client: Client, settings: Settings, http: httpx2.AsyncClient) -
         workflows=[AgentWorkflow],
         activities=[llm.chat, profiles.load, notify.webhook],
         plugins=[build_mcp_plugin(settings.mcp_servers, settings.mcp_read_timeout_seconds)],
-        interceptors=[ToolResultStamper()],
+        interceptors=[ToolResultStamper(mcp_breakers(breaker_config))],
         max_concurrent_activities=50,
     )
 

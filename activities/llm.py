@@ -1,15 +1,22 @@
-"""The ``keel.llm.chat`` activity: one model turn through the configured provider."""
+"""The ``keel.llm.chat`` activity: one model turn through the configured provider.
+
+Every provider call goes through the worker's circuit for ``request.model.base_url`` (see
+activities/breaker.py), so an unreachable provider makes runs wait out a cool-down instead of
+each burning its attempts on connect timeouts.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Awaitable
 from typing import TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.breaker import BreakerConfig, BreakerRegistry, Clock
 from activities.providers.base import ChatProvider
 from keel.models import ChatRequest, ChatResponse
 
@@ -37,11 +44,39 @@ async def heartbeating(work: Awaitable[T], interval: float = HEARTBEAT_INTERVAL_
             task.cancel()
 
 
-class LLMActivities:
-    """Holds the provider (built once in worker.py) and resolves API keys at call time."""
+def provider_failed(exc: BaseException) -> bool:
+    """Whether an exception from a provider call counts against the provider's circuit.
 
-    def __init__(self, provider: ChatProvider) -> None:
+    The rule is the providers' own retryability classification (activities/providers/base.py):
+    a retryable ``ApplicationError`` (transport error, timeout, 408/409/429/5xx, non-JSON body)
+    is a failure. A non-retryable one (400/401/403/404/422, an unexpected response shape) is
+    counted as a *success*, not as neutral: the provider received the request and answered it,
+    which is exactly the evidence a half-open probe looks for, and a run with a bad request
+    must neither open the circuit for everyone nor keep it open. Any other exception is
+    unexpected and retryable for Temporal, so it counts as a failure too.
+    """
+    if isinstance(exc, ApplicationError):
+        return not exc.non_retryable
+    return True
+
+
+def llm_breakers(
+    config: BreakerConfig | None = None, *, clock: Clock = time.monotonic
+) -> BreakerRegistry:
+    """The registry of provider circuits (one per base URL), classified by ``provider_failed``."""
+    return BreakerRegistry("llm", "LLM provider", config, is_failure=provider_failed, clock=clock)
+
+
+class LLMActivities:
+    """Holds the provider and the provider circuits (built once in worker.py).
+
+    API keys are resolved at call time. ``breakers`` defaults to a private registry with the
+    default settings, so a bare ``LLMActivities(provider)`` (tests, scripts) is still protected.
+    """
+
+    def __init__(self, provider: ChatProvider, breakers: BreakerRegistry | None = None) -> None:
         self._provider = provider
+        self._breakers = breakers if breakers is not None else llm_breakers()
 
     @activity.defn(name="keel.llm.chat")
     async def chat(self, request: ChatRequest) -> ChatResponse:
@@ -55,4 +90,12 @@ class LLMActivities:
                     type="ConfigError",
                     non_retryable=True,
                 )
-        return await heartbeating(self._provider.chat(request, api_key))
+        # A missing key is this worker's problem, not the provider's: it is raised above,
+        # outside the circuit. The circuit sits inside ``heartbeating`` so a cancellation
+        # reaches it as CancelledError (neutral unless Temporal timed the attempt out).
+        return await heartbeating(
+            self._breakers.call(
+                request.model.base_url.rstrip("/"),
+                lambda: self._provider.chat(request, api_key),
+            )
+        )

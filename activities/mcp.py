@@ -4,7 +4,9 @@ The plugin registers ``temporalio.mcp.<server>.list-tools`` / ``.call-tool`` act
 every configured server and keeps one pooled MCP connection per server in the worker. Keel
 adds a worker interceptor that stamps each tool result with the attempt number and the
 latency measured on the worker, so step records can report attempts without a custom
-activity (``temporalio-mcp`` returns the plain ``CallToolResult``).
+activity (``temporalio-mcp`` returns the plain ``CallToolResult``), and runs every MCP
+activity of a server through that server's circuit breaker (activities/breaker.py), so a
+server that is down makes runs wait out a cool-down instead of each trying to connect.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from mcp import Client, StdioServerParameters
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 from temporalio.mcp import MCPPlugin
 from temporalio.worker import (
     ActivityInboundInterceptor,
@@ -23,11 +26,13 @@ from temporalio.worker import (
     Interceptor,
 )
 
+from activities.breaker import BreakerConfig, BreakerRegistry, Clock
 from keel.config import MCPServerTarget
 
 ATTEMPT_META_KEY = "io.keel/attempt"
 LATENCY_META_KEY = "io.keel/latency-ms"
 MCP_ACTIVITY_PREFIX = "temporalio.mcp."
+MCP_PROTOCOL_ERROR_TYPE = "MCPProtocolError"
 
 
 def client_factory(target: MCPServerTarget, read_timeout: float) -> Callable[[], Client]:
@@ -47,14 +52,51 @@ def build_mcp_plugin(servers: Mapping[str, MCPServerTarget], read_timeout: float
     )
 
 
+def mcp_server_of(activity_type: str) -> str | None:
+    """The server name in ``temporalio.mcp.<server>.<operation>``; None for other activities.
+
+    The operation is the last dotted part, so a server name containing dots still parses.
+    """
+    if not activity_type.startswith(MCP_ACTIVITY_PREFIX):
+        return None
+    server, dot, _operation = activity_type[len(MCP_ACTIVITY_PREFIX) :].rpartition(".")
+    return server if dot and server else None
+
+
+def mcp_server_failed(exc: BaseException) -> bool:
+    """Whether an exception from an MCP activity counts against the server's circuit.
+
+    A non-retryable ``MCPProtocolError`` (invalid params, unknown method, malformed result)
+    means the server is up and answered, so it counts as a success. Tool results with
+    ``is_error`` never get here: they are results, the tool working correctly. Everything
+    else (connection refused, timeouts, retryable JSON-RPC errors, unexpected exceptions)
+    is a failure.
+    """
+    if isinstance(exc, ApplicationError) and exc.type == MCP_PROTOCOL_ERROR_TYPE:
+        return not exc.non_retryable
+    return True
+
+
+def mcp_breakers(
+    config: BreakerConfig | None = None, *, clock: Clock = time.monotonic
+) -> BreakerRegistry:
+    """The registry of MCP server circuits (one per server name)."""
+    return BreakerRegistry("mcp", "MCP server", config, is_failure=mcp_server_failed, clock=clock)
+
+
 class _StampToolResults(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, breakers: BreakerRegistry) -> None:
+        super().__init__(next)
+        self._breakers = breakers
+
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
-        is_tool_call = info.activity_type.startswith(MCP_ACTIVITY_PREFIX) and (
-            info.activity_type.endswith(".call-tool")
-        )
+        server = mcp_server_of(info.activity_type)
+        if server is None:
+            return await super().execute_activity(input)
+        is_tool_call = info.activity_type.endswith(".call-tool")
         started = time.monotonic()
-        result = await super().execute_activity(input)
+        result = await self._breakers.call(server, lambda: self.next.execute_activity(input))
         if is_tool_call and isinstance(result, dict):
             meta = dict(result.get("meta") or {})
             meta[ATTEMPT_META_KEY] = info.attempt
@@ -64,7 +106,14 @@ class _StampToolResults(ActivityInboundInterceptor):
 
 
 class ToolResultStamper(Interceptor):
-    """Worker interceptor: adds attempt and latency to every MCP tool-call result."""
+    """Worker interceptor for MCP activities: per-server circuit, attempt and latency stamps.
+
+    ``breakers`` is built once in worker.py; the default is a private registry with default
+    settings so the interceptor is never unprotected.
+    """
+
+    def __init__(self, breakers: BreakerRegistry | None = None) -> None:
+        self.breakers = breakers if breakers is not None else mcp_breakers()
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return _StampToolResults(next)
+        return _StampToolResults(next, self.breakers)

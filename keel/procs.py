@@ -7,6 +7,7 @@ keeps the one way of starting them, waiting until they answer, and stopping them
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -53,10 +54,38 @@ class Child:
 
 
 def free_port() -> int:
-    """An unused TCP port on loopback (for tests that run beside a live stack)."""
+    """An unused TCP port on loopback, below the kernel's ephemeral range.
+
+    Ports handed out by binding to port 0 come from the ephemeral range, where the kernel
+    also picks the source ports of outgoing connections; a server restarted on such a port
+    (the chaos tests restart Temporal) can find it taken. So pick outside that range.
+    """
+    low, _ = _ephemeral_range()
+    candidates = list(range(20000, min(low, 32768)))
+    random.shuffle(candidates)
+    for port in candidates[:500]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def spawn(

@@ -34,6 +34,8 @@ class StackConfig:
     support_desk_port: int = 8201
     knowledge_port: int = 8202
     extra_worker_env: dict[str, str] = field(default_factory=dict)
+    # extra environment per component, e.g. {"support_desk": {"SUPPORT_DESK_LATENCY_MS": "250"}}
+    component_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def temporal_address(self) -> str:
@@ -161,6 +163,7 @@ class Stack:
     def start(self, name: str) -> procs.Child:
         """Start one component and wait until it is ready."""
         env = self.config.worker_env() if name == "worker" else {}
+        env.update(self.config.component_env.get(name, {}))
         env.setdefault("PYTHONUNBUFFERED", "1")
         child = procs.spawn(name, self._argv(name), self.log_path(name), env=env, cwd=PROJECT_ROOT)
         self._remember(child)

@@ -26,6 +26,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from simulator.chaos import ROUTES as CHAOS_ROUTES
+from simulator.chaos import ChaosSettings
 from simulator.scenarios import FaultSpec, Scenario, TurnSpec
 from simulator.state import Counters
 from simulator.webhooks import ROUTES as WEBHOOK_ROUTES
@@ -80,6 +82,7 @@ class Simulator:
     default_latency_ms: int = 0
     counters: Counters = field(default_factory=Counters)
     webhooks: WebhookSink = field(default_factory=WebhookSink)
+    chaos: ChaosSettings = field(default_factory=ChaosSettings)
 
     def find(self, model: str) -> Scenario | None:
         """``sim/<name>`` or bare ``<name>`` selects a scenario."""
@@ -294,6 +297,15 @@ async def chat_completions(request: Request) -> Response:
         attempt,
         fault.kind if fault else "-",
     )
+    if fault is None:
+        chaos = sim.chaos.pick(conversation, turn_index, attempt)
+        if chaos in ("500", "429"):
+            status = int(chaos)
+            fault = FaultSpec(
+                kind="http", status=status, retry_after=1.0 if status == 429 else None
+            )
+        elif chaos == "hang":
+            fault = FaultSpec(kind="hang", seconds=sim.chaos.hang_seconds)
     if fault is not None and fault.kind == "http":
         return fault_response(fault, attempt, turn_index)
     if fault is not None and fault.seconds and not await _pause(request, fault.seconds):
@@ -340,6 +352,15 @@ async def one_conversation(request: Request) -> Response:
     return JSONResponse(counters)
 
 
+async def timeline(request: Request) -> Response:
+    sim: Simulator = request.app.state.sim
+    conversation = request.path_params["conversation_id"]
+    turns = sim.counters.timeline(conversation)
+    if turns is None:
+        return openai_error(404, f"no conversation {conversation!r}", code="not_found")
+    return JSONResponse({"conversation_id": conversation, "request_times": turns})
+
+
 async def reset(request: Request) -> Response:
     """Forget the counters and the webhook events: a clean slate for the next test."""
     sim: Simulator = request.app.state.sim
@@ -369,7 +390,9 @@ def create_app(simulator: Simulator) -> Starlette:
             Route("/v1/sim/conversations", all_conversations, methods=["GET"]),
             Route("/v1/sim/conversations/{conversation_id}", one_conversation, methods=["GET"]),
             Route("/v1/sim/reset", reset, methods=["POST"]),
+            Route("/v1/sim/conversations/{conversation_id}/timeline", timeline, methods=["GET"]),
             *WEBHOOK_ROUTES,
+            *CHAOS_ROUTES,
         ],
         exception_handlers={HTTPException: _http_error},
     )

@@ -9,7 +9,8 @@ retried exactly twice and answered once, or that a resumed run did not repeat a 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -18,6 +19,7 @@ class TurnCounters:
 
     requests: int = 0
     completed: int = 0
+    request_times: list[float] = field(default_factory=list)  # wall clock, for timelines
 
     def as_dict(self) -> dict[str, int]:
         return {"requests": self.requests, "completed": self.completed}
@@ -40,6 +42,7 @@ class Counters:
         with self._lock:
             counters = self._data.setdefault(conversation, {}).setdefault(turn, TurnCounters())
             counters.requests += 1
+            counters.request_times.append(time.time())
             return counters.requests
 
     def record_completed(self, conversation: str, turn: int) -> None:
@@ -54,6 +57,15 @@ class Counters:
             if turns is None:
                 return None
             return {str(turn): c.as_dict() for turn, c in sorted(turns.items())}
+
+    def timeline(self, conversation: str) -> dict[str, list[float]] | None:
+        """When each request of each turn arrived (epoch seconds): lets a test compare them
+        with the time the workflow recorded a turn as completed."""
+        with self._lock:
+            turns = self._data.get(conversation)
+            if turns is None:
+                return None
+            return {str(turn): list(c.request_times) for turn, c in sorted(turns.items())}
 
     def snapshot(self) -> dict[str, dict[str, dict[str, int]]]:
         """Every conversation (JSON-ready: turn indexes become string keys)."""

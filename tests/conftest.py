@@ -42,14 +42,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             DOWN_SERVER_ENV: f"http://127.0.0.1:{free_port()}/mcp",
         },
     )
+    # Slow tools make the concurrency of a turn's calls observable.
+    config.component_env = {
+        "support_desk": {"SUPPORT_DESK_LATENCY_MS": "250"},
+        "knowledge": {"KNOWLEDGE_LATENCY_MS": "250"},
+    }
     test_stack = Stack(config)
-    os.environ["SUPPORT_DESK_LATENCY_MS"] = "250"
-    os.environ["KNOWLEDGE_LATENCY_MS"] = "250"
-    try:
-        test_stack.up()
-    finally:
-        del os.environ["SUPPORT_DESK_LATENCY_MS"]
-        del os.environ["KNOWLEDGE_LATENCY_MS"]
+    test_stack.up()
     try:
         yield test_stack
     finally:

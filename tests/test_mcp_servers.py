@@ -398,6 +398,7 @@ async def test_stdio_transport_serves_the_same_tools(tmp_path: Path) -> None:
         (["--port", "70000"], "port must be in 1..65535"),
         (["--transport", "tcp"], "invalid choice"),
         (["--db", "{tmp}"], "cannot use database"),
+        (["--ledger-ttl-seconds", "0"], "must be > 0"),
     ],
 )
 def test_bad_cli_input_exits_2_with_one_line(

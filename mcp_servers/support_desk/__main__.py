@@ -4,6 +4,7 @@ Usage::
 
     python -m mcp_servers.support_desk [--transport http|stdio] [--host 127.0.0.1]
                                        [--port 8201] [--db PATH] [--allowed-host HOST:*]
+                                       [--ledger-ttl-seconds SECONDS]
 
 Environment:
 
@@ -14,6 +15,9 @@ Environment:
 * ``SUPPORT_DESK_LATENCY_MS`` — integer >= 0 (default 0): an artificial delay
   (``asyncio.sleep``) added to every tool call, so tests and benchmarks can show that
   concurrent calls overlap instead of queueing.
+* ``SUPPORT_DESK_LEDGER_TTL_SECONDS`` — number > 0 (default 604800 = 7 days), used when
+  ``--ledger-ttl-seconds`` is not given: how long a write tool call's result is kept under its
+  ``io.keel/idempotency-key`` for replay (see :mod:`mcp_servers.ledger`).
 
 HTTP serves MCP at ``/mcp`` and a health check at ``GET /healthz``. Bad input (port out of
 range, unusable database path, malformed env var) prints one error line and exits with 2.
@@ -31,6 +35,7 @@ from pathlib import Path
 from mcp.server.mcpserver import MCPServer
 
 from mcp_servers.common import CliError, latency_ms_from_env, serve
+from mcp_servers.ledger import Ledger, ttl_from_env
 from mcp_servers.support_desk.db import SupportDesk
 from mcp_servers.support_desk.server import SERVER_NAME, create_server
 
@@ -45,18 +50,40 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"SQLite file (default: $SUPPORT_DESK_DB or {DEFAULT_DB})",
     )
+    parser.add_argument(
+        "--ledger-ttl-seconds",
+        type=_positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="keep idempotency records this long (default: $SUPPORT_DESK_LEDGER_TTL_SECONDS"
+        " or 7 days)",
+    )
+
+
+def _positive_seconds(text: str) -> float:
+    """argparse type for a duration: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
 
 
 def _build(args: argparse.Namespace) -> MCPServer:
     """Open (create, seed) the database named by the arguments and build the server."""
     path: Path = args.db or Path(os.environ.get("SUPPORT_DESK_DB") or DEFAULT_DB)
     latency = latency_ms_from_env("SUPPORT_DESK_LATENCY_MS")
+    ttl = args.ledger_ttl_seconds or ttl_from_env("SUPPORT_DESK_LEDGER_TTL_SECONDS")
     desk = SupportDesk(path)
+    ledger = Ledger(path, ttl_seconds=ttl)
     try:
         desk.initialize()
+        ledger.initialize()
     except (OSError, sqlite3.Error) as exc:
         raise CliError(f"cannot use database {str(path)!r}: {exc}") from None
-    return create_server(desk, latency_ms=latency)
+    return create_server(desk, latency_ms=latency, ledger=ledger)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

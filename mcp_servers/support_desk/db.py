@@ -4,7 +4,8 @@ Every operation opens its own short-lived connection (WAL mode, foreign keys on,
 timeout) so that concurrent tool calls, run in worker threads, never share a connection and
 several server processes may share one file. Writes run in ``BEGIN IMMEDIATE`` transactions:
 all checks happen inside the transaction and any :class:`DomainError` rolls it back, so a
-rejected call has no side effect at all.
+rejected call has no side effect at all. Just before COMMIT every write calls the idempotency
+ledger's ``fence``, so a keyed tool call's effect and its "applied" mark commit together.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mcp_servers.ledger import fence
 from mcp_servers.support_desk import seed
 from mcp_servers.support_desk.models import (
     Customer,
@@ -66,6 +68,7 @@ class SupportDesk:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                fence(conn)  # mark an idempotent call applied, atomically with its effect
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

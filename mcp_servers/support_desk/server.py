@@ -11,6 +11,10 @@ the transaction was rolled back, so an error never leaves a side effect.
 
 Database work runs in a worker thread (one SQLite connection per call), and the artificial
 latency from ``SUPPORT_DESK_LATENCY_MS`` is an ``asyncio.sleep`` — so concurrent calls overlap.
+
+The four write tools are wrapped by the idempotency ledger (:mod:`mcp_servers.ledger`, in the
+same SQLite file): a call repeated with the same ``io.keel/idempotency-key`` in ``_meta``
+replays the recorded result instead of refunding, emailing or writing twice.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
+from mcp_servers.ledger import Ledger
 from mcp_servers.support_desk.db import DomainError, SupportDesk
 from mcp_servers.support_desk.models import (
     Customer,
@@ -53,8 +58,17 @@ TicketStatus = Literal["open", "pending", "resolved", "closed"]
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
 
-def create_server(desk: SupportDesk, latency_ms: int = 0) -> MCPServer:
-    """Build the server over an initialized :class:`SupportDesk`."""
+def create_server(
+    desk: SupportDesk, latency_ms: int = 0, ledger: Ledger | None = None
+) -> MCPServer:
+    """Build the server over an initialized :class:`SupportDesk`.
+
+    ``ledger`` must use the desk's database file (the write transactions fence it); by
+    default one with the default TTL is created there.
+    """
+    if ledger is None:
+        ledger = Ledger(desk.path)
+        ledger.initialize()
     server: MCPServer = MCPServer(
         SERVER_NAME,
         title="Support desk",
@@ -143,6 +157,7 @@ def create_server(desk: SupportDesk, latency_ms: int = 0) -> MCPServer:
             open_world_hint=False,
         ),
     )
+    @ledger.idempotent
     async def refund_order(
         order_id: OrderId,
         amount: Annotated[
@@ -175,6 +190,7 @@ def create_server(desk: SupportDesk, latency_ms: int = 0) -> MCPServer:
             open_world_hint=True,
         ),
     )
+    @ledger.idempotent
     async def send_email(
         customer_id: CustomerId,
         subject: Annotated[str, Field(min_length=1, max_length=200, description="Subject line.")],
@@ -196,6 +212,7 @@ def create_server(desk: SupportDesk, latency_ms: int = 0) -> MCPServer:
             open_world_hint=False,
         ),
     )
+    @ledger.idempotent
     async def update_ticket(
         ticket_id: TicketId,
         status: Annotated[TicketStatus, Field(description="The new status.")],
@@ -213,6 +230,7 @@ def create_server(desk: SupportDesk, latency_ms: int = 0) -> MCPServer:
             open_world_hint=False,
         ),
     )
+    @ledger.idempotent
     async def add_ticket_note(
         ticket_id: TicketId,
         note: Annotated[str, Field(min_length=1, max_length=2000, description="The note text.")],
