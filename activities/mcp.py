@@ -27,6 +27,7 @@ from temporalio.worker import (
 )
 
 from activities.breaker import BreakerConfig, BreakerRegistry, Clock
+from activities.heartbeat import heartbeating
 from keel.config import MCPServerTarget
 
 ATTEMPT_META_KEY = "io.keel/attempt"
@@ -96,7 +97,12 @@ class _StampToolResults(ActivityInboundInterceptor):
             return await super().execute_activity(input)
         is_tool_call = info.activity_type.endswith(".call-tool")
         started = time.monotonic()
-        result = await self._breakers.call(server, lambda: self.next.execute_activity(input))
+        # temporalio-mcp's activities do not heartbeat (and 0.2 does not surface MCP progress
+        # notifications); heartbeating here while the call runs lets Temporal notice a dead
+        # worker within the heartbeat timeout and deliver cancellations to the call.
+        result = await self._breakers.call(
+            server, lambda: heartbeating(self.next.execute_activity(input))
+        )
         if is_tool_call and isinstance(result, dict):
             meta = dict(result.get("meta") or {})
             meta[ATTEMPT_META_KEY] = info.attempt

@@ -26,6 +26,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.validation import LookupRequest, LookupResult
 
 IDEMPOTENCY_META_KEY = "io.keel/idempotency-key"
+# The worker heartbeats every 2 s while an MCP call runs (activities/mcp.py): a lost worker
+# is noticed in 10 s, whatever the tool's own timeout.
+MCP_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 ATTEMPT_META_KEY = "io.keel/attempt"
 LATENCY_META_KEY = "io.keel/latency-ms"
 
@@ -52,6 +55,7 @@ def activity_config(
     ) or server.schedule_to_close_seconds
     config: dict[str, Any] = {
         "start_to_close_timeout": timedelta(seconds=start_to_close),
+        "heartbeat_timeout": MCP_HEARTBEAT_TIMEOUT,
         "retry_policy": RetryPolicy(
             initial_interval=timedelta(milliseconds=500),
             maximum_interval=timedelta(seconds=10),
