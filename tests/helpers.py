@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -10,8 +13,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
 from keel.models import AgentInput, Principal, RunResult
+from keel.procs import free_port, python_argv, spawn, stop, wait_http
 from keel.stack import Stack
 
+REPO = Path(__file__).resolve().parent.parent
 DEMO_TASK = "Hi, I'm Maria Lopez (maria.lopez@example.com). ORD-1042 arrived damaged. Refund?"
 
 
@@ -68,3 +73,19 @@ async def activity_intervals(
             if scheduled.get(attrs_c.scheduled_event_id, "").endswith(activity_suffix):
                 intervals.append((started[attrs_c.scheduled_event_id], time))
     return intervals
+
+
+@contextlib.contextmanager
+def desk_server(tmp: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A real support-desk MCP server (subprocess, fresh seeded SQLite file under ``tmp``);
+    yields its streamable-HTTP URL."""
+    port = free_port()
+    argv = python_argv(
+        "-m", "mcp_servers.support_desk", "--port", str(port), "--db", str(tmp / "desk.db")
+    )
+    child = spawn("desk", argv, tmp / "desk.log", env=env, cwd=REPO)
+    try:
+        wait_http(child, f"http://127.0.0.1:{port}/healthz")
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        stop(child)

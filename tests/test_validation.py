@@ -20,7 +20,7 @@ import pytest_asyncio
 from mcp import Client
 
 from keel.models import Principal, Profile, ServerSettings, ToolCall, ToolPolicy, ToolSpec
-from keel.procs import Child, free_port, python_argv, spawn, stop, wait_http
+from tests.helpers import desk_server
 from workflows.tools import build_catalog, result_text
 from workflows.validation import (
     LookupRequest,
@@ -77,15 +77,8 @@ message = "only orders delivered in the last 30 days can be refunded"
 @pytest.fixture(scope="module")
 def desk_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real support-desk server on a fresh, seeded database."""
-    tmp = tmp_path_factory.mktemp("validation-desk")
-    port = free_port()
-    argv = python_argv("-m", "mcp_servers.support_desk", "--port", str(port))
-    child: Child = spawn("desk", [*argv, "--db", str(tmp / "desk.db")], tmp / "desk.log", cwd=REPO)
-    try:
-        wait_http(child, f"http://127.0.0.1:{port}/healthz")
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        stop(child)
+    with desk_server(tmp_path_factory.mktemp("validation-desk")) as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="module")

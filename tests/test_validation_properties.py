@@ -30,7 +30,7 @@ from hypothesis_jsonschema import from_schema
 from mcp import Client, MCPError
 
 from keel.models import ServerSettings, ToolCall, ToolSpec
-from keel.procs import Child, free_port, python_argv, spawn, stop, wait_http
+from tests.helpers import desk_server
 from workflows.tools import build_catalog, result_text
 from workflows.validation import PreparedCall, Rejection, Validator
 
@@ -53,15 +53,9 @@ SCALARS = st.none() | st.booleans() | st.integers() | st.text(max_size=5)
 
 @pytest.fixture(scope="module")
 def desk_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("property-desk")
-    port = free_port()
-    argv = python_argv("-m", "mcp_servers.support_desk", "--port", str(port))
-    child: Child = spawn("desk", [*argv, "--db", str(tmp / "desk.db")], tmp / "desk.log", cwd=REPO)
-    try:
-        wait_http(child, f"http://127.0.0.1:{port}/healthz")
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        stop(child)
+    """A real support-desk server on a fresh, seeded database."""
+    with desk_server(tmp_path_factory.mktemp("property-desk")) as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="module")
