@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from keel import procs
 from keel.config import PROJECT_ROOT
@@ -36,6 +37,18 @@ class StackConfig:
     extra_worker_env: dict[str, str] = field(default_factory=dict)
     # extra environment per component, e.g. {"support_desk": {"SUPPORT_DESK_LATENCY_MS": "250"}}
     component_env: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def isolated(cls, home: Path, **overrides: Any) -> StackConfig:
+        """A stack on free ports under ``home``: runs beside ``make up`` (tests, chaos)."""
+        ports = {
+            name: procs.free_port()
+            for name in (
+                "temporal_port", "ui_port", "simulator_port", "support_desk_port",
+                "knowledge_port",
+            )
+        }  # fmt: skip
+        return cls(home=home, **{**ports, **overrides})
 
     @property
     def temporal_address(self) -> str:

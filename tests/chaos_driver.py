@@ -25,7 +25,6 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from keel.models import AgentInput, ApprovalRequest, Principal, RunResult
-from keel.procs import free_port
 from keel.stack import Stack, StackConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,13 +34,8 @@ PROFILES = os.pathsep.join([str(REPO / "tests" / "profiles"), str(REPO / "profil
 
 
 def chaos_stack(home: Path) -> Stack:
-    config = StackConfig(
-        home=home,
-        temporal_port=free_port(),
-        ui_port=free_port(),
-        simulator_port=free_port(),
-        support_desk_port=free_port(),
-        knowledge_port=free_port(),
+    config = StackConfig.isolated(
+        home,
         extra_worker_env={
             "KEEL_PROFILES_PATH": PROFILES,
             "KEEL_BREAKER_FAILURES": "20",

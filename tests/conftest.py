@@ -30,13 +30,8 @@ DOWN_SERVER_ENV = "KEEL_MCP_OFFLINE_DESK"
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("keel-stack")
-    config = StackConfig(
-        home=home,
-        temporal_port=free_port(),
-        ui_port=free_port(),
-        simulator_port=free_port(),
-        support_desk_port=free_port(),
-        knowledge_port=free_port(),
+    config = StackConfig.isolated(
+        home,
         extra_worker_env={
             "KEEL_PROFILES_PATH": os.pathsep.join([str(TEST_PROFILES), str(REPO / "profiles")]),
             DOWN_SERVER_ENV: f"http://127.0.0.1:{free_port()}/mcp",
