@@ -29,6 +29,7 @@ from temporalio.worker import (
 from activities.breaker import BreakerConfig, BreakerRegistry, Clock
 from activities.heartbeat import heartbeating
 from keel.config import MCPServerTarget
+from mcp_servers.ledger import CALL_IN_PROGRESS
 
 ATTEMPT_META_KEY = "io.keel/attempt"
 LATENCY_META_KEY = "io.keel/latency-ms"
@@ -74,6 +75,8 @@ def mcp_server_failed(exc: BaseException) -> bool:
     is a failure.
     """
     if isinstance(exc, ApplicationError) and exc.type == MCP_PROTOCOL_ERROR_TYPE:
+        if exc.details and exc.details[0] == CALL_IN_PROGRESS:
+            return False  # the ledger answered "a twin of this call is running": server is up
         return not exc.non_retryable
     return True
 

@@ -32,18 +32,51 @@ parameter (which MCPServer injects and leaves out of the input schema) to read `
 Concurrency design (why a claim row *and* a fence): before the tool runs, one
 ``BEGIN IMMEDIATE`` transaction inserts a ``pending`` row whose primary key is (tool, key)
 and whose ``token`` is unique to this attempt, so of two concurrent calls only one claims
-the key; the other polls until the row is ``done`` and replays it. Recording the result
+the key; the other waits for the row to become ``done`` and replays it. Recording the result
 afterwards leaves a window (process killed after the effect committed, before the record),
 so tools whose effect lives in the ledger's database call :func:`fence` inside their own
 write transaction: it moves the row to ``applied`` only if this attempt still holds the
-claim, atomically with the effect. Hence a ``pending`` row provably has no effect, and an
-attempt whose claim went stale (older than ``lease_seconds``: the holder died or hung) can
-be taken over safely — the old holder's fence then fails and rolls its effect back. An
+claim, atomically with the effect. Hence a ``pending`` row provably has no effect, and a
+claim can be taken over safely at any time — the old holder's fence then fails and rolls
+its effect back, so a fenced effect happens at most once whoever holds the key. An
 ``applied`` row without a result is reported as an error, never re-run. Tools with
-effects outside the database (a real mail API) cannot fence: for them a crash inside the
-window means at-least-once after the lease. Holding one SQLite write transaction across
-the whole tool call would close the window too, but would serialize every write tool of
-the server and hold a database lock across ``await``; the claim keeps calls concurrent.
+effects outside the database (a real mail API) cannot fence: for them an attempt cut off
+mid-effect (crashed, cancelled, taken over while still running) may be repeated, i.e.
+at-least-once. Holding one SQLite write transaction across the whole tool call would close
+the window too, but would serialize every write tool of the server and hold a database
+lock across ``await``; the claim keeps calls concurrent.
+
+Liveness (why a dead or abandoned holder never blocks a key): the fence makes takeovers
+safe, so the rules below only decide *when* a ``pending`` claim is taken over. The old
+rule — only after a 60 s lease, while retries wait for the holder until their client gives
+up — deadlocked under at-least-once callers with short timeouts: a retry waited, took a
+dead holder's claim over late in its client's window, was cancelled mid-tool when the
+client timed out, and that cancellation (a ``BaseException``) skipped the release, leaving
+a fresh ``pending`` claim with a fresh lease; retries spaced evenly (15 s of Temporal
+backoff + timeout, 4 per 60 s lease) hit the same phase every time, so the call never
+completed. Now:
+
+* The token names its holder's process (``<nonce>/<pid>/<boot id>/<host>``). A claim whose
+  holder is known to be gone is taken over at once, without waiting for the lease: a
+  previous incarnation of this server (same host and pid, another boot id — a restarted
+  container's pid 1), another pid on this host that no longer runs (or is a zombie), or
+  this very process when no handler of it holds the token any more. A dead process cannot
+  commit its fence. Holders on other hosts, live processes (or reused pids), and tokens
+  of the old format keep the lease (``lease_seconds``, default 60 s), which also bounds a
+  hung holder.
+* A handler whose tool stops before its effect — cancelled because its client timed out
+  or disconnected, server shutdown, an unexpected exception — deletes its ``pending``
+  claim (in a shielded thread), so it never leaves a fresh lease behind.
+* Waiting for a live holder is bounded by ``wait_seconds`` (default 2 s, well under a
+  client's read timeout): then the call fails with the JSON-RPC error
+  :data:`CALL_IN_PROGRESS` (-32010, not an ``is_error`` result, which a caller takes as
+  the final answer). Keel's worker (temporalio-mcp) raises it as a *retryable*
+  ``MCPProtocolError``, and the retry replays the recorded result. A waiting handler holds
+  no claim; it is cancelled at its poll when its client goes, and gives up after
+  ``wait_seconds`` anyway if the transport does not cancel it. So a takeover happens only
+  within ``wait_seconds`` of a request's start, leaving the tool the rest of the client's
+  timeout, and a call whose holder died or was abandoned completes on the first retry
+  that reaches a live server.
 """
 
 from __future__ import annotations
@@ -54,6 +87,7 @@ import inspect
 import json
 import logging
 import os
+import socket
 import sqlite3
 import time
 import typing
@@ -67,6 +101,7 @@ from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 import anyio
 import anyio.to_thread
+from mcp import MCPError
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.utilities.context_injection import find_context_parameter
@@ -78,6 +113,8 @@ from mcp_servers.common import CliError
 IDEMPOTENCY_META_KEY = "io.keel/idempotency-key"
 DEFAULT_TTL_SECONDS = 7 * 24 * 3600.0
 DEFAULT_LEASE_SECONDS = 60.0
+DEFAULT_WAIT_SECONDS = 2.0
+CALL_IN_PROGRESS = -32010  # JSON-RPC error code (implementation-defined band): retry later
 MAX_KEY_LENGTH = 255
 CONTEXT_PARAMETER = "keel_ledger_context"  # added to wrapped tools; never in the schema
 TABLE = "idempotency_ledger"
@@ -127,6 +164,13 @@ class _Decision:
 
 
 _ACTIVE: ContextVar[_Claim | None] = ContextVar("keel_ledger_claim", default=None)
+# Tokens of this process whose request is still being handled (claiming, waiting, running
+# the tool, recording). A pending claim of this process whose token is not here was
+# abandoned. A plain set: one-item add/discard/contains are atomic under the GIL, and the
+# claim transaction reads it from a worker thread.
+_LIVE_TOKENS: set[str] = set()
+_PROCESS: tuple[int, str] | None = None  # (pid, boot id) of this process; renewed after fork
+Holder = Literal["live", "dead", "unknown"]
 
 
 def fence(conn: sqlite3.Connection) -> None:
@@ -168,7 +212,11 @@ class Ledger:
 
     Blocking SQLite work runs in worker threads with one short-lived connection per
     operation, like the support desk, so several server processes may share the file.
-    ``clock`` (wall-clock seconds; records outlive restarts) is injectable for tests.
+    ``lease_seconds`` is how long a claim whose holder may still be alive blocks its key;
+    ``wait_seconds`` how long a call waits for such a holder before it fails with the
+    retryable :data:`CALL_IN_PROGRESS` error (keep it well under the clients' read
+    timeout). ``clock`` (wall-clock seconds; records outlive restarts) is injectable for
+    tests; waiting uses the monotonic clock.
     """
 
     def __init__(
@@ -177,14 +225,18 @@ class Ledger:
         *,
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        wait_seconds: float = DEFAULT_WAIT_SECONDS,
         clock: Callable[[], float] = time.time,
         poll_seconds: float = 0.01,
     ) -> None:
         if ttl_seconds <= 0 or lease_seconds <= 0:
             raise ValueError("ttl_seconds and lease_seconds must be > 0")
+        if wait_seconds < 0:
+            raise ValueError("wait_seconds must be >= 0")
         self.path = path
         self.ttl_seconds = ttl_seconds
         self.lease_seconds = lease_seconds
+        self.wait_seconds = wait_seconds
         self.clock = clock
         self.poll_seconds = poll_seconds
 
@@ -201,8 +253,9 @@ class Ledger:
 
         Place it under ``@server.tool(...)``. The result is recorded as JSON of the declared
         return type and decoded again, so the first answer and every replay are identical.
-        A ``ToolError`` is recorded and replayed; any other exception releases the claim (the
-        tool did not complete, so a retry runs it again).
+        A ``ToolError`` is recorded and replayed; any other exception, and cancellation,
+        releases the claim unless the effect was fenced (the tool did not complete, so a
+        retry runs it again).
         """
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@idempotent needs an async tool function, got {fn!r}")
@@ -241,13 +294,45 @@ class Ledger:
         call: Callable[[], Awaitable[Any]],
         adapter: TypeAdapter[Any] | None = None,
     ) -> Any:
-        """Run ``call`` at most once per (tool, key) within the TTL; the decorator's engine."""
+        """Run ``call`` at most once per (tool, key) within the TTL; the decorator's engine.
+
+        Raises :class:`MCPError` :data:`CALL_IN_PROGRESS` if another live attempt still
+        holds the key after ``wait_seconds``.
+        """
         adapter = adapter or TypeAdapter(Any)
         digest = fingerprint(arguments)
-        claim = _Claim(self, tool, key, uuid.uuid4().hex)
+        claim = _Claim(self, tool, key, _new_token())
+        _LIVE_TOKENS.add(claim.token)
+        try:
+            return await self._run(claim, digest, call, adapter)
+        finally:
+            _LIVE_TOKENS.discard(claim.token)
+
+    async def _run(
+        self,
+        claim: _Claim,
+        digest: str,
+        call: Callable[[], Awaitable[Any]],
+        adapter: TypeAdapter[Any],
+    ) -> Any:
+        """Claim the key (waiting at most ``wait_seconds`` for a live holder), then act."""
+        tool, key = claim.tool, claim.key
+        deadline = anyio.current_time() + self.wait_seconds
         delay = self.poll_seconds
         while (decision := await _in_thread(self._claim, claim, digest)).action == "wait":
-            await anyio.sleep(delay)  # another attempt holds the key: wait for its record
+            # Another live attempt holds the key. Poll for its record (this unshielded sleep
+            # is where a handler whose client went away is cancelled, holding nothing), but
+            # not for long: the caller's retry replays the result once it is recorded.
+            left = deadline - anyio.current_time()
+            if left <= 0:
+                logger.info("%s key %r is still held by another attempt: busy", tool, key)
+                raise MCPError(
+                    code=CALL_IN_PROGRESS,
+                    message=f"the call with idempotency key {key!r} to {tool} is still in"
+                    " progress in another request; retry it later to get its result",
+                    data={"tool": tool, "idempotency_key": key, "retryable": True},
+                )
+            await anyio.sleep(min(delay, left))
             delay = min(delay * 2, 0.25)
         if decision.action == "mismatch":
             raise ToolError(
@@ -280,7 +365,9 @@ class Ledger:
         except ToolError as exc:
             await _in_thread(self._record, claim, True, str(exc))
             raise
-        except Exception:
+        except BaseException:
+            # Crashed, or cancelled (client timed out or disconnected, server stopping):
+            # give the key back unless the effect was fenced, so a retry runs at once.
             await _in_thread(self._release, claim)
             raise
         finally:
@@ -314,7 +401,7 @@ class Ledger:
         with self._connect(write=True) as conn:
             conn.execute(f"DELETE FROM {TABLE} WHERE expires_at <= ?", (now,))
             row = conn.execute(
-                f"SELECT fingerprint, state, claimed_at, is_error, result FROM {TABLE}"
+                f"SELECT fingerprint, state, token, claimed_at, is_error, result FROM {TABLE}"
                 " WHERE tool = ? AND key = ?",
                 (claim.tool, claim.key),
             ).fetchone()
@@ -325,16 +412,21 @@ class Ledger:
                     (claim.tool, claim.key, digest, claim.token, now, self._hold_until(now)),
                 )
                 return _Decision("run")
-            stored, state, claimed_at, is_error, result = row
+            stored, state, token, claimed_at, is_error, result = row
             if stored != digest:
                 return _Decision("mismatch")
             if state == "done":
                 return _Decision("replay", bool(is_error), result)
             if state == "applied":
                 return _Decision("applied")
-            if now - claimed_at < self.lease_seconds:
+            holder = holder_state(token)
+            if holder == "dead":
+                why = "its holder is gone"
+            elif now - claimed_at >= self.lease_seconds:
+                why = f"its lease of {self.lease_seconds:g} s ran out"
+            else:
                 return _Decision("wait")
-            logger.warning("taking over stale claim on %s key %r", claim.tool, claim.key)
+            logger.warning("taking over claim on %s key %r: %s", claim.tool, claim.key, why)
             conn.execute(
                 f"UPDATE {TABLE} SET token = ?, claimed_at = ?, expires_at = ?"
                 " WHERE tool = ? AND key = ?",
@@ -373,7 +465,7 @@ class Ledger:
             )
 
     def _release(self, claim: _Claim) -> None:
-        """Forget a claim whose tool failed unexpectedly before applying, so a retry can run."""
+        """Forget a claim whose tool stopped before applying, so a retry can run at once."""
         with self._connect(write=True) as conn:
             conn.execute(
                 f"DELETE FROM {TABLE} WHERE tool = ? AND key = ? AND token = ?"
@@ -387,6 +479,59 @@ async def _in_thread(fn: Callable[..., R], *args: Any) -> R:
     with anyio.CancelScope(shield=True):
         result = await anyio.to_thread.run_sync(functools.partial(fn, *args))
     return result
+
+
+def _this_process() -> tuple[int, str]:
+    """This process's pid and a random boot id (a restarted server may get the same pid)."""
+    global _PROCESS
+    pid = os.getpid()
+    if _PROCESS is None or _PROCESS[0] != pid:
+        _PROCESS = (pid, uuid.uuid4().hex[:16])
+    return _PROCESS
+
+
+def _new_token() -> str:
+    """A claim token unique to one attempt that names its process: nonce/pid/boot/host."""
+    pid, boot = _this_process()
+    return f"{uuid.uuid4().hex}/{pid}/{boot}/{socket.gethostname()}"
+
+
+def holder_state(token: str) -> Holder:
+    """Whether the attempt holding a ``pending`` claim with ``token`` can still commit.
+
+    ``dead`` only when provable: an abandoned token of this process, an earlier process
+    with this pid (another boot id), or a pid on this host that no longer runs. Other hosts,
+    live pids (perhaps reused) and tokens of the old format are ``unknown`` (the lease
+    decides). Assumes processes sharing a ledger file on one host name share a pid space.
+    """
+    parts = token.split("/", 3)
+    if len(parts) != 4 or not parts[1].isdigit() or parts[3] != socket.gethostname():
+        return "unknown"
+    pid, boot = int(parts[1]), parts[2]
+    own_pid, own_boot = _this_process()
+    if pid == own_pid:
+        if boot != own_boot:
+            return "dead"  # this pid's previous owner; only one process has a pid at a time
+        return "live" if token in _LIVE_TOKENS else "dead"
+    return "unknown" if _pid_alive(pid) else "dead"
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` exists on this host (and is not a zombie); POSIX only."""
+    if os.name != "posix" or pid <= 0:
+        return True  # cannot tell (and os.kill would terminate on Windows): assume alive
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # e.g. EPERM: it exists, owned by another user
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no procfs (macOS): a zombie counts as alive, the lease decides
+    fields = stat.rpartition(")")[2].split()
+    return not fields or fields[0] not in ("Z", "X")
 
 
 def _with_context_parameter(signature: inspect.Signature, name: str) -> inspect.Signature:

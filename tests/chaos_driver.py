@@ -90,10 +90,14 @@ async def approve_pending(handle: WorkflowHandle[Any, Any], seen: set[tuple[str,
     return sent
 
 
-async def write_in_flight(handles: list[WorkflowHandle[Any, Any]], deadline: float) -> bool:
-    """Wait until some run has a refund or email tool call running on the worker."""
+async def write_in_flight(
+    handles: list[WorkflowHandle[Any, Any]], approved: set[tuple[str, str]], deadline: float
+) -> bool:
+    """Wait until an approved run has a tool call running on the worker: after approval the
+    only tool calls of the chaos scenario are its refund and its email."""
     while time.monotonic() < deadline:
-        for handle in handles:
+        runs = {run for run, _ in approved}
+        for handle in (h for h in handles if h.id in runs):
             try:
                 description = await handle.describe()
             except RPCError:
@@ -107,7 +111,11 @@ async def write_in_flight(handles: list[WorkflowHandle[Any, Any]], deadline: flo
 
 
 async def chaos_actions(
-    stack: Stack, report: ChaosReport, started: float, handles: list[WorkflowHandle[Any, Any]]
+    stack: Stack,
+    report: ChaosReport,
+    started: float,
+    handles: list[WorkflowHandle[Any, Any]],
+    approved: set[tuple[str, str]],
 ) -> None:
     """The disturbances, spread over the first ~25 seconds of the runs."""
 
@@ -118,11 +126,12 @@ async def chaos_actions(
 
     await at(1.5, "SIGKILL worker", lambda: stack.kill("worker"))
     await at(2.5, "start worker", lambda: stack.start("worker"))
-    # A refund or email is running: the worker dies with its answer (the effect may have
-    # happened); Temporal retries it with the same idempotency key.
-    if await write_in_flight(handles, started + APPROVE_LATE):
-        await at(0, "SIGKILL worker during a write", lambda: stack.kill("worker"))
-        await at(0, "start worker", lambda: stack.start("worker"))
+    # Best effort: SIGKILL the worker while an approved refund or email is running (its
+    # effect may have happened, its answer is lost; Temporal retries with the same
+    # idempotency key); else at a fixed time.
+    hit = await write_in_flight(handles, approved, started + APPROVE_EARLY + 2.5)
+    await at(0, "SIGKILL worker" + (" during a write" if hit else ""), lambda: stack.kill("worker"))
+    await at(0, "start worker", lambda: stack.start("worker"))
     await at(APPROVE_EARLY + 3.5, "SIGKILL support_desk", lambda: stack.kill("support_desk"))
     await at(APPROVE_EARLY + 5.0, "start support_desk", lambda: stack.start("support_desk"))
     await at(APPROVE_LATE + 0.5, "restart temporal",
@@ -182,9 +191,9 @@ async def run_chaos(stack: Stack, runs: int, timeout: float = 240.0) -> ChaosRep
     chaos = {"error_rate": 0.10, "hang_rate": 0.05, "hang_seconds": 8, "seed": 11}
     httpx2.post(f"{sim}/sim/chaos", json=chaos, timeout=5).raise_for_status()
     started = time.monotonic()
-    disturb = asyncio.create_task(chaos_actions(stack, report, started, handles))
     results: dict[str, RunResult] = {}
     seen: set[tuple[str, str]] = set()
+    disturb = asyncio.create_task(chaos_actions(stack, report, started, handles, seen))
     while len(results) < runs and time.monotonic() - started < timeout:
         for index, handle in enumerate(handles):
             if handle.id in results:

@@ -9,7 +9,12 @@ SQLite file, as Keel's worker would see it.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from functools import partial
@@ -19,15 +24,23 @@ from typing import Annotated, Any, cast
 import anyio
 import anyio.to_thread
 import pytest
-from mcp import Client
+from mcp import Client, MCPError
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, RequestParamsMeta
 from pydantic import BaseModel, Field
 
-from keel.procs import Child, free_port, python_argv, spawn, stop, wait_http
+from keel.procs import Child, free_port, kill, python_argv, spawn, stop, wait_http
 from mcp_servers.common import CliError
-from mcp_servers.ledger import IDEMPOTENCY_META_KEY, TABLE, Ledger, fence, ttl_from_env
+from mcp_servers.ledger import (
+    CALL_IN_PROGRESS,
+    IDEMPOTENCY_META_KEY,
+    TABLE,
+    Ledger,
+    fence,
+    holder_state,
+    ttl_from_env,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 TTL = 60.0
@@ -66,17 +79,24 @@ class FakeClock:
 
 
 class Toy:
-    """An MCP server with two write tools that insert into ``effects`` and fence."""
+    """An MCP server with two write tools that insert into ``effects`` and fence.
 
-    def __init__(self, db: Path, clock: FakeClock) -> None:
+    Item ``slow`` waits for ``gate``; item ``sleepy`` sleeps ``delay`` seconds first (the
+    support desk's artificial latency), so a short client timeout can cut it off.
+    """
+
+    def __init__(self, db: Path, clock: FakeClock, wait_seconds: float = 2.0) -> None:
         self.db = db
-        self.ledger = Ledger(db, ttl_seconds=TTL, lease_seconds=LEASE, clock=clock)
+        self.ledger = Ledger(
+            db, ttl_seconds=TTL, lease_seconds=LEASE, wait_seconds=wait_seconds, clock=clock
+        )
         self.ledger.initialize()
         with closing(sqlite3.connect(db)) as conn:
             conn.execute("CREATE TABLE effects (id INTEGER PRIMARY KEY, item TEXT, qty REAL)")
         self.gate = anyio.Event()
         self.entered = anyio.Event()
         self.crashes = 0
+        self.delay = 0.0
         self.server = MCPServer("toy")
         self.server.tool(name="add_item")(self.ledger.idempotent(self.add_item))
         self.server.tool(name="add_other")(self.ledger.idempotent(self.add_item))
@@ -92,6 +112,8 @@ class Toy:
         if item == "slow":
             self.entered.set()
             await self.gate.wait()
+        if item == "sleepy":
+            await anyio.sleep(self.delay)
         return await anyio.to_thread.run_sync(partial(self.write, item, qty))
 
     def write(self, item: str, qty: float) -> Added:
@@ -112,6 +134,14 @@ class Toy:
 
     def records(self) -> int:
         return count(self.db, f"SELECT COUNT(*) FROM {TABLE}")
+
+    def claim(self, idem: str) -> tuple[str, str] | None:
+        """(state, token) of the ledger row of ``add_item`` with key ``idem``, if any."""
+        with closing(sqlite3.connect(self.db)) as conn:
+            row = conn.execute(
+                f"SELECT state, token FROM {TABLE} WHERE tool = 'add_item' AND key = ?", (idem,)
+            ).fetchone()
+        return None if row is None else (row[0], row[1])
 
 
 @pytest.fixture
@@ -220,6 +250,150 @@ async def test_unexpected_crash_releases_the_claim_for_a_retry(toy: Toy) -> None
         retried = await client.call_tool("add_item", {"item": "crash"}, meta=key("k"))
     assert crashed.is_error and not retried.is_error
     assert toy.effects("crash") == 1
+
+
+# A process that claims a key with the toy's ledger settings, signals it, then hangs in the
+# tool (before any effect) until it is SIGKILLed: a server killed mid-call.
+CLAIM_AND_HANG = """
+import sys
+from pathlib import Path
+import anyio
+from mcp_servers.ledger import Ledger
+db, tool, key, item, qty, now, ttl, lease = sys.argv[1:]
+ledger = Ledger(Path(db), ttl_seconds=float(ttl), lease_seconds=float(lease),
+                clock=lambda: float(now))
+async def hang():
+    print("claimed", flush=True)
+    await anyio.sleep(3600)
+anyio.run(ledger.run, tool, key, {"item": item, "qty": float(qty)}, hang)
+"""
+
+
+def claim_in_killed_process(db: Path, idem: str, item: str, qty: float, now: float) -> int:
+    """Leave a ``pending`` claim of ``add_item`` held by a SIGKILLed process; its pid."""
+    argv = [sys.executable, "-c", CLAIM_AND_HANG, str(db), "add_item", idem, item, str(qty)]
+    argv += [str(now), str(TTL), str(LEASE)]
+    with subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, text=True) as child:
+        assert child.stdout is not None and child.stdout.readline().strip() == "claimed"
+        child.kill()
+        child.wait()
+        return child.pid
+
+
+async def test_claim_of_a_killed_server_does_not_block_short_timeout_retries(
+    toy: Toy, clock: FakeClock
+) -> None:
+    """Regression (chaos run): the server was SIGKILLed mid-refund, leaving a ``pending``
+    claim; every client attempt times out after 1 s and the tool takes 0.3 s.
+
+    Before the fix each attempt waited for the dead holder; when its lease ran out late in
+    an attempt's window (evenly spaced retries hit the same phase every lease) the waiting
+    handler took over, was cancelled mid-tool by the client's timeout, and left a fresh
+    ``pending`` claim with a fresh lease: the call never completed. Now the dead holder is
+    recognised at once, and the first attempt completes, exactly once.
+    """
+    args = {"item": "sleepy", "qty": 2.0}
+    dead = await anyio.to_thread.run_sync(
+        claim_in_killed_process, toy.db, "k", "sleepy", 2.0, clock.now
+    )
+    claim = toy.claim("k")
+    assert claim is not None and claim[0] == "pending" and f"/{dead}/" in claim[1]
+    assert holder_state(claim[1]) == "dead"
+    toy.delay = 0.3
+    outcomes: list[str] = []
+    loop = asyncio.get_running_loop()
+    async with Client(toy.server) as client:
+        for _ in range(4):
+            # The dead holder's lease runs out 0.8 s into this attempt's 1 s window.
+            expire = loop.call_later(0.8, lambda: setattr(clock, "now", clock.now + LEASE + 1))
+            try:
+                result = await client.call_tool(
+                    "add_item", args, read_timeout_seconds=1.0, meta=key("k")
+                )
+            except MCPError as exc:
+                outcomes.append(f"error {exc.code}: {exc}")
+                continue
+            finally:
+                expire.cancel()
+            outcomes.append("ok")
+            break
+        assert outcomes == ["ok"]
+        assert not result.is_error and result.structured_content is not None
+        replay = await client.call_tool("add_item", args, read_timeout_seconds=1.0, meta=key("k"))
+    assert replay.structured_content == result.structured_content
+    assert toy.effects("sleepy") == 1
+    final = toy.claim("k")
+    assert final is not None and final[0] == "done"
+
+
+async def test_a_cancelled_attempt_leaves_no_claim_behind(toy: Toy) -> None:
+    """A client that times out mid-tool cancels its handler: the claim is released (no
+    effect happened), so the next attempt runs at once instead of waiting for a lease."""
+    toy.delay = 0.5
+    async with Client(toy.server) as client:
+        with pytest.raises(MCPError, match="Timed out"):
+            await client.call_tool(
+                "add_item", {"item": "sleepy"}, read_timeout_seconds=0.1, meta=key("k")
+            )
+        with anyio.fail_after(2):
+            while toy.claim("k") is not None:  # the server handles the client's cancel
+                await anyio.sleep(0.01)
+        toy.delay = 0.0
+        retried = await client.call_tool(
+            "add_item", {"item": "sleepy"}, read_timeout_seconds=1.0, meta=key("k")
+        )
+    assert not retried.is_error
+    assert toy.effects("sleepy") == 1
+
+
+async def test_waiting_is_bounded_and_busy_is_a_retryable_protocol_error(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """While a live attempt holds the key, a duplicate waits at most ``wait_seconds`` and
+    then fails with a JSON-RPC error Keel's worker retries (not an ``is_error`` result);
+    a waiter whose client has gone neither holds the key nor takes it over later."""
+    from temporalio.mcp._activities import _NON_RETRYABLE_PROTOCOL_ERRORS
+    from temporalio.mcp._pool import _UNUSABLE_CONNECTION_ERROR_CODES
+
+    toy = Toy(tmp_path / "toy.db", clock, wait_seconds=0.2)
+    async with Client(toy.server) as client:
+        holder = asyncio.ensure_future(
+            client.call_tool("add_item", {"item": "slow"}, meta=key("k"))
+        )
+        await toy.entered.wait()
+        held = toy.claim("k")
+        assert held is not None and holder_state(held[1]) == "live"
+        started = time.monotonic()
+        with pytest.raises(MCPError) as busy:
+            await client.call_tool("add_item", {"item": "slow"}, meta=key("k"))
+        assert time.monotonic() - started < 1.5
+        assert busy.value.code == CALL_IN_PROGRESS and "still in progress" in str(busy.value)
+        assert CALL_IN_PROGRESS not in _NON_RETRYABLE_PROTOCOL_ERRORS  # retried by Temporal
+        assert CALL_IN_PROGRESS not in _UNUSABLE_CONNECTION_ERROR_CODES  # keeps the connection
+        with pytest.raises(MCPError, match="Timed out"):  # this waiter's client gives up
+            await client.call_tool(
+                "add_item", {"item": "slow"}, read_timeout_seconds=0.05, meta=key("k")
+            )
+        clock.now += LEASE + 1  # the holder's lease has run out, but nobody is waiting
+        await anyio.sleep(0.4)
+        assert toy.claim("k") == held  # no orphaned waiter took the key over
+        toy.gate.set()
+        first = await holder
+        again = await client.call_tool("add_item", {"item": "slow"}, meta=key("k"))
+    assert not first.is_error and again.structured_content == first.structured_content
+    assert toy.effects("slow") == 1
+
+
+def test_holder_state_recognises_dead_holders(tmp_path: Path) -> None:
+    host = socket.gethostname()
+    with subprocess.Popen([sys.executable, "-c", "pass"]) as child:
+        child.wait()
+    own = f"{'0' * 32}/{os.getpid()}"
+    assert holder_state(f"n/{child.pid}/boot/{host}") == "dead"  # exited (and reaped)
+    assert holder_state(f"n/{os.getppid()}/boot/{host}") == "unknown"  # alive: the lease
+    assert holder_state(f"{own}/an-earlier-boot/{host}") == "dead"  # this pid, restarted
+    assert holder_state(f"n/{child.pid}/boot/elsewhere") == "unknown"  # another host
+    assert holder_state("4f2e851e4e7b45b59dc25e706e09de68") == "unknown"  # old format
 
 
 async def test_applied_but_unrecorded_call_is_reported_not_repeated(toy: Toy) -> None:
@@ -386,3 +560,45 @@ async def test_desk_key_executes_again_after_the_ttl(short_ttl_desk: tuple[str, 
     later = await call(url, "send_email", email, "wf-e:1:call_0")
     assert not later.is_error and later.structured_content != first.structured_content
     assert count(db, "SELECT COUNT(*) FROM emails WHERE body = 'Once'") == 2
+
+
+async def test_desk_refund_completes_after_the_desk_is_killed_mid_call(tmp_path: Path) -> None:
+    """The chaos run's failure over HTTP: the desk is SIGKILLed while a refund sleeps in its
+    1 s latency (claim ``pending``), restarted on the same database, and the retry — with a
+    read timeout far below the 60 s lease — refunds exactly once."""
+    db = tmp_path / "desk.db"
+    env = {"SUPPORT_DESK_LATENCY_MS": "1000"}
+
+    def start(name: str) -> tuple[Child, str]:
+        port = free_port()
+        argv = python_argv("-m", "mcp_servers.support_desk", "--port", str(port), "--db", str(db))
+        child = spawn(name, argv, tmp_path / f"{name}.log", env=env, cwd=REPO)
+        wait_http(child, f"http://127.0.0.1:{port}/healthz")
+        return child, f"http://127.0.0.1:{port}/mcp"
+
+    idem, args = "wf-k:2:call_1_0", refund("ORD-1050", 5)
+    first, url = start("desk-1")
+    try:
+        in_flight = asyncio.ensure_future(call(url, "refund_order", args, idem))
+        with anyio.fail_after(10):
+            while count(db, f"SELECT COUNT(*) FROM {TABLE} WHERE state = 'pending'") == 0:
+                await asyncio.sleep(0.02)
+        kill(first)
+        with pytest.raises(Exception):  # noqa: B017 - the connection dies with the server
+            await in_flight
+    finally:
+        stop(first)
+    second, url = start("desk-2")
+    try:
+        async with Client(url) as client:
+            result = await client.call_tool(
+                "refund_order", args, read_timeout_seconds=3, meta=key(idem)
+            )
+            replay = await client.call_tool(
+                "refund_order", args, read_timeout_seconds=3, meta=key(idem)
+            )
+    finally:
+        stop(second)
+    assert not result.is_error and result.structured_content is not None
+    assert replay.structured_content == result.structured_content
+    assert refunds(db, "ORD-1050") == 1
