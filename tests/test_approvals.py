@@ -3,12 +3,13 @@
 After each scenario the support-desk database holds exactly the effects that were approved:
 tests run one at a time against one database, so the rows a test adds are its own.
 The approved refunds of this module and tests/test_cli_approvals.py all draw on ORD-1050
-(129.99 refundable, 115.00 used): a new approving test should use another order.
+(129.99 refundable, 116.00 used): a new approving test should use another order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from typing import Any
 
@@ -253,3 +254,32 @@ async def test_update_refuses_bad_decisions(
     result: RunResult = await handle.result()
     assert result.status == "completed"
     assert added(before, rows(stack)) == {"refunds": [], "emails": []}
+
+
+async def test_untrusted_server_write_gets_one_attempt_reads_are_retried(
+    client: Client, stack: Stack
+) -> None:
+    """A third-party server cannot be trusted to deduplicate: its side-effecting tool gets a
+    single attempt, its read-only tools the normal retries (and per-tool timeouts apply)."""
+    before = rows(stack)
+    handle = await start(client, "approvals_untrusted")
+    [request] = await pending(handle)
+    edited = {**request.arguments, "amount": 1.0}
+    await decide(handle, approval_id=request.approval_id, decision="edit", arguments=edited)
+    result = await handle.result()
+    assert result.status == "completed"
+    assert added(before, rows(stack))["refunds"] == [("ORD-1050", 100)]
+    policies: dict[str, tuple[int, float]] = {}
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name.endswith(".call-tool"):
+                tool = json.loads(event.user_metadata.summary.data).split(" ")[0]
+                policies[tool] = (
+                    attrs.retry_policy.maximum_attempts,
+                    attrs.start_to_close_timeout.ToTimedelta().total_seconds(),
+                )
+                heartbeat = attrs.heartbeat_timeout.ToTimedelta().total_seconds()
+                assert 0 < heartbeat <= 10  # capped at the start-to-close timeout
+    assert policies["refund_order"][0] == 1
+    assert policies["get_order"] == (3, 7.0)  # the server's attempts, the tool's own timeout

@@ -186,7 +186,7 @@ async def _revalidate(
         plan = plan_lookups(checked, policy, ctx.catalog_all)
         if isinstance(plan, Rejection):
             return plan
-        lookups = await run_lookups(plan, ctx.servers)
+        lookups = await run_lookups(plan, ctx.servers, ctx.policies)
         rejection = check_semantics(checked, policy, lookups, workflow.now())
         if rejection is not None:
             return rejection

@@ -134,15 +134,18 @@ def _lookup_result(result: CallToolResult) -> LookupResult:
 
 
 async def run_lookups(
-    requests: list[LookupRequest], servers: dict[str, ServerSettings]
+    requests: list[LookupRequest],
+    servers: dict[str, ServerSettings],
+    policies: dict[str, ToolPolicy] | None = None,
 ) -> dict[str, LookupResult]:
     """Run a call's semantic lookups (read-only tools) concurrently; no idempotency key."""
 
     async def one(request: LookupRequest) -> LookupResult:
         try:
             result = await call_tool(
-                servers[request.server], request.tool, request.arguments, key=None
-            )
+                servers[request.server], request.tool, request.arguments, key=None,
+                policy=(policies or {}).get(request.tool),
+            )  # fmt: skip
         except ActivityError as exc:
             failure, message = classify(exc, f"lookup {request.tool!r} on {request.server!r}")
             raise RunFailed(failure, message) from None

@@ -156,7 +156,9 @@ async def _lookups(
             refuse(slot, plan.as_tool_content(), "invalid", f"{plan.layer}: {plan.message}")
         else:
             plans[slot.call.id] = plan
-    results = await asyncio.gather(*(run_lookups(p, ctx.servers) for p in plans.values()))
+    results = await asyncio.gather(
+        *(run_lookups(p, ctx.servers, ctx.policies) for p in plans.values())
+    )
     return dict(zip(plans.keys(), results, strict=True))
 
 
