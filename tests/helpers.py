@@ -17,6 +17,17 @@ from keel.procs import free_port, python_argv, spawn, stop, wait_http
 from keel.stack import Stack
 
 REPO = Path(__file__).resolve().parent.parent
+# Every tool of the support-desk MCP server, in its listing order.
+DESK_TOOLS = (
+    "search_customers",
+    "get_customer",
+    "list_orders",
+    "get_order",
+    "refund_order",
+    "send_email",
+    "update_ticket",
+    "add_ticket_note",
+)
 DEMO_TASK = "Hi, I'm Maria Lopez (maria.lopez@example.com). ORD-1042 arrived damaged. Refund?"
 
 

@@ -30,21 +30,12 @@ from hypothesis_jsonschema import from_schema
 from mcp import Client, MCPError
 
 from keel.models import ServerSettings, ToolCall, ToolSpec
-from tests.helpers import desk_server
+from tests.helpers import DESK_TOOLS, desk_server
 from workflows.tools import build_catalog, result_text
 from workflows.validation import PreparedCall, Rejection, Validator
 
 REPO = Path(__file__).resolve().parent.parent
-TOOLS = [
-    "search_customers",
-    "get_customer",
-    "list_orders",
-    "get_order",
-    "refund_order",
-    "send_email",
-    "update_ticket",
-    "add_ticket_note",
-]
+TOOLS = list(DESK_TOOLS)
 READ_ONLY = ["search_customers", "get_customer", "list_orders", "get_order"]
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 OBJECT_KEYWORDS = {"type", "properties", "required", "title", "description", "additionalProperties"}
