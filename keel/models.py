@@ -357,6 +357,9 @@ class ChatRequest(BaseModel):
         ge=1,
         description="this call's cap, when a budget leaves less than the model's",
     )
+    step: int | None = Field(
+        default=None, ge=1, description="the run's model-call index, for logs, spans, metrics"
+    )
 
 
 class ChatResponse(BaseModel):
@@ -452,6 +455,10 @@ class DecisionRecord(BaseModel):
     reason: str | None = None
     arguments: dict[str, Any] | None = None
     outcome: str = ""
+    requested_at: datetime | None = Field(
+        default=None, description="when the request was made (time to decision = at - this)"
+    )
+    step: int | None = None
 
 
 class DecisionOutcome(BaseModel):
@@ -492,3 +499,4 @@ class RunResult(BaseModel):
     model_calls: int = 0
     cost_usd: float = 0.0
     approvals: list[DecisionRecord] = Field(default_factory=list)
+    guidance: int = Field(default=0, description="guide signals a human sent and the run used")

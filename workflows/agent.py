@@ -121,6 +121,7 @@ class AgentWorkflow(ApprovalHandlers):
         self._last_event = "starting"
         self._guidance: list[Guidance] = []
         self._escalated = False
+        self._guidance_used = 0
         self._desk = ApprovalDesk()
         self._validator: Validator | None = None
 
@@ -288,6 +289,7 @@ class AgentWorkflow(ApprovalHandlers):
         except TimeoutError:
             return None
         self._set_state("running")
+        self._guidance_used += 1
         return self._guidance.pop(0)
 
     async def _load_profile(self, name: str) -> Profile:
@@ -386,6 +388,7 @@ class AgentWorkflow(ApprovalHandlers):
             tools=catalog,
             conversation_id=workflow.info().workflow_id,
             max_output_tokens=cap if cap is not None and cap < model.max_output_tokens else None,
+            step=step,
         )
         return await workflow.execute_activity(
             "keel.llm.chat",
@@ -457,4 +460,5 @@ class AgentWorkflow(ApprovalHandlers):
             model_calls=self._ledger.model_calls,
             cost_usd=round(self._ledger.cost_usd, 9),
             approvals=self._desk.audit,
+            guidance=self._guidance_used,
         )

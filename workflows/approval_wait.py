@@ -212,7 +212,7 @@ def _close(
             by=decision.by if decision else None, at=now,
             reason=decision.reason if decision else None,
             arguments=arguments if arguments is not None else request.arguments,
-            outcome=outcome,
+            outcome=outcome, requested_at=request.created_at, step=request.step,
         ),
     )  # fmt: skip
     ctx.on_pending_change()
