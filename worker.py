@@ -1,24 +1,26 @@
 """The Keel worker: the composition root.
 
-Reads configuration from the environment (keel.config.Settings), builds every client once
-(Temporal, one shared HTTP client, MCP connections via temporalio-mcp) and registers the
-workflow and the activity classes that receive those clients. Run with ``python worker.py``.
+Reads configuration from the environment (keel.config.Settings, keel.telemetry), builds
+every client once (Temporal, one shared HTTP client, MCP connections via temporalio-mcp, the
+OpenTelemetry providers) and registers the workflow and the activity classes that receive
+those clients. Run with ``python worker.py``. Logs are JSON lines on stderr (keel/logs.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 import sys
+from typing import Any
 
 import httpx2
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 
 from activities.breaker import BreakerConfig
 from activities.llm import LLMActivities, llm_breakers
@@ -29,19 +31,24 @@ from activities.profiles import ProfileActivities
 from activities.providers.openai_compat import OpenAICompatProvider
 from keel.config import Settings
 from keel.errors import KeelError
+from keel.logs import configure_logging, get_logger
 from keel.profiles import available_profiles, load_profile
 from keel.stack import SEARCH_ATTRIBUTES
+from keel.telemetry import Telemetry
 from workflows.agent import AgentWorkflow
 
-log = logging.getLogger("keel.worker")
+SERVICE_NAME = "keel-worker"
+log = get_logger("keel.worker")
 
 
-async def connect(settings: Settings) -> Client:
-    """A Temporal client with Keel's data converter (pydantic models on the wire)."""
+async def connect(settings: Settings, telemetry: Telemetry | None = None) -> Client:
+    """A Temporal client with Keel's data converter (pydantic models on the wire) and, with
+    ``telemetry``, the tracing interceptor and the runtime whose metrics it exports."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.namespace,
         data_converter=pydantic_data_converter,
+        **(telemetry.connect_options() if telemetry is not None else {}),
     )
 
 
@@ -74,30 +81,60 @@ def check_profiles(settings: Settings) -> list[str]:
     return problems
 
 
-def build_worker(client: Client, settings: Settings, http: httpx2.AsyncClient) -> Worker:
+def build_worker(
+    client: Client,
+    settings: Settings,
+    http: httpx2.AsyncClient,
+    *,
+    telemetry: Telemetry | None = None,
+    max_cached_workflows: int | None = None,
+) -> Worker:
     """The worker with every registration; clients are built once by the caller.
 
     The circuit breakers (one registry per dependency kind, settings from
     ``KEEL_BREAKER_*``) live as long as the worker: they are per-process health state.
     A bad breaker setting raises ConfigError here, before the worker polls.
+
+    ``telemetry`` receives the activities' spans and metrics. Its tracing interceptor belongs
+    on the client (``connect``), which gives the worker client → workflow → activity span
+    links; on a client without it, it is added to this worker alone. ``max_cached_workflows``
+    (Temporal's default when None) set to 0 makes every workflow task replay the history.
     """
+    telemetry = telemetry or Telemetry.disabled()
     breaker_config = BreakerConfig.from_env()
     log.info(
-        "circuit breakers: open after %d consecutive failures, %gs cool-down",
-        breaker_config.failure_threshold,
-        breaker_config.cooldown_seconds,
+        "circuit breakers",
+        failure_threshold=breaker_config.failure_threshold,
+        cooldown_seconds=breaker_config.cooldown_seconds,
     )
-    llm = LLMActivities(OpenAICompatProvider(http), llm_breakers(breaker_config))
+    llm = LLMActivities(
+        OpenAICompatProvider(http), llm_breakers(breaker_config), telemetry=telemetry
+    )
     profiles = ProfileActivities(settings, http)
     notify = NotifyActivities(http)
+    interceptors: list[Interceptor] = []
+    tracing = telemetry.interceptor()
+    if tracing is not None and not any(
+        isinstance(i, TracingInterceptor) for i in client.config()["interceptors"]
+    ):
+        interceptors.append(tracing)
+    interceptors.append(
+        ToolResultStamper(
+            mcp_breakers(breaker_config), telemetry=telemetry, servers=settings.mcp_servers
+        )
+    )
+    options: dict[str, Any] = (
+        {} if max_cached_workflows is None else {"max_cached_workflows": max_cached_workflows}
+    )
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[AgentWorkflow],
         activities=[llm.chat, profiles.load, notify.webhook],
         plugins=[build_mcp_plugin(settings.mcp_servers, settings.mcp_read_timeout_seconds)],
-        interceptors=[ToolResultStamper(mcp_breakers(breaker_config))],
+        interceptors=interceptors,
         max_concurrent_activities=50,
+        **options,
     )
 
 
@@ -114,8 +151,19 @@ async def missing_search_attributes(client: Client) -> list[str]:
     return [name for name in SEARCH_ATTRIBUTES if name not in defined]
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    client = await connect(settings)
+async def run_worker(
+    settings: Settings, stop: asyncio.Event, telemetry: Telemetry | None = None
+) -> None:
+    telemetry = telemetry or Telemetry.disabled()
+    try:
+        async with telemetry.running():
+            await _serve(settings, stop, telemetry)
+    finally:
+        telemetry.shutdown()
+
+
+async def _serve(settings: Settings, stop: asyncio.Event, telemetry: Telemetry) -> None:
+    client = await connect(settings, telemetry)
     missing = await missing_search_attributes(client)
     if missing:
         fix = "; ".join(
@@ -129,25 +177,33 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         )
     # Temporal owns retries, so the shared HTTP client never retries on its own.
     async with httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(retries=0)) as http:
-        worker = build_worker(client, settings, http)
+        worker = build_worker(client, settings, http, telemetry=telemetry)
         for problem in check_profiles(settings):
-            log.warning("%s; runs of this profile will fail at start", problem)
+            log.warning("profile problem: runs of this profile will fail at start", problem=problem)
         async with worker:
-            servers = ", ".join(f"{n}={t.describe()}" for n, t in settings.mcp_servers.items())
+            # keel/stack.py waits for the text "worker ready" in this process's log.
             log.info(
-                "worker ready: temporal=%s task_queue=%s llm=%s mcp=[%s]",
-                settings.temporal_address,
-                settings.task_queue,
-                settings.llm_base_url,
-                servers,
+                "worker ready",
+                temporal=settings.temporal_address,
+                task_queue=settings.task_queue,
+                llm=settings.llm_base_url,
+                mcp={n: t.describe() for n, t in settings.mcp_servers.items()},
+                tracing=telemetry.tracing,
+                metrics=telemetry.metering,
+                prometheus=(
+                    f"http://{telemetry.prometheus.host}:{telemetry.prometheus.port}/metrics"
+                    if telemetry.prometheus is not None
+                    else None
+                ),
             )
             await stop.wait()
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("worker")
     try:
         settings = Settings.from_env()
+        telemetry = Telemetry.from_env(SERVICE_NAME, core_logs=True)
     except KeelError as exc:
         print(f"keel worker: {exc}", file=sys.stderr)
         return 2
@@ -157,7 +213,7 @@ def main() -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_worker(settings, stop)
+        await run_worker(settings, stop, telemetry)
 
     try:
         asyncio.run(_main())

@@ -16,8 +16,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities.breaker import BreakerConfig, BreakerRegistry, Clock
 from activities.heartbeat import heartbeating
+from activities.observe import ModelCallObserver
 from activities.providers.base import ChatProvider
 from keel.models import ChatRequest, ChatResponse
+from keel.telemetry import Telemetry
 
 T = TypeVar("T")
 
@@ -50,14 +52,30 @@ class LLMActivities:
 
     API keys are resolved at call time. ``breakers`` defaults to a private registry with the
     default settings, so a bare ``LLMActivities(provider)`` (tests, scripts) is still protected.
+    ``telemetry`` receives each attempt's span and metrics (activities/observe.py); without it
+    only the ``model.call`` log event is written.
     """
 
-    def __init__(self, provider: ChatProvider, breakers: BreakerRegistry | None = None) -> None:
+    def __init__(
+        self,
+        provider: ChatProvider,
+        breakers: BreakerRegistry | None = None,
+        *,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self._provider = provider
         self._breakers = breakers if breakers is not None else llm_breakers()
+        self._observer = ModelCallObserver(telemetry)
 
     @activity.defn(name="keel.llm.chat")
     async def chat(self, request: ChatRequest) -> ChatResponse:
+        """One attempt: one ``model.call`` event, one ``chat {model}`` span, its metrics."""
+        with self._observer.observe(request) as call:
+            response = await self._chat(request)
+            call.done(response)
+        return response
+
+    async def _chat(self, request: ChatRequest) -> ChatResponse:
         api_key: str | None = None
         if request.model.api_key_env:
             api_key = os.environ.get(request.model.api_key_env)

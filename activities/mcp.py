@@ -7,6 +7,8 @@ latency measured on the worker, so step records can report attempts without a cu
 activity (``temporalio-mcp`` returns the plain ``CallToolResult``), and runs every MCP
 activity of a server through that server's circuit breaker (activities/breaker.py), so a
 server that is down makes runs wait out a cool-down instead of each trying to connect.
+The same interceptor observes every tool-call attempt (activities/observe.py): one
+``tool.call`` log event, one ``execute_tool {tool}`` span, the tool-call metrics.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from temporalio.worker import (
 
 from activities.breaker import BreakerConfig, BreakerRegistry, Clock
 from activities.heartbeat import heartbeating
+from activities.observe import ToolCallObserver
 from keel.config import MCPServerTarget
+from keel.telemetry import Telemetry
 from mcp_servers.ledger import CALL_IN_PROGRESS
 
 ATTEMPT_META_KEY = "io.keel/attempt"
@@ -89,16 +93,30 @@ def mcp_breakers(
 
 
 class _StampToolResults(ActivityInboundInterceptor):
-    def __init__(self, next: ActivityInboundInterceptor, breakers: BreakerRegistry) -> None:
+    def __init__(
+        self,
+        next: ActivityInboundInterceptor,
+        breakers: BreakerRegistry,
+        observer: ToolCallObserver,
+    ) -> None:
         super().__init__(next)
         self._breakers = breakers
+        self._observer = observer
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
         server = mcp_server_of(info.activity_type)
         if server is None:
             return await super().execute_activity(input)
-        is_tool_call = info.activity_type.endswith(".call-tool")
+        if not info.activity_type.endswith(".call-tool"):
+            return await self._run(server, input)
+        with self._observer.observe(server, input.args[0] if input.args else None) as call:
+            result = await self._run(server, input)
+            call.done(result)
+        return result
+
+    async def _run(self, server: str, input: ExecuteActivityInput) -> Any:
+        is_tool_call = activity.info().activity_type.endswith(".call-tool")
         started = time.monotonic()
         # temporalio-mcp's activities do not heartbeat (and 0.2 does not surface MCP progress
         # notifications); heartbeating here while the call runs lets Temporal notice a dead
@@ -108,21 +126,32 @@ class _StampToolResults(ActivityInboundInterceptor):
         )
         if is_tool_call and isinstance(result, dict):
             meta = dict(result.get("meta") or {})
-            meta[ATTEMPT_META_KEY] = info.attempt
+            meta[ATTEMPT_META_KEY] = activity.info().attempt
             meta[LATENCY_META_KEY] = round((time.monotonic() - started) * 1000, 3)
             result = {**result, "meta": meta}
         return result
 
 
 class ToolResultStamper(Interceptor):
-    """Worker interceptor for MCP activities: per-server circuit, attempt and latency stamps.
+    """Worker interceptor for MCP activities: per-server circuit, attempt and latency stamps,
+    and the observation of every tool-call attempt.
 
     ``breakers`` is built once in worker.py; the default is a private registry with default
-    settings so the interceptor is never unprotected.
+    settings so the interceptor is never unprotected. ``telemetry`` receives the spans and
+    metrics; ``servers`` (the worker's targets) gives spans their ``server.address``.
     """
 
-    def __init__(self, breakers: BreakerRegistry | None = None) -> None:
+    def __init__(
+        self,
+        breakers: BreakerRegistry | None = None,
+        *,
+        telemetry: Telemetry | None = None,
+        servers: Mapping[str, MCPServerTarget] | None = None,
+    ) -> None:
         self.breakers = breakers if breakers is not None else mcp_breakers()
+        self.observer = ToolCallObserver(
+            telemetry, {name: target.url for name, target in (servers or {}).items()}
+        )
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return _StampToolResults(next, self.breakers)
+        return _StampToolResults(next, self.breakers, self.observer)

@@ -2,13 +2,15 @@
 
   keel up | down            start / stop the local stack in the background (.keel/)
   keel demo                 run the demo scenario (starts what is missing, stops it after)
-  keel run PROFILE TASK     start a run, follow its progress, print the result
+  keel run PROFILE TASK     start a run, show its progress live, print the result
+  keel watch ID             attach to a run: its progress so far, then live, then the result
   keel status ID            the run's status query
   keel result ID            the run's result (waits for it)
   keel approvals            tool calls waiting for a human, across runs
   keel approve RUN APPROVAL           run the call as proposed
   keel reject RUN APPROVAL --reason   refuse it (the model is told why)
   keel edit RUN APPROVAL --arguments  run it with corrected arguments
+  keel report [--since 24h]          latency, tokens, tools, cost, failures over finished runs
 
 User mistakes (bad input, unknown profile, unreachable server) print one readable line and
 exit with 2; a run that ends without completing exits with 1.
@@ -21,7 +23,8 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TextIO
 
 from pydantic import TypeAdapter
 from temporalio.client import WorkflowFailureError
@@ -29,13 +32,16 @@ from temporalio.service import RPCError
 
 from keel import procs
 from keel.approvals import decide, list_pending
-from keel.client import build_input, connect, follow, query_status, start_run
+from keel.client import build_input, connect, query_status, start_run
 from keel.config import Settings
 from keel.demo import run_demo
 from keel.errors import InputError, KeelError
-from keel.models import ApprovalRequest, Decision, RunResult, RunStatus
-from keel.render import approval_lines, decision_line, result_text, status_line
+from keel.models import ApprovalRequest, Decision, ProgressEvent, RunResult
+from keel.render import approval_lines, decision_line, progress_line, result_text, status_line
+from keel.report import add_arguments as add_report_arguments
+from keel.report import run_report
 from keel.stack import COMPONENTS, default_stack
+from keel.watch import watch
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-tool-calls", type=int, help="lower the profile's tool-call limit")
     run.add_argument("--no-wait", action="store_true", help="start and print the id only")
     run.add_argument("--json", action="store_true", help="print the result as JSON")
+    watch_cmd = sub.add_parser(
+        "watch", help="show a run's progress (so far, then live), then its result"
+    )
+    watch_cmd.add_argument("workflow_id", metavar="RUN_ID", help="the run (workflow id)")
+    watch_cmd.add_argument(
+        "--json", action="store_true", help="JSON lines: each event, then the result"
+    )
     for name in ("status", "result"):
         cmd = sub.add_parser(name, help=f"the run's {name}")
         cmd.add_argument("workflow_id")
@@ -61,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     approvals = sub.add_parser("approvals", help="tool calls waiting for a human decision")
     approvals.add_argument("--json", action="store_true", help="print the requests as JSON")
     _decision_parsers(sub)
+    report = sub.add_parser("report", help="operations report over finished runs of a window")
+    add_report_arguments(report)
     return parser
 
 
@@ -126,10 +141,29 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(handle.id)
         return 0
 
-    def on_event(status: RunStatus) -> None:
-        print("  " + status_line(status), file=sys.stderr)
+    # Progress goes to stderr, so stdout carries only the result (text, or one JSON document).
+    result = await watch(client, handle.id, _progress_printer(args.json, sys.stderr))
+    return _print_result(result, args.json)
 
-    return _print_result(await follow(handle, on_event), args.json)
+
+def _progress_printer(as_json: bool, stream: TextIO) -> Callable[[ProgressEvent], None]:
+    def show(event: ProgressEvent) -> None:
+        print(event.model_dump_json() if as_json else "  " + progress_line(event), file=stream)
+        stream.flush()
+
+    return show
+
+
+async def _watch(args: argparse.Namespace, settings: Settings) -> int:
+    """Events so far, then live, then the result; with --json every line is a JSON object
+    (the events, then the result)."""
+    client = await connect(settings)
+    result = await watch(client, args.workflow_id, _progress_printer(args.json, sys.stdout))
+    if args.json:
+        print(result.model_dump_json())
+        return 0 if result.status == "completed" else 1
+    print()
+    return _print_result(result, False)
 
 
 async def _status(args: argparse.Namespace, settings: Settings) -> int:
@@ -219,12 +253,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         handler = {
             "run": _run,
+            "watch": _watch,
             "status": _status,
             "result": _result,
             "approvals": _approvals,
             "approve": _decide,
             "reject": _decide,
             "edit": _decide,
+            "report": run_report,
         }[args.command]
         return asyncio.run(handler(args, settings))
     except KeelError as exc:

@@ -16,18 +16,38 @@ from keel.config import Settings
 from keel.errors import ConfigError, InputError, KeelError, describe_validation_error
 from keel.models import AgentInput, RunResult, RunStatus
 from keel.profiles import load_profile
+from keel.telemetry import Telemetry
 from workflows.limits import LimitError, effective_limits
 
 WORKFLOW_TYPE = "AgentWorkflow"
+SERVICE_NAME = "keel-cli"
+_telemetry: list[Telemetry] = []
 
 
-async def connect(settings: Settings) -> Client:
-    """Connect with Keel's data converter; an unreachable server is a ConfigError."""
+def client_telemetry() -> Telemetry:
+    """This process's client-side telemetry, built once from the ``OTEL_*`` environment:
+    traces only (a CLI's own metrics say nothing), each span exported as it ends because
+    the CLI leaves with ``os._exit`` (no batch flush would run). A misconfiguration is a
+    ConfigError, like any other bad setting."""
+    if not _telemetry:
+        _telemetry.append(Telemetry.from_env(SERVICE_NAME, synchronous=True, metrics=False))
+    return _telemetry[0]
+
+
+async def connect(settings: Settings, *, telemetry: Telemetry | None = None) -> Client:
+    """Connect with Keel's data converter; an unreachable server is a ConfigError.
+
+    With tracing configured (``OTEL_TRACES_EXPORTER``), the client carries Temporal's tracing
+    interceptor: starting a run opens a ``StartWorkflow:AgentWorkflow`` span that the
+    workflow's and activities' spans on the worker descend from.
+    """
+    options = (telemetry or client_telemetry()).connect_options()
     try:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.namespace,
             data_converter=pydantic_data_converter,
+            **options,
         )
     except RuntimeError as exc:
         raise ConfigError(

@@ -5,7 +5,8 @@ the simulated LLM and the real MCP servers: the agent looks up the customer, the
 refund policy in parallel, reads the policy, and proposes a refund and a confirmation email.
 Both are irreversible, so the run waits; the demo shows the approval requests, approves them as
 a human would (printing the equivalent CLI commands), and checks that the refund and the email
-happened exactly once. Then it stops only what it started.
+happened exactly once, printing the run's live progress all along (what `keel watch` shows).
+Then it stops only what it started.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from temporalio.client import WorkflowHandle
 
 from keel.client import build_input, connect, query_status, start_run
 from keel.config import Settings
-from keel.models import ApprovalRequest, Decision, DecisionOutcome, RunResult
-from keel.render import result_text, status_line
+from keel.models import ApprovalRequest, Decision, DecisionOutcome, ProgressEvent, RunResult
+from keel.render import progress_line, result_text
 from keel.stack import Stack
+from keel.watch import watch
 
 DEMO_PROFILE = "refunds"
 DEMO_TASK = (
@@ -45,19 +47,23 @@ def effects(db_path: Path) -> tuple[int, int]:
     return int(refunds[0]), int(emails[0])
 
 
-async def wait_for_approvals(handle: WorkflowHandle[object, RunResult]) -> list[ApprovalRequest]:
-    """Follow the run until it waits for a human (or ends); print each new event."""
-    last = ""
-    while True:
+async def wait_for_approvals(
+    handle: WorkflowHandle[object, RunResult],
+    events: list[ProgressEvent],
+    watching: asyncio.Future[RunResult],
+) -> list[ApprovalRequest]:
+    """Wait until the run waits for a human (or ends) and its progress shows every request."""
+    while not watching.done():
         status = await query_status(handle)
-        if status.last_event != last:
-            last = status.last_event
-            print("  " + status_line(status))
         if status.state == "awaiting_approval":
-            return await handle.query("pending_approvals", result_type=list[ApprovalRequest])
-        if status.state not in ("running", "awaiting_guidance"):
+            requests = await handle.query("pending_approvals", result_type=list[ApprovalRequest])
+            shown = {e.data.get("approval_id") for e in events if e.kind == "approval.requested"}
+            if requests and all(r.approval_id in shown for r in requests):
+                return requests
+        elif status.state not in ("running", "awaiting_guidance"):
             return []
         await asyncio.sleep(0.2)
+    return []
 
 
 def show_request(request: ApprovalRequest) -> None:
@@ -89,8 +95,17 @@ async def run_demo(stack: Stack) -> int:
     handle = await start_run(client, settings, agent_input)
     print(f"customer: {DEMO_TASK}\n")
     print(f"started workflow {handle.id} (Temporal UI: http://{config.host}:{config.ui_port})")
+    print(f"progress (the same from a terminal: keel watch {handle.id}):")
 
-    requests = await wait_for_approvals(handle)
+    # The run's live progress, printed as the workflow publishes it (its workflow stream).
+    events: list[ProgressEvent] = []
+
+    def show(event: ProgressEvent) -> None:
+        events.append(event)
+        print("  " + progress_line(event))
+
+    watching = asyncio.ensure_future(watch(client, handle.id, show))
+    requests = await wait_for_approvals(handle, events, watching)
     if requests:
         print(f"\nThe run waits for a human: {len(requests)} irreversible action(s) proposed.")
         for request in requests:
@@ -109,7 +124,8 @@ async def run_demo(stack: Stack) -> int:
             outcome = await handle.execute_update("decide", decision, result_type=DecisionOutcome)
             print(f"  {request.approval_id}: {outcome.status}")
         print()
-    result = await handle.result()
+    result = await watching
+    print()
     print(result_text(result))
     refunds, emails = (a - b for a, b in zip(effects(config.support_desk_db), before, strict=True))
     print(f"\nsupport desk: {refunds} refund of ORD-1042 and {emails} email to Maria from this run")

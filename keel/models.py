@@ -7,6 +7,7 @@ adding optional fields: running workflows replay against the payloads already in
 
 from __future__ import annotations
 
+import string
 from datetime import datetime
 from typing import Any, Literal
 
@@ -202,6 +203,72 @@ class ApprovalRule(_Strict):
     )
 
 
+def template_fields(template: str) -> list[str]:
+    """The placeholder names of a progress template; ``ValueError`` says what is wrong with it.
+
+    Placeholders are plain names (``{order_id}``) with an optional format spec
+    (``{amount:.2f}``); positional fields, attribute or index access and nested fields are
+    refused, so a template can only read the values Keel hands it.
+    """
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"template {template!r}: {exc}") from None
+    names: list[str] = []
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if not name.isidentifier():
+            raise ValueError(
+                f"template {template!r}: placeholder {{{name}}} must be a plain name such as"
+                " {order_id} (no positions, attributes or indexes)"
+            )
+        if conversion not in (None, "s", "r"):
+            raise ValueError(f"template {template!r}: unknown conversion !{conversion}")
+        if spec and "{" in spec:
+            raise ValueError(f"template {template!r}: nested placeholders are not supported")
+        if spec and not (_spec_fits(spec, 0.0) or _spec_fits(spec, "")):
+            raise ValueError(
+                f"template {template!r}: format spec :{spec} fits neither numbers nor text"
+            )
+        names.append(name)
+    return names
+
+
+def _spec_fits(spec: str, sample: Any) -> bool:
+    try:
+        format(sample, spec)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+class ProgressTemplates(_Strict):
+    """How a tool call reads in a run's live progress (``keel run`` / ``keel watch``).
+
+    ``call`` (when the call starts) and ``approval`` (when it waits for a human) may use the
+    call's argument names; ``done`` may also use the top-level fields of the result (a JSON
+    object), ``count`` (the length of a list result, or of the result's only list field),
+    ``<field>_count`` for each list field, and ``tool``. A template that cannot be filled for
+    a call falls back to the generic text, e.g. ``calling get_order(order_id=ORD-1042)``.
+    """
+
+    call: str | None = Field(default=None, description="e.g. 'looking up order {order_id}…'")
+    done: str | None = Field(default=None, description="e.g. 'found {count} orders'")
+    approval: str | None = Field(
+        default=None, description="what the approval wait shows, e.g. 'refund_order ${amount:.2f}'"
+    )
+
+    @field_validator("call", "done", "approval")
+    @classmethod
+    def _valid_template(cls, template: str | None) -> str | None:
+        if template is not None:
+            if not template.strip():
+                raise ValueError("a template must not be empty (leave it out instead)")
+            template_fields(template)
+        return template
+
+
 class ToolPolicy(_Strict):
     """Per-tool rules: who may call it (authorization), what must hold (semantic), how
     reversible it is and when it needs a human decision (approval)."""
@@ -220,6 +287,9 @@ class ToolPolicy(_Strict):
     )
     schedule_to_close_seconds: float | None = Field(
         default=None, gt=0, le=86400, description="bound including retries (server default)"
+    )
+    progress: ProgressTemplates | None = Field(
+        default=None, description="how calls of this tool read in the live progress"
     )
 
 
@@ -500,3 +570,41 @@ class RunResult(BaseModel):
     cost_usd: float = 0.0
     approvals: list[DecisionRecord] = Field(default_factory=list)
     guidance: int = Field(default=0, description="guide signals a human sent and the run used")
+
+
+# --------------------------------------------------------------------------------------------
+# Live progress (the run's workflow stream, topic "progress")
+# --------------------------------------------------------------------------------------------
+
+PROGRESS_TOPIC = "progress"
+PROGRESS_KINDS = (
+    "run.started",
+    "model.started",
+    "model.finished",
+    "tool.started",
+    "tool.finished",
+    "tool.refused",
+    "approval.requested",
+    "approval.escalated",
+    "approval.decided",
+    "guidance.requested",
+    "guidance.received",
+    "run.stop",
+    "run.finished",
+)
+
+
+class ProgressEvent(BaseModel):
+    """One entry of a run's live progress, published by the workflow after the fact.
+
+    ``kind`` is one of ``PROGRESS_KINDS`` (a plain string, so a newer worker's kinds do not
+    break an older client); ``message`` is the line a person reads; ``data`` holds a few
+    structured values that differ per kind (see docs/operations.md).
+    """
+
+    kind: str
+    message: str
+    at: datetime
+    step: int | None = None
+    tool: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)

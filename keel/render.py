@@ -11,6 +11,7 @@ from keel.models import (
     ApprovalRequest,
     Decision,
     DecisionOutcome,
+    ProgressEvent,
     RunResult,
     RunStatus,
     StepRecord,
@@ -23,6 +24,26 @@ def status_line(status: RunStatus) -> str:
         f"[{status.state}] step {status.step} · {status.tool_calls} tool call(s) ·"
         f" {usage.total_tokens} tokens · {status.last_event}"
     )
+
+
+_MARKS = {
+    "tool.started": "→",
+    "tool.finished": "←",
+    "tool.refused": "✗",
+    "approval.requested": "⏸",
+    "approval.escalated": "⏸",
+    "approval.decided": "▶",
+    "guidance.requested": "⏸",
+    "guidance.received": "▶",
+    "run.stop": "■",
+    "run.finished": "■",
+}
+
+
+def progress_line(event: ProgressEvent) -> str:
+    """``12:01:02  → looking up order ORD-1042…``: one line per live progress event."""
+    at = _aware(event.at).astimezone().strftime("%H:%M:%S")
+    return f"{at}  {_MARKS.get(event.kind, '·')} {event.message}"
 
 
 def step_line(record: StepRecord) -> str:

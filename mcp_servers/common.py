@@ -8,12 +8,16 @@ details (path ``/mcp``, ``GET /healthz``, Host-header policy, exit codes) stay i
 Exit codes: 0 after a clean shutdown, 2 for bad input (argparse errors, an unusable
 database path, a malformed environment variable) with one ``error:`` line on stderr and no
 traceback, so launchers and humans see the cause at a glance.
+
+Logs (the server's own, the MCP SDK's, uvicorn's) are JSON lines on stderr, the same shape as
+the worker's (keel/logs.py); stdout stays free for the stdio transport.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -24,6 +28,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from keel.logs import configure_logging, get_logger
 
 MCP_PATH = "/mcp"
 HEALTH_PATH = "/healthz"
@@ -144,14 +150,27 @@ async def _run_http(server: MCPServer, args: argparse.Namespace) -> None:
         transport_security=transport_security(args.host, args.allowed_host),
         host=args.host,
     )
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
+    # log_config=None: uvicorn's records go to the root logger, rendered like every other line.
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, log_level="warning", log_config=None
+    )
     display_host = f"[{args.host}]" if ":" in args.host else args.host
-    print(
-        f"{server.name}: MCP over streamable HTTP at http://{display_host}:{args.port}{MCP_PATH}",
-        file=sys.stderr,
-        flush=True,
+    get_logger("keel.mcp_server").info(
+        "mcp server ready",
+        server=server.name,
+        transport="streamable-http",
+        url=f"http://{display_host}:{args.port}{MCP_PATH}",
     )
     await uvicorn.Server(config).serve()
+
+
+def _log_as_keel(component: str) -> None:
+    """Keel's JSON lines instead of the handler ``MCPServer()`` installs on the root logger
+    (``logging.basicConfig`` with a RichHandler), so each record is written once, as JSON."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    configure_logging(component)
 
 
 def fail(prog: str, message: str) -> NoReturn:
@@ -184,6 +203,7 @@ def serve(
         instance = server if isinstance(server, MCPServer) else server(args)
     except CliError as exc:
         fail(name, str(exc))
+    _log_as_keel(instance.name)
     try:
         if args.transport == "stdio":
             asyncio.run(instance.run_stdio_async())

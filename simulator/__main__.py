@@ -8,13 +8,13 @@ able to fix the file from it alone.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import NoReturn
 
 import uvicorn
 
+from keel.logs import configure_logging, get_logger
 from simulator.app import Simulator, create_app
 from simulator.scenarios import BUNDLED_DIR, ScenarioError, load_scenarios
 
@@ -85,15 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"simulator: invalid scenarios: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("simulator").info(
-        "serving %d scenarios from %s on http://%s:%d",
-        len(scenarios),
-        args.scenarios,
-        args.host,
-        args.port,
+    # JSON lines on stderr like every Keel process (keel/logs.py), uvicorn's included.
+    configure_logging("simulator", level=args.log_level)
+    get_logger("simulator").info(
+        "simulator ready",
+        scenarios=len(scenarios),
+        directory=str(args.scenarios),
+        url=f"http://{args.host}:{args.port}",
     )
     app = create_app(Simulator(scenarios=scenarios, default_latency_ms=args.default_latency_ms))
     # A short graceful shutdown: a scripted hang must not hold SIGTERM up for its full length.
@@ -102,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        log_config=None,
         timeout_graceful_shutdown=2,
     )
     return 0

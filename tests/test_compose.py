@@ -23,6 +23,7 @@ from typing import Any
 
 import compose
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -37,22 +38,32 @@ CORE_SERVICES = {
     "support-desk",
     "knowledge",
     "worker",
+    "otel-collector",
+    "jaeger",
+    "prometheus",
 }
 ONE_SHOT_SERVICES = {"temporal-setup"}
-# service -> (host port, container port); every one published on 127.0.0.1.
+# Distroless images without a shell or an HTTP client: no healthcheck command can run.
+NO_HEALTHCHECK_SERVICES = {"otel-collector"}
+# service -> {(host port, container port)}; every one published on 127.0.0.1.
 PUBLISHED = {
-    "temporal": (7233, 7233),
-    "temporal-ui": (8233, 8080),
-    "support-desk": (8201, 8201),
-    "knowledge": (8202, 8202),
-    "simulator": (8100, 8100),
+    "temporal": {(7233, 7233)},
+    "temporal-ui": {(8233, 8080)},
+    "support-desk": {(8201, 8201)},
+    "knowledge": {(8202, 8202)},
+    "simulator": {(8100, 8100)},
+    "otel-collector": {(4317, 4317), (4318, 4318)},
+    "jaeger": {(16686, 16686)},
+    "prometheus": {(9090, 9090)},
 }
 WORKER_DEPENDS_ON = {
     "temporal": "service_healthy",
     "temporal-setup": "service_completed_successfully",
     "support-desk": "service_healthy",
     "knowledge": "service_healthy",
+    "otel-collector": "service_started",
 }
+DEPLOY = REPO / "deploy"
 
 
 def compose_binary() -> Path:
@@ -175,7 +186,9 @@ def test_a_broken_copy_fails_validation(
     assert broken != original, "the breakage did not apply; update the test to the file"
     copy = tmp_path / "docker-compose.yml"
     # The copy sits outside the repo, so point its build context back at the repo.
-    copy.write_text(broken.replace("context: .", f"context: {REPO}"))
+    copy.write_text(
+        broken.replace("context: .", f"context: {REPO}").replace("./deploy/", f"{DEPLOY}/")
+    )
     result = run_compose(copy, "config", "-q", env_file=empty_env_file)
     assert result.returncode != 0
     assert message in result.stderr
@@ -201,6 +214,10 @@ def test_long_running_services_have_healthchecks_and_restart(model: dict[str, An
         if name in ONE_SHOT_SERVICES:
             assert service.get("restart", "no") == "no", name
             continue
+        if name in NO_HEALTHCHECK_SERVICES:
+            assert "healthcheck" not in service, name
+            assert service.get("restart") == "unless-stopped", name
+            continue
         check = service.get("healthcheck", {})
         assert not check.get("disable"), name
         assert check.get("test") and check["test"][0] in ("CMD", "CMD-SHELL"), name
@@ -218,11 +235,11 @@ def test_worker_depends_on(model: dict[str, Any]) -> None:
 
 
 def test_ports_are_published_on_loopback_only(model: dict[str, Any]) -> None:
-    published: dict[str, tuple[int, int]] = {}
+    published: dict[str, set[tuple[int, int]]] = {}
     for name, service in model["services"].items():
         for port in service.get("ports", []):
             assert port.get("host_ip") == "127.0.0.1", (name, port)
-            published[name] = (int(port["published"]), int(port["target"]))
+            published.setdefault(name, set()).add((int(port["published"]), int(port["target"])))
     expected = {name: ports for name, ports in PUBLISHED.items() if name in model["services"]}
     assert published == expected
 
@@ -284,6 +301,112 @@ def test_worker_llm_settings_come_from_the_host(tmp_path: Path) -> None:
     assert env["KEEL_LLM_BASE_URL"] == "https://api.openai.com/v1"
     assert env["KEEL_LLM_API_KEY_ENV"] == "OPENAI_API_KEY"
     assert env["OPENAI_API_KEY"] == "sk-test"
+
+
+# --------------------------------------------------------------------------- observability
+
+
+def mounted_config(model: dict[str, Any], service: str, target: str) -> dict[str, Any]:
+    """The YAML a service reads at ``target``, from the compose ``configs`` entry mounted
+    there (a file under deploy/)."""
+    [source] = [c["source"] for c in model["services"][service]["configs"] if c["target"] == target]
+    path = Path(model["configs"][source]["file"])
+    assert path.is_file() and path.parent == DEPLOY, path
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text())
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def collector(default_model: dict[str, Any]) -> dict[str, Any]:
+    return mounted_config(default_model, "otel-collector", "/etc/otelcol-contrib/config.yaml")
+
+
+@pytest.fixture(scope="module")
+def prometheus(default_model: dict[str, Any]) -> dict[str, Any]:
+    return mounted_config(default_model, "prometheus", "/etc/prometheus/prometheus.yml")
+
+
+def _port(endpoint: str) -> int:
+    return int(endpoint.rsplit(":", 1)[1].split("/")[0])
+
+
+def test_collector_pipelines_reference_defined_components(collector: dict[str, Any]) -> None:
+    pipelines = collector["service"]["pipelines"]
+    assert set(pipelines) == {"traces", "metrics"}
+    for name, pipeline in pipelines.items():
+        for kind in ("receivers", "processors", "exporters"):
+            for component in pipeline.get(kind, []):
+                assert component in collector[kind], f"{name}: {kind[:-1]} {component} undefined"
+    for extension in collector["service"].get("extensions", []):
+        assert extension in collector["extensions"]
+    # Every defined receiver and exporter is used by some pipeline.
+    for kind in ("receivers", "exporters"):
+        used = {c for pipeline in pipelines.values() for c in pipeline[kind]}
+        assert used == set(collector[kind]), kind
+
+
+def test_collector_forwards_traces_to_jaeger(
+    collector: dict[str, Any], default_model: dict[str, Any]
+) -> None:
+    [exporter] = collector["service"]["pipelines"]["traces"]["exporters"]
+    assert exporter.split("/")[0] == "otlp"
+    host, port = collector["exporters"][exporter]["endpoint"].split(":")
+    assert host in default_model["services"] and host == "jaeger"
+    assert int(port) == 4317  # Jaeger v2's OTLP gRPC receiver
+    assert collector["exporters"][exporter]["tls"]["insecure"] is True
+
+
+def test_collector_receives_what_it_publishes(
+    collector: dict[str, Any], default_model: dict[str, Any]
+) -> None:
+    protocols = collector["receivers"]["otlp"]["protocols"]
+    listening = {_port(p["endpoint"]) for p in protocols.values()}
+    published = {int(p["target"]) for p in default_model["services"]["otel-collector"]["ports"]}
+    assert listening == published == {4317, 4318}
+    for protocol in protocols.values():
+        assert protocol["endpoint"].startswith("0.0.0.0:")  # reachable from other containers
+
+
+def test_worker_sends_traces_to_the_collector(
+    model: dict[str, Any], collector: dict[str, Any]
+) -> None:
+    env = model["services"]["worker"]["environment"]
+    assert env["OTEL_TRACES_EXPORTER"] == "otlp"
+    assert env["OTEL_SERVICE_NAME"] == "keel-worker"
+    assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
+    endpoint = env["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    assert endpoint == "http://otel-collector:4318"
+    assert _port(collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"]) == 4318
+    # Metrics are pulled from the worker, not also pushed: nothing is counted twice.
+    assert env["OTEL_METRICS_EXPORTER"] == "none"
+
+
+def test_prometheus_scrapes_the_worker_and_the_collector(
+    prometheus: dict[str, Any], collector: dict[str, Any], default_model: dict[str, Any]
+) -> None:
+    services = default_model["services"]
+    worker_env = services["worker"]["environment"]
+    assert worker_env["KEEL_PROMETHEUS_HOST"] == "0.0.0.0"
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+    assert set(jobs) == {"keel-worker", "otel-collector"}
+    [worker_sd] = jobs["keel-worker"]["dns_sd_configs"]
+    assert worker_sd["names"] == ["worker"] and worker_sd["type"] == "A"
+    assert worker_sd["port"] == int(worker_env["KEEL_PROMETHEUS_PORT"])
+    [static] = jobs["otel-collector"]["static_configs"]
+    [target] = static["targets"]
+    host, port = target.split(":")
+    assert host in services
+    assert int(port) == _port(collector["exporters"]["prometheus"]["endpoint"])
+    assert "prometheus" in collector["service"]["pipelines"]["metrics"]["exporters"]
+
+
+def test_the_worker_understands_the_compose_telemetry_settings(model: dict[str, Any]) -> None:
+    from keel.telemetry import TelemetrySettings
+
+    env = {k: v for k, v in model["services"]["worker"]["environment"].items() if v is not None}
+    settings = TelemetrySettings.from_env(env)
+    assert settings.traces == ("otlp",)
+    assert (settings.prometheus_host, settings.prometheus_port) == ("0.0.0.0", 9464)
 
 
 def test_temporal_setup_registers_keel_search_attributes(default_model: dict[str, Any]) -> None:

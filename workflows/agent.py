@@ -25,6 +25,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.contrib.workflow_streams import WorkflowStream
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
 
     from keel.errors import describe_validation_error
     from keel.models import (
+        PROGRESS_TOPIC,
         AgentInput,
         ChatMessage,
         ChatRequest,
@@ -41,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         ModelSettings,
         Price,
         Profile,
+        ProgressEvent,
         RunOutcome,
         RunResult,
         RunState,
@@ -58,6 +61,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.limits import LimitError, effective_limits, extend_limits
     from workflows.mcp_calls import RunFailed, list_tools
     from workflows.progress import ProgressTracker
+    from workflows.progress_text import template_problems
+    from workflows.reporter import Reporter
     from workflows.tools import CatalogError, build_catalog
     from workflows.turn import run_tool_turn
     from workflows.validation import PolicyError, Validator, check_policies
@@ -69,6 +74,13 @@ PROFILE_LOAD_TIMEOUT = timedelta(seconds=30)
 # model timeout, and a cancelled call (wall clock reached) aborts its HTTP request.
 LLM_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 UNPRICED = Price(input_per_mtok=0.0, output_per_mtok=0.0)
+# Failure classes of runs that fail before they start (workflow failures, not results).
+_START_FAILURES = {
+    "InvalidInput": "invalid_input",
+    "ProfileError": "config_error",
+    "ConfigError": "config_error",
+    "UpstreamUnavailable": "upstream_unavailable",
+}
 
 
 class Guidance(BaseModel):
@@ -124,6 +136,11 @@ class AgentWorkflow(ApprovalHandlers):
         self._guidance_used = 0
         self._desk = ApprovalDesk()
         self._validator: Validator | None = None
+        # Live progress: a workflow stream (signals publish, updates long-poll, queries read
+        # a closed run). The SDK requires constructing it directly in __init__.
+        self._stream = WorkflowStream()
+        topic = self._stream.topic(PROGRESS_TOPIC, type=ProgressEvent)
+        self._reporter = Reporter(topic.publish, self._set_last_event)
 
     # ---------------------------------------------------------------- public interface
 
@@ -136,19 +153,37 @@ class AgentWorkflow(ApprovalHandlers):
         turns it into a failed workflow with a message naming the field.
         """
         try:
+            return await self._run(request)
+        except ApplicationError as exc:
+            self._ended_without_result(
+                _START_FAILURES.get(exc.type or "", "config_error"), exc.message
+            )
+            raise
+        except asyncio.CancelledError:
+            self._ended_without_result("cancelled", "the run was cancelled")
+            raise
+        finally:
+            await self._release_watchers()
+
+    async def _run(self, request: Any) -> RunResult:
+        try:
             agent_input = parse_input(request)
         except ApplicationError:
             self._set_state("failed")
             raise
         self._profile_name = agent_input.profile
+        self._reporter.profile = agent_input.profile
         self._set_state("running")
         profile = await self._load_profile(agent_input.profile)
         self._model_name = profile.model.name
+        self._reporter.policies = profile.tools
         try:
             limits = effective_limits(profile.limits, agent_input.limits)
         except LimitError as exc:
             self._set_state("failed")
             raise ApplicationError(str(exc), type="InvalidInput", non_retryable=True) from None
+        self._reporter.run_started(profile.model.name, agent_input.task, agent_input.principal,
+                                   limits)  # fmt: skip
         loop = asyncio.ensure_future(self._guarded(profile, agent_input, limits))
         if limits.max_wall_clock_seconds is None:
             return await loop
@@ -162,7 +197,10 @@ class AgentWorkflow(ApprovalHandlers):
         with contextlib.suppress(asyncio.CancelledError):
             await loop
         message = f"wall clock limit of {limits.max_wall_clock_seconds:g}s reached"
-        return self._finish("halted", stop=Stop("wall_clock", "wall_clock", message))
+        stop = Stop("wall_clock", "wall_clock", message)
+        self._reporter.stop(self._ledger.model_calls, stop.reason, stop.failure_class, message,
+                            "halt")  # fmt: skip
+        return self._finish("halted", stop=stop)
 
     @workflow.query(name="status")
     def status(self) -> RunStatus:
@@ -203,6 +241,12 @@ class AgentWorkflow(ApprovalHandlers):
             check_policies(profile.tools, catalog_all)
         except PolicyError as exc:
             raise RunFailed("config_error", f"profile {profile.name!r}: {exc}") from None
+        problems = template_problems(profile.tools, catalog_all)
+        if problems:
+            raise RunFailed(
+                "config_error",
+                f"profile {profile.name!r}: invalid progress template:\n" + "\n".join(problems),
+            )
         tracker = ProgressTracker(limits.max_repeated_calls, limits.max_idle_steps)
         ctx = TurnContext(
             workflow_id=workflow.info().workflow_id,
@@ -217,6 +261,7 @@ class AgentWorkflow(ApprovalHandlers):
             desk=self._desk,
             approvals=profile.approvals,
             on_pending_change=self._on_pending_change,
+            reporter=self._reporter,
         )
         self._validator = ctx.validator
         self._messages = [
@@ -240,9 +285,14 @@ class AgentWorkflow(ApprovalHandlers):
                 messages, stop = await run_tool_turn(ctx, response.tool_calls, response.content)
                 self._messages.extend(messages)
             if stop is not None:
+                escalates = profile.escalation.on_limit == "escalate" and not self._escalated
+                self._reporter.stop(self._ledger.model_calls, stop.reason, stop.failure_class,
+                                    stop.message, "escalate" if escalates else "halt")  # fmt: skip
                 guidance = await self._escalate(profile, stop)
                 if guidance is None:
                     return self._finish("halted", stop=stop)
+                self._reporter.guided(self._ledger.model_calls, guidance.by,
+                                      guidance.instruction, guidance.extend)  # fmt: skip
                 ctx.limits = extend_limits(ctx.limits, guidance.extend or LimitOverrides())
                 tracker.max_repeated_calls = ctx.limits.max_repeated_calls
                 tracker.max_idle_steps = ctx.limits.max_idle_steps
@@ -281,6 +331,9 @@ class AgentWorkflow(ApprovalHandlers):
         self._escalated = True
         self._set_state("awaiting_guidance")
         self._last_event = f"awaiting guidance: {stop.message}"
+        self._reporter.guidance_requested(
+            self._ledger.model_calls, stop.message, profile.escalation.timeout_seconds
+        )
         try:
             await workflow.wait_condition(
                 lambda: bool(self._guidance),
@@ -340,6 +393,7 @@ class AgentWorkflow(ApprovalHandlers):
         chain = profile.model.chain()
         fell_back: list[str] = []
         started = workflow.now()
+        self._reporter.model_started(step, profile.model.name)
         for index, model in enumerate(chain):
             last = index == len(chain) - 1
             self._last_event = f"step {step}: calling {model.name}"
@@ -373,6 +427,7 @@ class AgentWorkflow(ApprovalHandlers):
                     cost_usd=cost,
                 )
             )
+            self._reporter.model_finished(step, response, cost)
             return response
         raise AssertionError("unreachable: the chain has at least the primary model")
 
@@ -446,7 +501,7 @@ class AgentWorkflow(ApprovalHandlers):
             self._last_event = f"{status}: {stop.reason or stop.failure_class}: {stop.message}"
         else:
             self._last_event = status
-        return RunResult(
+        result = RunResult(
             status=status,
             final_answer=final_answer,
             stop_reason=(stop.reason or None) if stop else None,
@@ -462,3 +517,39 @@ class AgentWorkflow(ApprovalHandlers):
             approvals=self._desk.audit,
             guidance=self._guidance_used,
         )
+        self._reporter.finished(result, self._ledger.model_calls)
+        return result
+
+    def _ended_without_result(self, failure_class: str, message: str) -> None:
+        """A run that could not start (bad input, profile, configuration) or was cancelled
+        ends as a failed or cancelled workflow, not a result; watchers, logs and metrics
+        still hear of it."""
+        self._reporter.finished(
+            RunResult(
+                status="failed",
+                failure_class=failure_class,
+                error=message,
+                profile=self._profile_name,
+                model=self._model_name,
+                steps=self._ledger.steps,
+                usage=self._ledger.usage,
+                tool_calls=self._ledger.tool_calls,
+                model_calls=self._ledger.model_calls,
+                cost_usd=round(self._ledger.cost_usd, 9),
+                approvals=self._desk.audit,
+            ),
+            self._ledger.model_calls,
+        )
+
+    async def _release_watchers(self) -> None:
+        """Let the stream's waiting pollers return before the run closes (else the SDK warns
+        that update handlers were still running); later readers query the closed run.
+
+        ``detach_pollers`` releases them at the next condition check; the one yield below
+        lets that happen inside this workflow task. It adds no command, so it is safe for
+        histories recorded before streams existed."""
+        self._stream.detach_pollers()
+        await workflow.wait_condition(lambda: True)
+
+    def _set_last_event(self, message: str) -> None:
+        self._last_event = message

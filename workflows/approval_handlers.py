@@ -14,14 +14,17 @@ with workflow.unsafe.imports_passed_through():
 
     from keel.models import ApprovalRequest, Decision, DecisionOutcome, ToolCall
     from workflows.approvals import ApprovalDesk, DecisionError
+    from workflows.reporter import Reporter
     from workflows.validation import Rejection, Validator
 
 
 class ApprovalHandlers:
-    """Handlers over ``self._desk`` (the run's ApprovalDesk) and ``self._validator``."""
+    """Handlers over ``self._desk`` (the run's ApprovalDesk), ``self._validator`` and
+    ``self._reporter`` (which logs decisions that could not be accepted)."""
 
     _desk: ApprovalDesk
     _validator: Validator | None
+    _reporter: Reporter
 
     @workflow.query(name="pending_approvals")
     def pending_approvals(self) -> list[ApprovalRequest]:
@@ -51,6 +54,7 @@ class ApprovalHandlers:
             self._check_edit(decision)
         except DecisionError as exc:
             self._desk.refuse(decision, str(exc), now)
+            self._reporter.decision_refused(decision, str(exc))
             return
         if request is not None:
             self._desk.accept(decision)

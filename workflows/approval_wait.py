@@ -72,7 +72,9 @@ def open_request(
             ctx.desk.accept(early)
         except DecisionError as exc:
             ctx.desk.refuse(early, str(exc), now, request.tool)
+            ctx.reporter.decision_refused(early, str(exc))
     ctx.on_pending_change()
+    ctx.reporter.approval_requested(request)
     return request
 
 
@@ -82,6 +84,7 @@ async def await_decision(
     decision = await _wait(ctx, request)
     step, call = request.step, prepared.call
     now = workflow.now()
+    ctx.reporter.approval_decided(request, decision, now)
     if decision is None:
         if request.escalated:
             message = (
@@ -109,6 +112,8 @@ async def await_decision(
         assert decision.arguments is not None
         edited = await _revalidate(ctx, prepared, decision.arguments)
         if isinstance(edited, Rejection):
+            ctx.reporter.validated(step, call.name, call.id, layer=edited.layer,
+                                   reason=edited.message, edit=True)  # fmt: skip
             content = edited.as_tool_content()
             record = tool_record(
                 step, call, now, outcome="invalid",
@@ -118,6 +123,7 @@ async def await_decision(
             _close(ctx, request, "edit", decision, now, f"edit refused: {edited.message}")
             return Decided(content, record)
         arguments = edited.arguments
+        ctx.reporter.validated(step, call.name, call.id, edit=True)
     text, record = await execute_call(
         ctx, step, call, prepared.tool, arguments,
         validation=f"passed; {'approved' if decision.decision == 'approve' else 'edited'} by {by}",
@@ -145,6 +151,7 @@ async def _wait(ctx: TurnContext, request: ApprovalRequest) -> Decision | None:
             seconds=ctx.approvals.escalation_timeout_seconds
         )
         ctx.on_pending_change()
+        ctx.reporter.approval_escalated(request)
         await _notify(ctx, request)
     return None
 
@@ -205,14 +212,13 @@ def _close(
     ctx: TurnContext, request: ApprovalRequest, kind: Any, decision: Decision | None,
     now: Any, outcome: str, arguments: dict[str, Any] | None = None,
 ) -> None:  # fmt: skip
-    ctx.desk.close(
-        request,
-        DecisionRecord(
-            approval_id=request.approval_id, tool=request.tool, decision=kind,
-            by=decision.by if decision else None, at=now,
-            reason=decision.reason if decision else None,
-            arguments=arguments if arguments is not None else request.arguments,
-            outcome=outcome, requested_at=request.created_at, step=request.step,
-        ),
+    record = DecisionRecord(
+        approval_id=request.approval_id, tool=request.tool, decision=kind,
+        by=decision.by if decision else None, at=now,
+        reason=decision.reason if decision else None,
+        arguments=arguments if arguments is not None else request.arguments,
+        outcome=outcome, requested_at=request.created_at, step=request.step,
     )  # fmt: skip
+    ctx.desk.close(request, record)
     ctx.on_pending_change()
+    ctx.reporter.approval_closed(record)

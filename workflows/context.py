@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.approvals import ApprovalDesk
     from workflows.failures import FailureClass
     from workflows.progress import ProgressTracker
+    from workflows.reporter import Reporter
     from workflows.validation import Validator
 
 
@@ -60,3 +61,4 @@ class TurnContext:
     desk: ApprovalDesk = field(default_factory=ApprovalDesk)
     approvals: ApprovalSettings = field(default_factory=ApprovalSettings)
     on_pending_change: Callable[[], None] = lambda: None
+    reporter: Reporter = field(default_factory=Reporter)

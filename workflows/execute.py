@@ -41,6 +41,7 @@ async def execute_call(
     server = ctx.servers[tool.server]
     single = retry_is_unsafe(server, tool.annotations)
     started = workflow.now()
+    ctx.reporter.tool_started(step, tool.name, call.id, tool.server, arguments)
     try:
         result = await call_tool(
             server, tool.name, arguments, key, ctx.policies.get(tool.name), single
@@ -56,6 +57,7 @@ async def execute_call(
         record = tool_record(step, call, started, server=tool.server, outcome="failed",
                              detail=message, idempotency_key=key, validation=validation,
                              latency_ms=_elapsed(started))  # fmt: skip
+        ctx.reporter.tool_finished(record, arguments, message)
         raise ToolCallFailed(record, RunFailed(failure, message)) from None
     text = result_text(result)
     attempts, latency = activity_meta(result)
@@ -64,6 +66,7 @@ async def execute_call(
                          attempts=attempts, outcome="tool_error" if result.is_error else "ok",
                          detail=text[:200], idempotency_key=key,
                          validation=validation)  # fmt: skip
+    ctx.reporter.tool_finished(record, arguments, text, result.structured_content)
     return text, record
 
 

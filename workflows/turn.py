@@ -58,17 +58,19 @@ async def run_tool_turn(
     stop: Stop | None = None
     last_rejection: Rejection | None = None
 
-    def refuse(slot: _Slot, content: str, outcome: Any, validation: str) -> None:
+    def refuse(slot: _Slot, content: str, outcome: Any, layer: str, reason: str) -> None:
+        validation = f"{layer}: {reason}"
         slot.refusal = content
         slot.prepared = None
         slot.record = tool_record(step, slot.call, now, outcome=outcome, detail=validation,
                                   validation=validation)  # fmt: skip
+        ctx.reporter.validated(step, slot.call.name, slot.call.id, layer=layer, reason=reason)
 
     # 1. Tool-call budget, schema and repeats, in call order.
     for slot in slots:
         if ctx.ledger.tool_calls >= ctx.limits.max_tool_calls:
             message = f"tool-call limit reached (max_tool_calls={ctx.limits.max_tool_calls})"
-            refuse(slot, _limit_content(message), "refused", f"limit: {message}")
+            refuse(slot, _limit_content(message), "refused", "limit", message)
             stop = stop or Stop("tool_call_limit", "tool_call_limit", message)
             continue
         ctx.ledger.tool_calls += 1
@@ -76,14 +78,12 @@ async def run_tool_turn(
         if isinstance(outcome, Rejection):
             last_rejection = outcome
             ctx.tracker.record_call(slot.call.name, slot.call.arguments)
-            refuse(
-                slot, outcome.as_tool_content(), "invalid", f"{outcome.layer}: {outcome.message}"
-            )
+            refuse(slot, outcome.as_tool_content(), "invalid", outcome.layer, outcome.message)
             continue
         count = ctx.tracker.record_call(slot.call.name, outcome.arguments)
         if count >= ctx.limits.max_repeated_calls:
             message = ctx.tracker.reason or "repeated call"
-            refuse(slot, _limit_content(message), "refused", f"no_progress: {message}")
+            refuse(slot, _limit_content(message), "refused", "no_progress", message)
             stop = stop or Stop("no_progress", "no_progress", message)
             continue
         slot.prepared = outcome
@@ -98,8 +98,9 @@ async def run_tool_turn(
         rejection = _check(ctx, slot.prepared, lookups.get(slot.call.id, {}))
         if rejection is not None:
             last_rejection = rejection
-            refuse(slot, rejection.as_tool_content(), "invalid",
-                   f"{rejection.layer}: {rejection.message}")  # fmt: skip
+            refuse(slot, rejection.as_tool_content(), "invalid", rejection.layer, rejection.message)
+        else:
+            ctx.reporter.validated(step, slot.call.name, slot.call.id)
 
     # 4. Run what passed — now, or after a human decision — concurrently.
     runnable = [s for s in slots if s.prepared is not None]
@@ -153,7 +154,7 @@ async def _lookups(
                 "config_error", f"profile policy for {slot.call.name!r}: {exc}"
             ) from None
         if isinstance(plan, Rejection):
-            refuse(slot, plan.as_tool_content(), "invalid", f"{plan.layer}: {plan.message}")
+            refuse(slot, plan.as_tool_content(), "invalid", plan.layer, plan.message)
         else:
             plans[slot.call.id] = plan
     results = await asyncio.gather(

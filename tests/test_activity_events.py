@@ -1,0 +1,305 @@
+"""The activities' structured log events: one ``model.call`` per model attempt, one
+``tool.call`` per tool attempt, secrets masked, content optional.
+
+Runs go through a worker built by ``worker.build_worker`` in this process (private task
+queue) against the session stack's real Temporal server, MCP servers and simulator, with
+``max_cached_workflows=0`` so every workflow task replays the history: events must still
+appear once per attempt. The log lines are captured by ``keel.logs.configure_logging`` on a
+``StringIO``, exactly as the worker process writes them to stderr.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+import pytest
+import pytest_asyncio
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+
+from activities.observe import (
+    ModelCallObserver,
+    ToolCallObserver,
+    parse_idempotency_key,
+    result_summary,
+)
+from keel.logs import configure_logging
+from keel.models import AgentInput, ChatRequest, ModelSettings, Principal, RunResult
+from keel.stack import Stack
+from keel.telemetry import Telemetry
+from tests.test_telemetry import worker_settings
+from worker import build_worker, connect
+
+SECRET = "sk-live-4f9a8b7c6d5e4f3a2b1c"
+RETRY_TASK = f"Hi, I'm Maria Lopez. ORD-1042 arrived damaged. Refund? (my key is {SECRET})"
+QUIET_TASK = "A private question nobody should read in the logs."
+
+
+@dataclass
+class Captured:
+    retried: RunResult
+    retried_id: str
+    quiet: RunResult
+    quiet_id: str
+    lines: list[dict[str, Any]]
+    text: str
+    metrics: InMemoryMetricReader
+
+
+@pytest.fixture(scope="module")
+def log_stream() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    handler = configure_logging("worker", stream=stream, fmt="json")
+    yield stream
+    logging.getLogger().removeHandler(handler)
+
+
+async def _run(client: Client, task_queue: str, profile: str, task: str) -> tuple[RunResult, str]:
+    workflow_id = f"test-events-{profile}-{uuid.uuid4().hex[:10]}"
+    handle = await client.start_workflow(
+        "AgentWorkflow",
+        AgentInput(profile=profile, task=task, principal=Principal(id="t", roles=["agent"])),
+        id=workflow_id,
+        task_queue=task_queue,
+        result_type=RunResult,
+    )
+    return await handle.result(), workflow_id
+
+
+@pytest_asyncio.fixture(scope="module")
+async def captured(stack: Stack, log_stream: io.StringIO) -> Captured:
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry(meter_provider=MeterProvider([reader]), temporal_metrics=False)
+    settings = worker_settings(stack, f"events-{uuid.uuid4().hex[:8]}")
+    client = await connect(settings, telemetry)
+    async with (
+        httpx2.AsyncClient() as http,
+        build_worker(client, settings, http, telemetry=telemetry, max_cached_workflows=0),
+    ):
+        retried, retried_id = await _run(client, settings.task_queue, "retry429", RETRY_TASK)
+        os.environ["KEEL_LOG_CONTENT"] = "none"
+        try:
+            quiet, quiet_id = await _run(client, settings.task_queue, "quick", QUIET_TASK)
+        finally:
+            del os.environ["KEEL_LOG_CONTENT"]
+    text = log_stream.getvalue()
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    return Captured(retried, retried_id, quiet, quiet_id, lines, text, reader)
+
+
+def events(captured: Captured, name: str, workflow_id: str) -> list[dict[str, Any]]:
+    return [
+        line
+        for line in captured.lines
+        if line.get("event") == name and line.get("workflow_id") == workflow_id
+    ]
+
+
+def test_every_line_is_json(captured: Captured) -> None:
+    assert captured.lines, "nothing was logged"
+    assert len(captured.lines) == len(captured.text.splitlines())
+
+
+def test_one_model_call_event_per_attempt(captured: Captured) -> None:
+    result = captured.retried
+    assert result.status == "completed", result.error
+    records = [r for r in result.steps if r.kind == "model"]
+    assert [r.attempts for r in records] == [3, 1, 1]
+    calls = events(captured, "model.call", captured.retried_id)
+    seen = sorted((c["step"], c["attempt"], c["outcome"]) for c in calls)
+    assert seen == [
+        (1, 1, "error"),
+        (1, 2, "error"),
+        (1, 3, "ok"),
+        (2, 1, "ok"),
+        (3, 1, "ok"),
+    ]
+    for call in calls:
+        assert call["level"] == ("info" if call["outcome"] == "ok" else "warning")
+        assert call["activity_type"] == "keel.llm.chat"
+        assert call["run_id"] and call["component"] == "worker"
+        assert call["model"] == "sim/retry_429" and call["provider"] == "openai"
+        if call["outcome"] == "error":
+            assert call["error_type"] == "LLMHttpError"
+            assert "HTTP 429" in call["error"]
+            assert "input_tokens" not in call
+
+
+def test_model_call_events_carry_usage_cost_and_content(captured: Captured) -> None:
+    records = {r.step: r for r in captured.retried.steps if r.kind == "model"}
+    for call in events(captured, "model.call", captured.retried_id):
+        if call["outcome"] != "ok":
+            continue
+        record = records[call["step"]]
+        assert record.usage is not None and record.cost_usd is not None
+        assert call["input_tokens"] == record.usage.input_tokens
+        assert call["output_tokens"] == record.usage.output_tokens
+        assert call["cached_tokens"] == record.usage.cached_tokens == 0
+        assert call["cost_usd"] == pytest.approx(record.cost_usd)
+        assert call["latency_ms"] > 0
+        assert call["finish_reason"] in ("tool_calls", "stop")
+        assert call["messages"][0]["role"] == "system"
+        assert call["messages"][1]["role"] == "user"
+        assert isinstance(call["completion"], dict)
+    final = max(events(captured, "model.call", captured.retried_id), key=lambda c: c["step"])
+    assert final["completion"]["content"] == captured.retried.final_answer
+
+
+def test_secrets_are_masked_everywhere(captured: Captured) -> None:
+    assert SECRET not in captured.text
+    first = next(
+        c
+        for c in events(captured, "model.call", captured.retried_id)
+        if c["step"] == 1 and c["outcome"] == "ok"
+    )
+    assert first["messages"][1]["content"].endswith("(my key is [redacted])")
+
+
+def test_one_tool_call_event_per_attempt_with_key_and_step(captured: Captured) -> None:
+    records = {str(r.tool_call_id): r for r in captured.retried.steps if r.kind == "tool"}
+    calls = events(captured, "tool.call", captured.retried_id)
+    assert sorted(c["tool_call_id"] for c in calls) == sorted(records)
+    for call in calls:
+        record = records[call["tool_call_id"]]
+        assert call["tool"] == record.name and call["server"] == record.server
+        assert call["idempotency_key"] == record.idempotency_key
+        assert call["step"] == record.step
+        assert call["attempt"] == record.attempts == 1
+        assert call["outcome"] == "ok" and call["is_error"] is False
+        assert call["activity_type"] == f"temporalio.mcp.{record.server}.call-tool"
+        assert isinstance(call["arguments"], dict)
+        assert 0 < len(call["result"]) <= 200 and "\n" not in call["result"]
+
+
+def test_content_none_keeps_sizes_and_digests_only(captured: Captured) -> None:
+    assert captured.quiet.status == "completed"
+    [call] = events(captured, "model.call", captured.quiet_id)
+    assert set(call["messages"]) == {"chars", "sha256"}
+    assert set(call["completion"]) == {"chars", "sha256"}
+    assert call["input_tokens"] > 0
+    assert QUIET_TASK not in captured.text
+    assert captured.quiet.final_answer is not None
+    assert captured.quiet.final_answer not in captured.text
+
+
+def test_retries_and_failed_attempts_are_metered(captured: Captured) -> None:
+    data = captured.metrics.get_metrics_data()
+    assert data is not None
+    found: dict[str, list[Any]] = {
+        metric.name: list(metric.data.data_points)
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    }
+    retries = {(p.attributes["kind"], p.attributes["name"]): p.value for p in found["keel.retries"]}
+    assert retries == {("model", "sim/retry_429"): 2}
+    failed = [
+        p
+        for p in found["gen_ai.client.operation.duration"]
+        if p.attributes.get("error.type") == "LLMHttpError"
+    ]
+    assert [p.count for p in failed] == [2]
+
+
+# --------------------------------------------------------------------------- observers
+
+
+def test_idempotency_keys_parse_into_step_and_call_id() -> None:
+    assert parse_idempotency_key("agent-x-1:3:call_2_0") == (3, "call_2_0")
+    assert parse_idempotency_key("wf:with:colons:12:c") == (12, "c")
+    assert parse_idempotency_key("no-step") == (None, None)
+    assert parse_idempotency_key("wf:x:c") == (None, None)
+    assert parse_idempotency_key(None) == (None, None)
+
+
+def test_result_summary_is_the_text_collapsed() -> None:
+    result = {
+        "content": [
+            {"type": "text", "text": '{\n  "a": 1\n}'},
+            {"type": "image", "data": "..."},
+            {"type": "text", "text": "x" * 500},
+        ]
+    }
+    summary = result_summary(result)
+    assert summary.startswith('{ "a": 1 } xxx') and len(summary) == 200
+
+
+@pytest.fixture
+def traced() -> tuple[Telemetry, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return Telemetry(tracer_provider=provider), exporter
+
+
+def test_a_tool_error_result_is_an_error_span_and_outcome(
+    traced: tuple[Telemetry, InMemorySpanExporter], log_stream: io.StringIO
+) -> None:
+    telemetry, exporter = traced
+    observer = ToolCallObserver(telemetry, {"desk": "http://desk.internal:8201/mcp"})
+    request = {"name": "get_order", "arguments": {"order_id": "ORD-9"}, "meta": None}
+    with observer.observe("desk", request) as call:
+        call.done({"content": [{"type": "text", "text": "no such order"}], "is_error": True})
+    [span] = exporter.get_finished_spans()
+    attrs = dict(span.attributes or {})
+    assert span.name == "execute_tool get_order"
+    assert span.status.status_code == StatusCode.ERROR
+    assert attrs["error.type"] == "tool_error"
+    assert (attrs["server.address"], attrs["server.port"]) == ("desk.internal", 8201)
+    assert "keel.idempotency_key" not in attrs  # a lookup: no key, no step
+    line = json.loads(log_stream.getvalue().splitlines()[-1])
+    assert line["event"] == "tool.call" and line["outcome"] == "tool_error"
+    assert line["result"] == "no such order" and line["step"] is None
+
+
+def test_a_failed_tool_call_names_the_error_type(
+    traced: tuple[Telemetry, InMemorySpanExporter], log_stream: io.StringIO
+) -> None:
+    telemetry, exporter = traced
+    observer = ToolCallObserver(telemetry)
+    request = {"name": "refund_order", "meta": {"io.keel/idempotency-key": "wf-1:2:call_1_0"}}
+    with pytest.raises(ApplicationError), observer.observe("desk", request):
+        raise ApplicationError("connection refused", type="MCPProtocolError")
+    [span] = exporter.get_finished_spans()
+    assert dict(span.attributes or {})["error.type"] == "MCPProtocolError"
+    assert dict(span.attributes or {})["network.transport"] == "pipe"
+    line = json.loads(log_stream.getvalue().splitlines()[-1])
+    assert (line["outcome"], line["error_type"], line["step"]) == ("failed", "MCPProtocolError", 2)
+    assert line["idempotency_key"] == "wf-1:2:call_1_0" and line["level"] == "warning"
+
+
+def test_a_failed_model_call_is_an_error_span(
+    traced: tuple[Telemetry, InMemorySpanExporter], log_stream: io.StringIO
+) -> None:
+    telemetry, exporter = traced
+    request = ChatRequest(
+        model=ModelSettings(name="gpt-4o-mini", base_url="https://api.openai.com/v1"),
+        messages=[],
+        conversation_id="c-1",
+        step=4,
+    )
+    with pytest.raises(ApplicationError), ModelCallObserver(telemetry).observe(request):
+        raise ApplicationError("HTTP 503", type="LLMHttpError")
+    [span] = exporter.get_finished_spans()
+    attrs = dict(span.attributes or {})
+    assert span.name == "chat gpt-4o-mini"
+    assert span.status.status_code == StatusCode.ERROR
+    assert attrs["error.type"] == "LLMHttpError"
+    assert (attrs["server.address"], attrs["server.port"]) == ("api.openai.com", 443)
+    assert attrs["keel.step"] == 4 and "gen_ai.usage.input_tokens" not in attrs
+    line = json.loads(log_stream.getvalue().splitlines()[-1])
+    assert (line["event"], line["outcome"], line["step"]) == ("model.call", "error", 4)

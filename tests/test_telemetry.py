@@ -1,0 +1,398 @@
+"""OpenTelemetry traces and metrics of a real run, exported in memory.
+
+A worker built by ``worker.build_worker`` runs in this process on a private task queue,
+against the session stack's real Temporal server, MCP servers and simulator; its client
+carries Temporal's tracing interceptor and a Temporal runtime whose metric buffer feeds the
+same meter provider. Spans go to an ``InMemorySpanExporter``, metrics to an
+``InMemoryMetricReader``. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+import pytest
+import pytest_asyncio
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from keel.config import Settings
+from keel.errors import ConfigError
+from keel.models import AgentInput, Principal, RunResult
+from keel.procs import free_port
+from keel.stack import Stack
+from keel.telemetry import PrometheusEndpoint, Telemetry, TelemetrySettings
+from tests.conftest import REPO, TEST_PROFILES
+from worker import build_worker, connect
+
+PROFILE = "budget"  # scenario sim/support_demo: 3 model turns, 4 tool calls, 0.15/0.60 USD
+TASK = "Hi, I'm Maria Lopez. ORD-1042 arrived damaged. Refund?"
+
+
+@dataclass
+class Observed:
+    result: RunResult
+    workflow_id: str
+    spans: list[ReadableSpan]
+    metrics: MetricsData
+
+
+def worker_settings(stack: Stack, task_queue: str) -> Settings:
+    return Settings.from_env(
+        {
+            "TEMPORAL_ADDRESS": stack.config.temporal_address,
+            "KEEL_TASK_QUEUE": task_queue,
+            "KEEL_PROFILES_PATH": os.pathsep.join([str(TEST_PROFILES), str(REPO / "profiles")]),
+            "KEEL_LLM_BASE_URL": stack.config.llm_base_url,
+            "KEEL_MCP_SUPPORT_DESK": stack.config.mcp_url("support_desk"),
+            "KEEL_MCP_KNOWLEDGE": stack.config.mcp_url("knowledge"),
+        }
+    )
+
+
+@pytest_asyncio.fixture(scope="module")
+async def observed(stack: Stack) -> Observed:
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry(tracer_provider=tracer_provider, meter_provider=MeterProvider([reader]))
+    settings = worker_settings(stack, f"telemetry-{uuid.uuid4().hex[:8]}")
+    workflow_id = f"test-telemetry-{uuid.uuid4().hex[:10]}"
+    async with telemetry.running():
+        client = await connect(settings, telemetry)
+        async with (
+            httpx2.AsyncClient() as http,
+            build_worker(client, settings, http, telemetry=telemetry),
+        ):
+            handle = await client.start_workflow(
+                "AgentWorkflow",
+                AgentInput(
+                    profile=PROFILE, task=TASK, principal=Principal(id="t", roles=["agent"])
+                ),
+                id=workflow_id,
+                task_queue=settings.task_queue,
+                result_type=RunResult,
+            )
+            result = await handle.result()
+    # ``running()`` drained the Temporal metric buffer a last time on exit.
+    data = reader.get_metrics_data()
+    assert data is not None
+    return Observed(result, workflow_id, list(spans.get_finished_spans()), data)
+
+
+def by_name(observed: Observed, prefix: str) -> list[ReadableSpan]:
+    return [s for s in observed.spans if s.name.startswith(prefix)]
+
+
+def parent_of(observed: Observed, span: ReadableSpan) -> ReadableSpan | None:
+    if span.parent is None:
+        return None
+    for candidate in observed.spans:
+        if candidate.context.span_id == span.parent.span_id:
+            return candidate
+    return None
+
+
+def ancestors(observed: Observed, span: ReadableSpan) -> list[str]:
+    names: list[str] = []
+    current = parent_of(observed, span)
+    while current is not None:
+        names.append(current.name)
+        current = parent_of(observed, current)
+    return names
+
+
+def points(data: MetricsData, name: str) -> list[Any]:
+    return [
+        point
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+    ]
+
+
+# --------------------------------------------------------------------------- traces
+
+
+def test_the_run_completed(observed: Observed) -> None:
+    assert observed.result.status == "completed", observed.result.error
+    assert observed.result.model_calls == 3
+    assert observed.result.tool_calls == 4
+
+
+def test_one_trace_from_the_client_through_workflow_to_activities(observed: Observed) -> None:
+    [start] = by_name(observed, "StartWorkflow:AgentWorkflow")
+    assert start.kind == SpanKind.CLIENT
+    assert start.parent is None
+    [run] = by_name(observed, "RunWorkflow:AgentWorkflow")
+    assert parent_of(observed, run) is start
+    activities = by_name(observed, "RunActivity:")
+    # profile load + 2 list-tools + 3 chats + 4 tool calls, each one attempt
+    assert len(activities) == 10
+    for span in observed.spans:
+        assert span.context.trace_id == start.context.trace_id, span.name
+    for span in activities:
+        scheduled = parent_of(observed, span)
+        assert scheduled is not None and scheduled.name.startswith("StartActivity:")
+        assert start.name in ancestors(observed, span)
+
+
+def test_model_and_tool_spans_are_children_of_their_activity(observed: Observed) -> None:
+    chats = by_name(observed, "chat ")
+    tools = by_name(observed, "execute_tool ")
+    assert len(chats) == 3 and len(tools) == 4
+    for span in chats:
+        parent = parent_of(observed, span)
+        assert parent is not None and parent.name == "RunActivity:keel.llm.chat"
+        assert span.kind == SpanKind.CLIENT
+    for span in tools:
+        parent = parent_of(observed, span)
+        assert parent is not None and parent.name.startswith("RunActivity:temporalio.mcp.")
+        assert parent.name.endswith(".call-tool")
+    assert sorted(s.name for s in tools) == sorted(
+        f"execute_tool {t}"
+        for t in ("search_customers", "get_order", "search_knowledge", "get_article")
+    )
+
+
+def test_chat_spans_carry_genai_attributes_with_the_simulator_usage(
+    observed: Observed, stack: Stack
+) -> None:
+    records = {r.step: r for r in observed.result.steps if r.kind == "model"}
+    port = int(stack.config.llm_base_url.split(":")[2].split("/")[0])
+    for span in by_name(observed, "chat "):
+        attrs: dict[str, Any] = dict(span.attributes or {})
+        record = records[attrs["keel.step"]]
+        assert record.usage is not None
+        assert span.name == "chat sim/support_demo"
+        assert attrs["gen_ai.operation.name"] == "chat"
+        assert attrs["gen_ai.provider.name"] == "openai"
+        assert attrs["gen_ai.request.model"] == "sim/support_demo"
+        assert attrs["gen_ai.response.model"] == "sim/support_demo"
+        assert attrs["gen_ai.request.max_tokens"] == 1024
+        assert attrs["gen_ai.usage.input_tokens"] == record.usage.input_tokens > 0
+        assert attrs["gen_ai.usage.output_tokens"] == record.usage.output_tokens > 0
+        assert attrs["gen_ai.usage.cache_read.input_tokens"] == 0
+        assert attrs["server.address"] == "127.0.0.1"
+        assert attrs["server.port"] == port
+        assert attrs["keel.attempt"] == 1
+        assert attrs["gen_ai.conversation.id"] == observed.workflow_id
+        assert attrs["keel.cost_usd"] == pytest.approx(record.cost_usd)
+        expected = ("tool_calls",) if record.step < 3 else ("stop",)
+        assert tuple(attrs["gen_ai.response.finish_reasons"]) == expected
+        assert span.status.status_code != StatusCode.ERROR
+
+
+def test_tool_spans_carry_mcp_attributes_and_the_idempotency_key(observed: Observed) -> None:
+    records = {r.tool_call_id: r for r in observed.result.steps if r.kind == "tool"}
+    for span in by_name(observed, "execute_tool "):
+        attrs: dict[str, Any] = dict(span.attributes or {})
+        record = records[attrs["gen_ai.tool.call.id"]]
+        assert attrs["gen_ai.operation.name"] == "execute_tool"
+        assert attrs["gen_ai.tool.name"] == record.name
+        assert attrs["mcp.method.name"] == "tools/call"
+        assert attrs["network.transport"] == "tcp"
+        assert attrs["keel.mcp.server"] == record.server
+        assert attrs["keel.idempotency_key"] == record.idempotency_key
+        assert attrs["keel.idempotency_key"] == (
+            f"{observed.workflow_id}:{record.step}:{record.tool_call_id}"
+        )
+        assert attrs["keel.step"] == record.step
+        assert "error.type" not in attrs
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_token_usage_histogram_sums_to_the_run_usage(observed: Observed) -> None:
+    usage = observed.result.usage
+    sums: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for point in points(observed.metrics, "gen_ai.client.token.usage"):
+        attrs = dict(point.attributes)
+        assert attrs["gen_ai.operation.name"] == "chat"
+        assert attrs["gen_ai.request.model"] == "sim/support_demo"
+        kind = attrs["gen_ai.token.type"]
+        sums[kind] = sums.get(kind, 0) + int(point.sum)
+        counts[kind] = counts.get(kind, 0) + point.count
+    assert sums == {"input": usage.input_tokens, "output": usage.output_tokens}
+    assert counts == {"input": 3, "output": 3}
+
+
+def test_operation_duration_and_cost(observed: Observed) -> None:
+    [duration] = points(observed.metrics, "gen_ai.client.operation.duration")
+    assert duration.count == 3 and duration.sum > 0
+    assert "error.type" not in dict(duration.attributes)
+    [cost] = points(observed.metrics, "keel.llm.cost")
+    assert cost.value == pytest.approx(observed.result.cost_usd)
+
+
+def test_tool_call_outcomes(observed: Observed) -> None:
+    calls = {
+        (p.attributes["server"], p.attributes["tool"], p.attributes["outcome"]): p.value
+        for p in points(observed.metrics, "keel.tool.calls")
+    }
+    assert calls == {
+        ("support_desk", "search_customers", "ok"): 1,
+        ("support_desk", "get_order", "ok"): 1,
+        ("knowledge", "search_knowledge", "ok"): 1,
+        ("knowledge", "get_article", "ok"): 1,
+    }
+    assert points(observed.metrics, "keel.retries") == []
+
+
+def test_run_level_metrics_from_the_workflow(observed: Observed) -> None:
+    runs = [p for p in points(observed.metrics, "keel.runs") if p.attributes["profile"] == PROFILE]
+    assert [(dict(p.attributes)["status"], p.value) for p in runs] == [("completed", 1)]
+    [steps] = [
+        p for p in points(observed.metrics, "keel.run.steps") if p.attributes["profile"] == PROFILE
+    ]
+    assert steps.count == 1 and steps.sum == 3
+
+
+def test_temporal_sdk_metrics_share_the_meter_provider(observed: Observed) -> None:
+    names = {
+        metric.name
+        for resource in observed.metrics.resource_metrics
+        for scope in resource.scope_metrics
+        if scope.scope.name == "temporalio"
+        for metric in scope.metrics
+    }
+    assert any(name.startswith("temporal_") for name in names), names
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def test_no_configuration_means_no_exporters() -> None:
+    telemetry = Telemetry.from_env("keel-test", {})
+    assert not telemetry.tracing and not telemetry.metering
+    assert telemetry.runtime is None and telemetry.interceptor() is None
+    assert telemetry.connect_options() == {}
+
+
+def test_settings_from_the_standard_variables() -> None:
+    settings = TelemetrySettings.from_env(
+        {
+            "OTEL_TRACES_EXPORTER": "otlp, console",
+            "OTEL_METRICS_EXPORTER": "prometheus",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "KEEL_PROMETHEUS_PORT": "9100",
+        }
+    )
+    assert settings.traces == ("otlp", "console")
+    assert settings.metrics == ()
+    assert (settings.prometheus_host, settings.prometheus_port) == ("127.0.0.1", 9100)
+    assert (
+        TelemetrySettings.from_env({"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"})
+        == TelemetrySettings()
+    )
+
+
+def test_exporters_are_built_from_the_environment() -> None:
+    telemetry = Telemetry.from_env(
+        "keel-test",
+        {
+            "OTEL_TRACES_EXPORTER": "otlp,console",
+            "OTEL_METRICS_EXPORTER": "console",
+        },
+        core_logs=True,
+    )
+    try:
+        assert telemetry.tracing and telemetry.metering
+        assert telemetry.runtime is not None and telemetry.buffer is not None
+        options = telemetry.connect_options()
+        assert options["runtime"] is telemetry.runtime
+        assert [type(i).__name__ for i in options["interceptors"]] == ["TracingInterceptor"]
+        # The CLI's flavour: traces only, whatever the metrics variables say.
+        cli = Telemetry.from_env("keel-cli", {"OTEL_METRICS_EXPORTER": "otlp"}, metrics=False)
+        assert not cli.tracing and not cli.metering and cli.runtime is None
+    finally:
+        telemetry.shutdown()
+
+
+def test_grpc_without_its_package_is_a_config_error() -> None:
+    # opentelemetry-exporter-otlp-proto-grpc is deliberately not a dependency of Keel.
+    with pytest.raises(ConfigError, match="opentelemetry-exporter-otlp-proto-grpc"):
+        Telemetry.from_env(
+            "keel-test", {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+        )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"OTEL_TRACES_EXPORTER": "bogus"}, "OTEL_TRACES_EXPORTER='bogus': unknown exporter"),
+        ({"OTEL_METRICS_EXPORTER": "otlp,none"}, "'none' cannot be combined"),
+        (
+            {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
+            "unsupported OTLP protocol",
+        ),
+        ({"KEEL_PROMETHEUS_PORT": "lots"}, "KEEL_PROMETHEUS_PORT='lots' is not a port number"),
+        ({"KEEL_PROMETHEUS_PORT": "70000"}, "must be in 1..65535"),
+    ],
+)
+def test_misconfiguration_is_a_config_error(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        TelemetrySettings.from_env(env)
+
+
+def test_worker_with_a_bad_exporter_exits_2_with_one_line() -> None:
+    out = subprocess.run(
+        [sys.executable, str(REPO / "worker.py")],
+        env={"PATH": os.environ.get("PATH", ""), "OTEL_TRACES_EXPORTER": "bogus"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert lines == [
+        "keel worker: OTEL_TRACES_EXPORTER='bogus': unknown exporter 'bogus'"
+        " (expected a comma list of otlp, console, none)"
+    ]
+
+
+@pytest.fixture
+def prometheus_telemetry() -> Iterator[tuple[Telemetry, int]]:
+    port = free_port()
+    endpoint = PrometheusEndpoint.create("127.0.0.1", port)
+    telemetry = Telemetry(
+        meter_provider=MeterProvider([endpoint.reader]), prometheus=endpoint, temporal_metrics=False
+    )
+    yield telemetry, port
+    telemetry.shutdown()
+
+
+async def test_prometheus_endpoint_serves_the_metrics(
+    prometheus_telemetry: tuple[Telemetry, int],
+) -> None:
+    from activities.observe import Instruments
+
+    telemetry, port = prometheus_telemetry
+    Instruments(telemetry).tool_calls.add(
+        2, {"server": "support_desk", "tool": "get_order", "outcome": "ok"}
+    )
+    async with telemetry.running(), httpx2.AsyncClient() as http:
+        response = await http.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    assert response.status_code == 200
+    lines = [line for line in response.text.splitlines() if line.startswith("keel_tool_calls")]
+    assert any(
+        'tool="get_order"' in line and 'outcome="ok"' in line and line.endswith(" 2.0")
+        for line in lines
+    ), response.text
