@@ -21,3 +21,6 @@ async def test_demo_tells_the_approval_story(
     assert "temporal workflow update execute" in out
     assert "support desk: 1 refund of ORD-1042 and 1 email to Maria from this run" in out
     assert "status: completed" in out
+    # The live progress, worded by the profile's templates (profiles/refunds.toml).
+    assert "looking up order ORD-1042…" in out
+    assert "waiting for approval: refund_order $" in out
