@@ -164,7 +164,7 @@ def configure_logging(
     # The context is in the structured fields; do not also append it to every message.
     workflow.logger.workflow_info_on_message = False
     activity.logger.activity_info_on_message = False
-    for noisy in ("httpx", "httpcore", "mcp.client.streamable_http"):
+    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "mcp.client.streamable_http"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return handler
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -94,4 +95,5 @@ async def run_report(args: argparse.Namespace, settings: Settings) -> int:
             html_path.write_text(render_html(report), encoding="utf-8")
         except OSError as exc:
             raise InputError(f"--html {args.html}: cannot write: {exc.strerror or exc}") from None
+        print(f"wrote {html_path}", file=sys.stderr)
     return 0

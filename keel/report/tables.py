@@ -69,8 +69,9 @@ def _dist_cells(d: Distribution, digits: int = 1) -> list[str]:
 
 def _runs_section(report: Report) -> list[str]:
     outcomes = ", ".join(f"{name} {n}" for name, n in report.outcomes.items())
+    runs = f"{report.runs} finished run" + ("" if report.runs == 1 else "s")
     lines = [
-        f"Keel operations report: {report.runs} finished runs between {window_text(report)}",
+        f"Keel operations report: {runs} between {window_text(report)}",
         f"  outcomes: {outcomes}",
     ]
     if report.truncated:
