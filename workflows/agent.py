@@ -36,12 +36,8 @@ with workflow.unsafe.imports_passed_through():
         PROGRESS_TOPIC,
         AgentInput,
         ChatMessage,
-        ChatRequest,
-        ChatResponse,
         LimitOverrides,
         Limits,
-        ModelSettings,
-        Price,
         Profile,
         ProgressEvent,
         RunOutcome,
@@ -49,17 +45,15 @@ with workflow.unsafe.imports_passed_through():
         RunState,
         RunStatus,
         ServerSettings,
-        StepRecord,
         ToolSpec,
     )
     from workflows.approval_handlers import ApprovalHandlers
     from workflows.approvals import ApprovalDesk
-    from workflows.budget import BudgetRefusal, call_cost, estimate_prompt_tokens, plan_call
-    from workflows.budget import tokens_used as count_tokens
     from workflows.context import Ledger, Stop, TurnContext
     from workflows.failures import classify
     from workflows.limits import LimitError, effective_limits, extend_limits
     from workflows.mcp_calls import RunFailed, list_tools
+    from workflows.model_step import ModelStep, before_model_call
     from workflows.progress import ProgressTracker
     from workflows.progress_text import template_problems
     from workflows.reporter import Reporter
@@ -70,10 +64,6 @@ with workflow.unsafe.imports_passed_through():
 KEEL_STATE = SearchAttributeKey.for_keyword("KeelState")
 KEEL_FAILURE_CLASS = SearchAttributeKey.for_keyword("KeelFailureClass")
 PROFILE_LOAD_TIMEOUT = timedelta(seconds=30)
-# The LLM activity heartbeats every 2 s: a lost worker is noticed in 10 s, not after the
-# model timeout, and a cancelled call (wall clock reached) aborts its HTTP request.
-LLM_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-UNPRICED = Price(input_per_mtok=0.0, output_per_mtok=0.0)
 # Failure classes of runs that fail before they start (workflow failures, not results).
 _START_FAILURES = {
     "InvalidInput": "invalid_input",
@@ -103,21 +93,6 @@ def parse_input(raw: Any) -> AgentInput:
             type="InvalidInput",
             non_retryable=True,
         ) from None
-
-
-def _dearest_price(profile: Profile) -> Price:
-    """The price a budget check must assume: the dearest of the model and its fallbacks, as
-    any of them may serve the call. Runs whose profile was resolved before prices existed
-    (their history has none) keep replaying and run on without cost accounting."""
-    prices = [m.price or UNPRICED for m in profile.model.chain()]
-    return Price(
-        input_per_mtok=max(p.input_per_mtok for p in prices),
-        output_per_mtok=max(p.output_per_mtok for p in prices),
-        cached_input_per_mtok=max(
-            p.cached_input_per_mtok if p.cached_input_per_mtok is not None else p.input_per_mtok
-            for p in prices
-        ),
-    )
 
 
 @workflow.defn(name="AgentWorkflow")
@@ -268,10 +243,14 @@ class AgentWorkflow(ApprovalHandlers):
             ChatMessage(role="system", content=profile.system_prompt),
             ChatMessage(role="user", content=agent_input.task),
         ]
+        model = ModelStep(profile, self._ledger, self._messages, self._reporter,
+                          self._set_last_event)  # fmt: skip
         while True:
-            cap, stop = self._before_model_call(profile, ctx.limits, catalog, tracker)
+            cap, stop = before_model_call(
+                profile, ctx.limits, self._ledger, self._messages, catalog, tracker
+            )
             if stop is None:
-                response = await self._call_model(profile, catalog, cap)
+                response = await model.call(catalog, cap)
                 self._messages.append(
                     ChatMessage(
                         role="assistant", content=response.content, tool_calls=response.tool_calls
@@ -302,27 +281,6 @@ class AgentWorkflow(ApprovalHandlers):
                         role="user", content=f"Guidance from a human: {guidance.instruction}"
                     )
                 )
-
-    def _before_model_call(
-        self, profile: Profile, limits: Limits, catalog: list[ToolSpec], tracker: ProgressTracker
-    ) -> tuple[int | None, Stop | None]:
-        """Every stop condition, checked before the model is called; else the output cap."""
-        if tracker.stalled:
-            return None, Stop("no_progress", "no_progress", tracker.reason or "no progress")
-        if self._ledger.model_calls >= limits.max_steps:
-            message = f"step limit reached (max_steps={limits.max_steps})"
-            return None, Stop("step_limit", "step_limit", message)
-        decision = plan_call(
-            limits,
-            count_tokens(self._ledger.usage),
-            self._ledger.cost_usd,
-            estimate_prompt_tokens(self._messages, catalog),
-            max(m.max_output_tokens for m in profile.model.chain()),
-            _dearest_price(profile),
-        )
-        if isinstance(decision, BudgetRefusal):
-            return None, Stop(decision.reason, decision.reason, decision.message)
-        return decision.max_output_tokens, None
 
     async def _escalate(self, profile: Profile, stop: Stop) -> Guidance | None:
         """Wait (bounded) for a human's ``guide`` signal, once per run, if the profile says so."""
@@ -383,94 +341,7 @@ class AgentWorkflow(ApprovalHandlers):
             raise RunFailed("tool_catalog_error", str(exc)) from None
         return allowed, everything
 
-    async def _call_model(
-        self, profile: Profile, catalog: list[ToolSpec], cap: int | None
-    ) -> ChatResponse:
-        """One model step: the primary model, then each fallback while one fails for good
-        (its circuit is open, retries did not fix it, or it rejected the request)."""
-        self._ledger.model_calls += 1
-        step = self._ledger.model_calls
-        chain = profile.model.chain()
-        fell_back: list[str] = []
-        started = workflow.now()
-        self._reporter.model_started(step, profile.model.name)
-        for index, model in enumerate(chain):
-            last = index == len(chain) - 1
-            self._last_event = f"step {step}: calling {model.name}"
-            try:
-                response = await self._chat(model, catalog, cap, step, last)
-            except ActivityError as exc:
-                failure, message = classify(exc, f"model {model.name!r}")
-                if not last:
-                    fell_back.append(f"{model.name}: {message}")
-                    continue
-                detail = "; ".join([*fell_back, message])
-                self._ledger.steps.append(
-                    self._model_record(step, model.name, started, outcome="failed", detail=detail)
-                )
-                raise RunFailed(failure, message) from None
-            cost = call_cost(response.usage, model.price or UNPRICED)
-            self._ledger.usage = self._ledger.usage.plus(response.usage)
-            self._ledger.cost_usd += cost
-            detail = f"{len(response.tool_calls)} tool call(s)" if response.tool_calls else "answer"
-            if fell_back:
-                detail = f"{detail}; served by fallback {model.name} after " + "; ".join(fell_back)
-            self._ledger.steps.append(
-                self._model_record(
-                    step,
-                    response.model,
-                    started,
-                    latency_ms=response.latency_ms,
-                    usage=response.usage,
-                    attempts=response.attempt,
-                    detail=detail,
-                    cost_usd=cost,
-                )
-            )
-            self._reporter.model_finished(step, response, cost)
-            return response
-        raise AssertionError("unreachable: the chain has at least the primary model")
-
-    async def _chat(
-        self, model: ModelSettings, catalog: list[ToolSpec], cap: int | None, step: int,
-        last: bool,
-    ) -> ChatResponse:  # fmt: skip
-        """The ``keel.llm.chat`` activity for ``model``. While a fallback remains, an open
-        circuit is not waited out: it fails the attempt at once so the next model serves."""
-        request = ChatRequest(
-            model=model,
-            messages=self._messages,
-            tools=catalog,
-            conversation_id=workflow.info().workflow_id,
-            max_output_tokens=cap if cap is not None and cap < model.max_output_tokens else None,
-            step=step,
-        )
-        return await workflow.execute_activity(
-            "keel.llm.chat",
-            request,
-            result_type=ChatResponse,
-            start_to_close_timeout=timedelta(seconds=model.timeout_seconds),
-            schedule_to_close_timeout=(
-                timedelta(seconds=model.schedule_to_close_seconds)
-                if model.schedule_to_close_seconds
-                else None
-            ),
-            heartbeat_timeout=LLM_HEARTBEAT_TIMEOUT,
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=1),
-                maximum_interval=timedelta(seconds=30),
-                maximum_attempts=model.max_attempts,
-                non_retryable_error_types=None if last else ["CircuitOpen"],
-            ),
-            summary=f"chat {model.name} · step {step}",
-        )
-
     # ---------------------------------------------------------------- bookkeeping
-
-    def _model_record(self, step: int, name: str, started: Any, **fields: Any) -> StepRecord:
-        if fields.get("latency_ms") is None:
-            fields["latency_ms"] = (workflow.now() - started).total_seconds() * 1000
-        return StepRecord(step=step, kind="model", name=name, started_at=started, **fields)
 
     def _on_pending_change(self) -> None:
         if self._state in ("running", "awaiting_approval"):

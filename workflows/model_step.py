@@ -1,0 +1,181 @@
+"""One model step of a run: the stop checks before it, then the call down the fallback chain.
+
+Workflow code (deterministic): the call itself is the ``keel.llm.chat`` activity. The step is
+recorded in the run's ledger (usage, cost, a ``StepRecord``) and reported to observers
+(workflows/reporter.py) only once the workflow has its outcome, so retries never duplicate it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from keel.models import (
+        ChatMessage,
+        ChatRequest,
+        ChatResponse,
+        Limits,
+        ModelSettings,
+        Price,
+        Profile,
+        StepRecord,
+        ToolSpec,
+    )
+    from workflows.budget import BudgetRefusal, call_cost, estimate_prompt_tokens, plan_call
+    from workflows.budget import tokens_used as count_tokens
+    from workflows.context import Ledger, Stop
+    from workflows.failures import classify
+    from workflows.mcp_calls import RunFailed
+    from workflows.progress import ProgressTracker
+    from workflows.reporter import Reporter
+
+# The LLM activity heartbeats every 2 s: a lost worker is noticed in 10 s, not after the
+# model timeout, and a cancelled call (wall clock reached) aborts its HTTP request.
+LLM_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+UNPRICED = Price(input_per_mtok=0.0, output_per_mtok=0.0)
+
+
+def dearest_price(profile: Profile) -> Price:
+    """The price a budget check must assume: the dearest of the model and its fallbacks, as
+    any of them may serve the call. Runs whose profile was resolved before prices existed
+    (their history has none) keep replaying and run on without cost accounting."""
+    prices = [m.price or UNPRICED for m in profile.model.chain()]
+    return Price(
+        input_per_mtok=max(p.input_per_mtok for p in prices),
+        output_per_mtok=max(p.output_per_mtok for p in prices),
+        cached_input_per_mtok=max(
+            p.cached_input_per_mtok if p.cached_input_per_mtok is not None else p.input_per_mtok
+            for p in prices
+        ),
+    )
+
+
+def before_model_call(
+    profile: Profile,
+    limits: Limits,
+    ledger: Ledger,
+    messages: list[ChatMessage],
+    catalog: list[ToolSpec],
+    tracker: ProgressTracker,
+) -> tuple[int | None, Stop | None]:
+    """Every stop condition, checked before the model is called; else the output cap."""
+    if tracker.stalled:
+        return None, Stop("no_progress", "no_progress", tracker.reason or "no progress")
+    if ledger.model_calls >= limits.max_steps:
+        message = f"step limit reached (max_steps={limits.max_steps})"
+        return None, Stop("step_limit", "step_limit", message)
+    decision = plan_call(
+        limits,
+        count_tokens(ledger.usage),
+        ledger.cost_usd,
+        estimate_prompt_tokens(messages, catalog),
+        max(m.max_output_tokens for m in profile.model.chain()),
+        dearest_price(profile),
+    )
+    if isinstance(decision, BudgetRefusal):
+        return None, Stop(decision.reason, decision.reason, decision.message)
+    return decision.max_output_tokens, None
+
+
+@dataclass
+class ModelStep:
+    """What one model step works with: the run's ledger, conversation and observers."""
+
+    profile: Profile
+    ledger: Ledger
+    messages: list[ChatMessage]
+    reporter: Reporter
+    on_event: Callable[[str], None]
+
+    async def call(self, catalog: list[ToolSpec], cap: int | None) -> ChatResponse:
+        """One model step: the primary model, then each fallback while one fails for good
+        (its circuit is open, retries did not fix it, or it rejected the request)."""
+        self.ledger.model_calls += 1
+        step = self.ledger.model_calls
+        chain = self.profile.model.chain()
+        fell_back: list[str] = []
+        started = workflow.now()
+        self.reporter.model_started(step, self.profile.model.name)
+        for index, model in enumerate(chain):
+            last = index == len(chain) - 1
+            self.on_event(f"step {step}: calling {model.name}")
+            try:
+                response = await self._chat(model, catalog, cap, step, last)
+            except ActivityError as exc:
+                failure, message = classify(exc, f"model {model.name!r}")
+                if not last:
+                    fell_back.append(f"{model.name}: {message}")
+                    continue
+                detail = "; ".join([*fell_back, message])
+                self.ledger.steps.append(
+                    _record(step, model.name, started, outcome="failed", detail=detail)
+                )
+                raise RunFailed(failure, message) from None
+            cost = call_cost(response.usage, model.price or UNPRICED)
+            self.ledger.usage = self.ledger.usage.plus(response.usage)
+            self.ledger.cost_usd += cost
+            detail = f"{len(response.tool_calls)} tool call(s)" if response.tool_calls else "answer"
+            if fell_back:
+                detail = f"{detail}; served by fallback {model.name} after " + "; ".join(fell_back)
+            self.ledger.steps.append(
+                _record(
+                    step,
+                    response.model,
+                    started,
+                    latency_ms=response.latency_ms,
+                    usage=response.usage,
+                    attempts=response.attempt,
+                    detail=detail,
+                    cost_usd=cost,
+                )
+            )
+            self.reporter.model_finished(step, response, cost)
+            return response
+        raise AssertionError("unreachable: the chain has at least the primary model")
+
+    async def _chat(
+        self, model: ModelSettings, catalog: list[ToolSpec], cap: int | None, step: int,
+        last: bool,
+    ) -> ChatResponse:  # fmt: skip
+        """The ``keel.llm.chat`` activity for ``model``. While a fallback remains, an open
+        circuit is not waited out: it fails the attempt at once so the next model serves."""
+        request = ChatRequest(
+            model=model,
+            messages=self.messages,
+            tools=catalog,
+            conversation_id=workflow.info().workflow_id,
+            max_output_tokens=cap if cap is not None and cap < model.max_output_tokens else None,
+            step=step,
+        )
+        return await workflow.execute_activity(
+            "keel.llm.chat",
+            request,
+            result_type=ChatResponse,
+            start_to_close_timeout=timedelta(seconds=model.timeout_seconds),
+            schedule_to_close_timeout=(
+                timedelta(seconds=model.schedule_to_close_seconds)
+                if model.schedule_to_close_seconds
+                else None
+            ),
+            heartbeat_timeout=LLM_HEARTBEAT_TIMEOUT,
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=1),
+                maximum_interval=timedelta(seconds=30),
+                maximum_attempts=model.max_attempts,
+                non_retryable_error_types=None if last else ["CircuitOpen"],
+            ),
+            summary=f"chat {model.name} · step {step}",
+        )
+
+
+def _record(step: int, name: str, started: datetime, **fields: Any) -> StepRecord:
+    if fields.get("latency_ms") is None:
+        fields["latency_ms"] = (workflow.now() - started).total_seconds() * 1000
+    return StepRecord(step=step, kind="model", name=name, started_at=started, **fields)
