@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -19,9 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from keel.procs import free_port
 from keel.stack import Stack, StackConfig
-
-REPO = Path(__file__).resolve().parent.parent
-TEST_PROFILES = REPO / "tests" / "profiles"
+from tests.helpers import REPO, TEST_PROFILES
 
 # A server name that points at a port where nothing listens: "an MCP server is down".
 DOWN_SERVER_ENV = "KEEL_MCP_OFFLINE_DESK"

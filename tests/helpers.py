@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,7 @@ from keel.procs import free_port, python_argv, spawn, stop, wait_http
 from keel.stack import Stack
 
 REPO = Path(__file__).resolve().parent.parent
+TEST_PROFILES = REPO / "tests" / "profiles"
 # Every tool of the support-desk MCP server, in its listing order.
 DESK_TOOLS = (
     "search_customers",
@@ -29,6 +33,29 @@ DESK_TOOLS = (
     "add_ticket_note",
 )
 DEMO_TASK = "Hi, I'm Maria Lopez (maria.lopez@example.com). ORD-1042 arrived damaged. Refund?"
+
+
+def keel_env(stack: Stack | None, temporal: str | None = None) -> dict[str, str]:
+    """The environment of a ``keel`` command against ``stack`` (or ``temporal``), seeing the
+    test profiles before the shipped ones."""
+    env = dict(os.environ)
+    env["KEEL_PROFILES_PATH"] = os.pathsep.join([str(TEST_PROFILES), str(REPO / "profiles")])
+    env["TEMPORAL_ADDRESS"] = temporal or (stack.config.temporal_address if stack else "")
+    return env
+
+
+def keel(
+    stack: Stack | None, *args: str, temporal: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``keel`` CLI as a user does: a subprocess, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "keel", *args],
+        capture_output=True,
+        text=True,
+        env=keel_env(stack, temporal),
+        cwd=REPO,
+        timeout=120,
+    )
 
 
 async def start(

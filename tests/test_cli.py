@@ -3,29 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 from keel.procs import free_port
 from keel.stack import Stack
-from tests.conftest import REPO, TEST_PROFILES
-
-
-def keel(
-    stack: Stack | None, *args: str, temporal: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["KEEL_PROFILES_PATH"] = os.pathsep.join([str(TEST_PROFILES), str(REPO / "profiles")])
-    env["TEMPORAL_ADDRESS"] = temporal or (stack.config.temporal_address if stack else "")
-    return subprocess.run(
-        [sys.executable, "-m", "keel", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=120,
-    )
+from tests.helpers import keel
 
 
 def test_run_status_and_result(stack: Stack) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from keel.procs import free_port
 from keel.stack import Stack, temporal_binary
-from tests.test_cli import keel
+from tests.helpers import keel
 
 UNREACHABLE = f"127.0.0.1:{free_port()}"
 """Where nothing listens: a command that got this far would say 'cannot reach Temporal'."""

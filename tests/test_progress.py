@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import sqlite3
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -26,8 +24,8 @@ from keel.models import ApprovalRequest, ProgressEvent, ToolPolicy, ToolSpec
 from keel.profiles import load_profile_file
 from keel.stack import Stack
 from keel.watch import stream_events, watch
-from tests.conftest import REPO, TEST_PROFILES
-from tests.helpers import start
+from tests.conftest import REPO
+from tests.helpers import keel, keel_env, start
 from tests.test_workflow_events import reject_all, replaying_worker, start_on
 from workflows.progress_text import (
     approval_text,
@@ -224,24 +222,6 @@ def test_progress_of_a_step_limit_run(stack: Stack) -> None:
 # ---------------------------------------------------------------------------- the CLI
 
 
-def keel(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "keel", *args],
-        capture_output=True,
-        text=True,
-        env=_env(stack),
-        cwd=REPO,
-        timeout=120,
-    )
-
-
-def _env(stack: Stack) -> dict[str, str]:
-    env = dict(os.environ)
-    env["KEEL_PROFILES_PATH"] = os.pathsep.join([str(TEST_PROFILES), str(REPO / "profiles")])
-    env["TEMPORAL_ADDRESS"] = stack.config.temporal_address
-    return env
-
-
 def test_keel_run_shows_progress_live(stack: Stack) -> None:
     out = keel(stack, "run", "support", SUPPORT_TASK)
     assert out.returncode == 0, out.stderr
@@ -280,7 +260,7 @@ async def test_keel_watch_attaches_to_a_waiting_run_and_to_a_finished_one(
     watcher = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "keel", "watch", handle.id, "--json",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=_env(stack), cwd=REPO,
+        env=keel_env(stack), cwd=REPO,
     )  # fmt: skip
     assert watcher.stdout is not None
     # What happened so far arrives while the run still waits for the human.

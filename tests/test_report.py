@@ -12,9 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -39,7 +36,7 @@ from keel.report.collect import collect, visibility_query
 from keel.report.figures import build_report
 from keel.report.models import Report
 from keel.stack import Stack
-from tests.conftest import REPO, TEST_PROFILES
+from tests.helpers import keel
 
 MODEL_TURN_MS = 300  # latency_ms of every turn of sim/report_lookup and sim/report_refund
 TOOL_MS = 250  # SUPPORT_DESK_LATENCY_MS of the session stack
@@ -270,22 +267,6 @@ async def test_profile_filter_reads_the_runs_profile(
 
 
 # ------------------------------------------------------------------------- the command line
-
-
-def keel(
-    stack: Stack | None, *args: str, temporal: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["KEEL_PROFILES_PATH"] = os.pathsep.join([str(TEST_PROFILES), str(REPO / "profiles")])
-    env["TEMPORAL_ADDRESS"] = temporal or (stack.config.temporal_address if stack else "")
-    return subprocess.run(
-        [sys.executable, "-m", "keel", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=120,
-    )
 
 
 async def test_cli_json_text_and_html(

@@ -372,21 +372,12 @@ class AgentWorkflow(ApprovalHandlers):
             self._last_event = f"{status}: {stop.reason or stop.failure_class}: {stop.message}"
         else:
             self._last_event = status
-        result = RunResult(
-            status=status,
+        result = self._result(
+            status,
             final_answer=final_answer,
             stop_reason=(stop.reason or None) if stop else None,
             failure_class=stop.failure_class if stop else None,
             error=error if error is not None else (stop.message if stop else None),
-            profile=self._profile_name,
-            model=self._model_name,
-            steps=self._ledger.steps,
-            usage=self._ledger.usage,
-            tool_calls=self._ledger.tool_calls,
-            model_calls=self._ledger.model_calls,
-            cost_usd=round(self._ledger.cost_usd, 9),
-            approvals=self._desk.audit,
-            guidance=self._guidance_used,
         )
         self._reporter.finished(result, self._ledger.model_calls)
         return result
@@ -396,20 +387,24 @@ class AgentWorkflow(ApprovalHandlers):
         ends as a failed or cancelled workflow, not a result; watchers, logs and metrics
         still hear of it."""
         self._reporter.finished(
-            RunResult(
-                status="failed",
-                failure_class=failure_class,
-                error=message,
-                profile=self._profile_name,
-                model=self._model_name,
-                steps=self._ledger.steps,
-                usage=self._ledger.usage,
-                tool_calls=self._ledger.tool_calls,
-                model_calls=self._ledger.model_calls,
-                cost_usd=round(self._ledger.cost_usd, 9),
-                approvals=self._desk.audit,
-            ),
+            self._result("failed", failure_class=failure_class, error=message),
             self._ledger.model_calls,
+        )
+
+    def _result(self, status: RunOutcome, **outcome: Any) -> RunResult:
+        """The run's result: ``outcome`` fields plus what the ledger and the desk hold."""
+        return RunResult(
+            status=status,
+            profile=self._profile_name,
+            model=self._model_name,
+            steps=self._ledger.steps,
+            usage=self._ledger.usage,
+            tool_calls=self._ledger.tool_calls,
+            model_calls=self._ledger.model_calls,
+            cost_usd=round(self._ledger.cost_usd, 9),
+            approvals=self._desk.audit,
+            guidance=self._guidance_used,
+            **outcome,
         )
 
     async def _release_watchers(self) -> None:

@@ -100,24 +100,12 @@ class Reporter:
 
     def stop(self, step: int, reason: str, failure_class: str, message: str, action: str) -> None:
         """A stop condition tripped; ``action`` is ``halt`` or ``escalate``."""
-        self.progress(
-            "run.stop",
-            f"stopped ({reason}): {message}"
-            if action == "halt"
-            else f"limit ({reason}): {message}",
-            step=step,
-            reason=reason,
-            failure_class=failure_class,
-            action=action,
-        )
-        emit(
-            "run.stop",
-            step=step,
-            reason=reason,
-            failure_class=failure_class,
-            action=action,
-            message=message,
-        )
+        fields: dict[str, Any] = {
+            "step": step, "reason": reason, "failure_class": failure_class, "action": action,
+        }  # fmt: skip
+        prefix = "stopped" if action == "halt" else "limit"
+        self.progress("run.stop", f"{prefix} ({reason}): {message}", **fields)
+        emit("run.stop", **fields, message=message)
         metrics.stop_tripped(self.profile, reason, action)
 
     def guidance_requested(self, step: int, message: str, timeout_seconds: float) -> None:
@@ -213,28 +201,15 @@ class Reporter:
         reason: str | None = None, edit: bool = False,
     ) -> None:  # fmt: skip
         """One validation outcome: ``layer`` None means the call passed every layer."""
+        fields: dict[str, Any] = {
+            "step": step, "tool": tool, "tool_call_id": tool_call_id, "layer": layer,
+            "reason": reason,
+        }  # fmt: skip
         outcome = "passed" if layer is None else "refused"
-        emit(
-            "tool.validation",
-            step=step,
-            tool=tool,
-            tool_call_id=tool_call_id,
-            outcome=outcome,
-            layer=layer,
-            reason=reason,
-            edit=edit,
-        )
+        emit("tool.validation", **fields, outcome=outcome, edit=edit)
         if layer is not None:
             what = "edited call to " + tool if edit else tool
-            self.progress(
-                "tool.refused",
-                f"refused {what} ({layer}): {reason}",
-                step=step,
-                tool=tool,
-                tool_call_id=tool_call_id,
-                layer=layer,
-                reason=reason,
-            )
+            self.progress("tool.refused", f"refused {what} ({layer}): {reason}", **fields)
 
     def tool_started(self, step: int, tool: str, tool_call_id: str, server: str,
                      arguments: dict[str, Any]) -> None:  # fmt: skip
@@ -271,29 +246,19 @@ class Reporter:
 
     def approval_requested(self, request: ApprovalRequest) -> None:
         what = approval_text(request.tool, request.arguments, self.policies.get(request.tool))
-        self.progress(
-            "approval.requested",
-            f"waiting for approval: {what}",
-            step=request.step,
-            tool=request.tool,
-            approval_id=request.approval_id,
+        fields = _request_fields(request)
+        fields.update(
             tool_call_id=request.tool_call_id,
             reversibility=request.reversibility,
             approver_roles=request.approver_roles,
-            expires_at=request.expires_at.isoformat(),
         )
+        self.progress("approval.requested", f"waiting for approval: {what}", **fields)
         emit(
             "approval.requested",
-            step=request.step,
-            approval_id=request.approval_id,
-            tool=request.tool,
+            **fields,
             server=request.server,
-            tool_call_id=request.tool_call_id,
-            reversibility=request.reversibility,
-            approver_roles=request.approver_roles,
             principal=request.principal.id,
             arguments=content(request.arguments),
-            expires_at=request.expires_at.isoformat(),
         )
 
     def approval_escalated(self, request: ApprovalRequest) -> None:
@@ -301,18 +266,9 @@ class Reporter:
             "approval.escalated",
             f"no decision on {request.tool} in time: escalated, waiting until"
             f" {request.expires_at:%Y-%m-%d %H:%M:%S} UTC",
-            step=request.step,
-            tool=request.tool,
-            approval_id=request.approval_id,
-            expires_at=request.expires_at.isoformat(),
+            **_request_fields(request),
         )
-        emit(
-            "approval.escalated",
-            step=request.step,
-            approval_id=request.approval_id,
-            tool=request.tool,
-            expires_at=request.expires_at.isoformat(),
-        )
+        emit("approval.escalated", **_request_fields(request))
 
     def approval_decided(
         self, request: ApprovalRequest, decision: Decision | None, now: datetime
@@ -364,3 +320,13 @@ class Reporter:
             reason=decision.reason,
             outcome=why,
         )
+
+
+def _request_fields(request: ApprovalRequest) -> dict[str, Any]:
+    """What every approval event says of its request."""
+    return {
+        "step": request.step,
+        "tool": request.tool,
+        "approval_id": request.approval_id,
+        "expires_at": request.expires_at.isoformat(),
+    }

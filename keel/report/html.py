@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from html import escape
 
 from keel.report.models import Report
-from keel.report.tables import num, pct, usd, window_text
+from keel.report.tables import (
+    RETRY_HEADERS,
+    TOOL_HEADERS,
+    num,
+    pct,
+    retry_rows,
+    tool_rows,
+    usd,
+    window_text,
+)
 
 LABEL_W = 220
 BAR_W = 420
@@ -159,20 +168,7 @@ def _tokens_and_retries(report: Report) -> str:
             for t in report.tokens
         ],
     )
-    retries = html_table(
-        ["scope", "steps", "retried", "retry rate", "extra attempts", "extra per step"],
-        [
-            [
-                r.scope,
-                str(r.steps),
-                str(r.retried_steps),
-                pct(r.retry_rate),
-                str(r.extra_attempts),
-                num(r.extra_attempts_per_step, 3),
-            ]
-            for r in report.retries
-        ],
-    )
+    retries = html_table(RETRY_HEADERS, retry_rows(report))
     return f"<h2>Tokens per model step</h2>{tokens}<h2>Retries</h2>{retries}"
 
 
@@ -181,21 +177,7 @@ def _tools(report: Report) -> str:
         (t.tool, [Bar(t.tool, (t.success_rate or 0.0) * 100, pct(t.success_rate))])
         for t in report.tools
     ]
-    table = html_table(
-        ["tool", "server", "calls", *report.tools[0].outcomes.keys(), "success"]
-        if report.tools
-        else ["tool"],
-        [
-            [
-                t.tool,
-                t.server or "-",
-                str(t.calls),
-                *(str(v) for v in t.outcomes.values()),
-                pct(t.success_rate),
-            ]
-            for t in report.tools
-        ],
-    )
+    table = html_table(TOOL_HEADERS, tool_rows(report))
     return (
         "<h2>Tool success rate</h2><p>success = ok / (ok + tool_error + failed)</p>"
         + hbar_chart("tool success rates", bars, full_scale=100.0)

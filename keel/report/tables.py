@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from keel.report.figures import TOOL_OUTCOMES
 from keel.report.models import Distribution, Report
 
 BAR_WIDTH = 40
@@ -34,6 +35,38 @@ def num(value: float | None, digits: int = 1) -> str:
 def window_text(report: Report) -> str:
     span = f"{report.since:%Y-%m-%d %H:%M:%S} and {report.until:%Y-%m-%d %H:%M:%S} UTC"
     return span + (f" (profile {report.profile})" if report.profile else "")
+
+
+# Tables the text and the HTML page show alike.
+TOOL_HEADERS = ["tool", "server", "calls", *TOOL_OUTCOMES, "success"]
+RETRY_HEADERS = ["scope", "steps", "retried", "retry rate", "extra attempts", "extra per step"]
+
+
+def tool_rows(report: Report) -> list[list[str]]:
+    return [
+        [
+            t.tool,
+            t.server or "-",
+            str(t.calls),
+            *(str(t.outcomes.get(outcome, 0)) for outcome in TOOL_OUTCOMES),
+            pct(t.success_rate),
+        ]
+        for t in report.tools
+    ]
+
+
+def retry_rows(report: Report) -> list[list[str]]:
+    return [
+        [
+            r.scope,
+            str(r.steps),
+            str(r.retried_steps),
+            pct(r.retry_rate),
+            str(r.extra_attempts),
+            num(r.extra_attempts_per_step, 3),
+        ]
+        for r in report.retries
+    ]
 
 
 def _numeric(cell: str) -> bool:
@@ -132,51 +165,9 @@ def _step_sections(report: Report) -> list[str]:
         else "  no model steps"
     )
     lines += ["", "Tool calls (success = ok / (ok + tool_error + failed))"]
-    lines.append(
-        table(
-            [
-                "tool",
-                "server",
-                "calls",
-                "ok",
-                "tool_error",
-                "failed",
-                "invalid",
-                "refused",
-                "rejected",
-                "success",
-            ],
-            [
-                [
-                    t.tool,
-                    t.server or "-",
-                    str(t.calls),
-                    *(str(v) for v in t.outcomes.values()),
-                    pct(t.success_rate),
-                ]
-                for t in report.tools
-            ],
-        )
-        if report.tools
-        else "  no tool calls"
-    )
+    lines.append(table(TOOL_HEADERS, tool_rows(report)) if report.tools else "  no tool calls")
     lines += ["", "Retries (executed steps)"]
-    lines.append(
-        table(
-            ["scope", "steps", "retried", "retry rate", "extra attempts", "extra per step"],
-            [
-                [
-                    r.scope,
-                    str(r.steps),
-                    str(r.retried_steps),
-                    pct(r.retry_rate),
-                    str(r.extra_attempts),
-                    num(r.extra_attempts_per_step, 3),
-                ]
-                for r in report.retries
-            ],
-        )
-    )
+    lines.append(table(RETRY_HEADERS, retry_rows(report)))
     return lines
 
 
