@@ -39,7 +39,9 @@ write transaction: it moves the row to ``applied`` only if this attempt still ho
 claim, atomically with the effect. Hence a ``pending`` row provably has no effect, and a
 claim can be taken over safely at any time — the old holder's fence then fails and rolls
 its effect back, so a fenced effect happens at most once whoever holds the key. An
-``applied`` row without a result is reported as an error, never re-run. Tools with
+``applied`` row is never re-run: while its holder lives (within its lease) a duplicate
+waits for the record, as for a ``pending`` row; once the holder is gone, or hung past its
+lease, the call is reported as applied-but-unrecorded. Tools with
 effects outside the database (a real mail API) cannot fence: for them an attempt cut off
 mid-effect (crashed, cancelled, taken over while still running) may be repeated, i.e.
 at-least-once. Holding one SQLite write transaction across the whole tool call would close
@@ -417,9 +419,13 @@ class Ledger:
                 return _Decision("mismatch")
             if state == "done":
                 return _Decision("replay", bool(is_error), result)
-            if state == "applied":
-                return _Decision("applied")
             holder = holder_state(token)
+            if state == "applied":
+                # The effect committed. While its holder lives and its lease runs, the
+                # record is a thread hop away: wait for it. Otherwise it never comes.
+                if holder != "dead" and now - claimed_at < self.lease_seconds:
+                    return _Decision("wait")
+                return _Decision("applied")
             if holder == "dead":
                 why = "its holder is gone"
             elif now - claimed_at >= self.lease_seconds:

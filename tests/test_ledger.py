@@ -81,8 +81,9 @@ class FakeClock:
 class Toy:
     """An MCP server with two write tools that insert into ``effects`` and fence.
 
-    Item ``slow`` waits for ``gate``; item ``sleepy`` sleeps ``delay`` seconds first (the
-    support desk's artificial latency), so a short client timeout can cut it off.
+    Item ``slow`` waits for ``gate`` before its effect, ``late`` after it (before the
+    record); item ``sleepy`` sleeps ``delay`` seconds first (the support desk's artificial
+    latency), so a short client timeout can cut it off.
     """
 
     def __init__(self, db: Path, clock: FakeClock, wait_seconds: float = 2.0) -> None:
@@ -114,7 +115,11 @@ class Toy:
             await self.gate.wait()
         if item == "sleepy":
             await anyio.sleep(self.delay)
-        return await anyio.to_thread.run_sync(partial(self.write, item, qty))
+        added = await anyio.to_thread.run_sync(partial(self.write, item, qty))
+        if item == "late":  # the effect is committed and fenced; the record is not yet
+            self.entered.set()
+            await self.gate.wait()
+        return added
 
     def write(self, item: str, qty: float) -> Added:
         with closing(sqlite3.connect(self.db, isolation_level=None)) as conn:
@@ -218,6 +223,27 @@ async def test_concurrent_calls_with_one_key_run_once(toy: Toy) -> None:
         results = await pending
     assert toy.effects("slow") == 1
     assert len({str(r.structured_content) for r in results}) == 1 and not results[0].is_error
+
+
+async def test_duplicate_of_an_applied_live_call_waits_for_its_record(toy: Toy) -> None:
+    """Between the effect's commit and its record the row is ``applied``: a duplicate that
+    arrives then waits for the live holder and replays, it is not told the call was lost."""
+    async with Client(toy.server) as client:
+        holder = asyncio.ensure_future(
+            client.call_tool("add_item", {"item": "late"}, meta=key("k"))
+        )
+        await toy.entered.wait()
+        assert (toy.claim("k") or ("", ""))[0] == "applied"
+        duplicate = asyncio.ensure_future(
+            client.call_tool("add_item", {"item": "late"}, meta=key("k"))
+        )
+        await anyio.sleep(0.1)  # the duplicate has found the applied row and is waiting
+        assert not duplicate.done()
+        toy.gate.set()
+        first, again = await holder, await duplicate
+    assert not first.is_error and not again.is_error
+    assert again.structured_content == first.structured_content
+    assert toy.effects("late") == 1
 
 
 async def test_stale_claim_is_taken_over_and_the_old_attempt_rolls_back(
