@@ -8,6 +8,8 @@ uvicorn, httpx, ``workflow.logger``, ``activity.logger``) through one
     {"event": "model.call", "level": "info", "timestamp": "...", "component": "worker",
      "logger": "keel.llm", "workflow_id": "...", "run_id": "...", "step": 2, ...}
 
+With tracing on, a line logged inside a span also has that span's ``trace_id``/``span_id``.
+
 Conventions (the event catalogue is in docs/operations.md):
 
 * Event names are dotted: ``model.call``, ``tool.call``, ``tool.validation``,
@@ -40,6 +42,7 @@ from collections.abc import Mapping
 from typing import IO, Any, Literal
 
 import structlog
+from opentelemetry import trace as otel_trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 from temporalio import activity, workflow
 
@@ -136,6 +139,7 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _stdlib_extras,
         _activity_context,
+        _trace_context,
         _Component(component),
         _redact_event,
     ]
@@ -167,6 +171,17 @@ def configure_logging(
     for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "mcp.client.streamable_http"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return handler
+
+
+def _trace_context(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
+    """``trace_id`` / ``span_id`` of the span current where the line is logged (a model or
+    tool call's span, an MCP server's ``tools/call`` span), so a log line leads to its trace
+    and back. Absent when tracing is off: no-op spans have no valid context."""
+    context = otel_trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event.setdefault("trace_id", format(context.trace_id, "032x"))
+        event.setdefault("span_id", format(context.span_id, "016x"))
+    return event
 
 
 class _Component:

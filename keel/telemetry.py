@@ -33,10 +33,11 @@ import contextlib
 import dataclasses
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import IO, Any
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace as otel_trace
@@ -205,6 +206,41 @@ def resource_for(service_name: str) -> Resource:
     return detected
 
 
+def _tracer_provider(
+    settings: TelemetrySettings,
+    resource: Resource,
+    *,
+    synchronous: bool = False,
+    console: IO[str] | None = None,
+) -> TracerProvider | None:
+    """A tracer provider with the chosen span exporters, or None when traces are off."""
+    if not settings.traces:
+        return None
+    provider = TracerProvider(resource=resource)
+    for name in settings.traces:
+        exporter = (
+            ConsoleSpanExporter(out=console or sys.stdout)
+            if name == "console"
+            else _otlp_span_exporter(settings.traces_protocol)
+        )
+        processor: SpanProcessor = (
+            SimpleSpanProcessor(exporter) if synchronous else BatchSpanProcessor(exporter)
+        )
+        provider.add_span_processor(processor)
+    return provider
+
+
+def tracer_provider_from_env(
+    service_name: str, env: Mapping[str, str] | None = None, *, console: IO[str] | None = None
+) -> TracerProvider | None:
+    """Traces only, as the ``OTEL_*`` variables ask (metrics variables are still validated):
+    for processes that record nothing but spans, such as Keel's MCP servers. ``console`` is
+    where the console exporter writes (a stdio MCP server must keep stdout for the protocol).
+    None when traces are off; a bad value is a ConfigError naming the variable."""
+    settings = TelemetrySettings.from_env(env)
+    return _tracer_provider(settings, resource_for(service_name), console=console)
+
+
 @dataclass(frozen=True)
 class PrometheusEndpoint:
     """Where the metrics are served for scraping, and the reader/registry behind it. The
@@ -302,19 +338,7 @@ class Telemetry:
         if not settings.enabled:
             return cls(core_logs=core_logs)
         resource = resource_for(service_name)
-        tracer_provider: TracerProvider | None = None
-        if settings.traces:
-            tracer_provider = TracerProvider(resource=resource)
-            for name in settings.traces:
-                exporter = (
-                    ConsoleSpanExporter()
-                    if name == "console"
-                    else _otlp_span_exporter(settings.traces_protocol)
-                )
-                processor: SpanProcessor = (
-                    SimpleSpanProcessor(exporter) if synchronous else BatchSpanProcessor(exporter)
-                )
-                tracer_provider.add_span_processor(processor)
+        tracer_provider = _tracer_provider(settings, resource, synchronous=synchronous)
         readers: list[MetricReader] = []
         for name in settings.metrics:
             metric_exporter = (

@@ -11,6 +11,9 @@ traceback, so launchers and humans see the cause at a glance.
 
 Logs (the server's own, the MCP SDK's, uvicorn's) are JSON lines on stderr, the same shape as
 the worker's (keel/logs.py); stdout stays free for the stdio transport.
+
+Traces: off by default; the standard ``OTEL_TRACES_EXPORTER`` (``otlp``, ``console``, which
+writes to stderr here) turns on the MCP SDK's own server spans, joined to the caller's trace.
 """
 
 from __future__ import annotations
@@ -26,10 +29,14 @@ from typing import NoReturn
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
+from opentelemetry import trace as otel_trace
+from opentelemetry.sdk.trace import TracerProvider
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from keel.errors import ConfigError
 from keel.logs import configure_logging, get_logger
+from keel.telemetry import tracer_provider_from_env
 
 MCP_PATH = "/mcp"
 HEALTH_PATH = "/healthz"
@@ -204,6 +211,7 @@ def serve(
     except CliError as exc:
         fail(name, str(exc))
     _log_as_keel(instance.name)
+    tracing = _tracing(name, instance.name)
     try:
         if args.transport == "stdio":
             asyncio.run(instance.run_stdio_async())
@@ -211,4 +219,21 @@ def serve(
             asyncio.run(_run_http(instance, args))
     except KeyboardInterrupt:
         pass
+    finally:
+        if tracing is not None:
+            tracing.shutdown()  # flush the spans still batched
     return 0
+
+
+def _tracing(prog: str, server_name: str) -> TracerProvider | None:
+    """Install the tracer provider the ``OTEL_*`` variables ask for (none by default) as the
+    process's global one, which the MCP SDK's server middleware records to: one SERVER span
+    ``tools/call {tool}`` per request, parented by the W3C trace context the client sent in
+    ``_meta`` (SEP-414). A bad value exits 2 with one line, like any other bad input."""
+    try:
+        provider = tracer_provider_from_env(f"keel-{server_name}", console=sys.stderr)
+    except ConfigError as exc:
+        fail(prog, str(exc))
+    if provider is not None:
+        otel_trace.set_tracer_provider(provider)
+    return provider

@@ -112,6 +112,7 @@ def events(captured: Captured, name: str, workflow_id: str) -> list[dict[str, An
 def test_every_line_is_json(captured: Captured) -> None:
     assert captured.lines, "nothing was logged"
     assert len(captured.lines) == len(captured.text.splitlines())
+    assert not any("trace_id" in line for line in captured.lines)  # tracing is off here
 
 
 def test_one_model_call_event_per_attempt(captured: Captured) -> None:
@@ -264,6 +265,9 @@ def test_a_tool_error_result_is_an_error_span_and_outcome(
     line = json.loads(log_stream.getvalue().splitlines()[-1])
     assert line["event"] == "tool.call" and line["outcome"] == "tool_error"
     assert line["result"] == "no such order" and line["step"] is None
+    # the line leads to its span
+    assert line["trace_id"] == format(span.context.trace_id, "032x")
+    assert line["span_id"] == format(span.context.span_id, "016x")
 
 
 def test_a_failed_tool_call_names_the_error_type(

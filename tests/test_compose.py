@@ -381,6 +381,22 @@ def test_worker_sends_traces_to_the_collector(
     assert env["OTEL_METRICS_EXPORTER"] == "none"
 
 
+@pytest.mark.parametrize("service", ["support-desk", "knowledge"])
+def test_mcp_servers_send_their_spans_to_the_collector(model: dict[str, Any], service: str) -> None:
+    from keel.telemetry import TelemetrySettings
+
+    env = model["services"][service]["environment"]
+    worker = model["services"]["worker"]["environment"]
+    assert env["OTEL_SERVICE_NAME"] == f"keel-{service}"
+    for name in (
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ):
+        assert env[name] == worker[name], name
+    assert TelemetrySettings.from_env(env).traces == ("otlp",)
+
+
 def test_prometheus_scrapes_the_worker_and_the_collector(
     prometheus: dict[str, Any], collector: dict[str, Any], default_model: dict[str, Any]
 ) -> None:

@@ -12,14 +12,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 import pytest_asyncio
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -34,6 +42,7 @@ from keel.procs import free_port
 from keel.stack import Stack
 from keel.telemetry import PrometheusEndpoint, Telemetry, TelemetrySettings
 from tests.conftest import REPO, TEST_PROFILES
+from tests.helpers import desk_server
 from worker import build_worker, connect
 
 PROFILE = "budget"  # scenario sim/support_demo: 3 model turns, 4 tool calls, 0.15/0.60 USD
@@ -46,50 +55,100 @@ class Observed:
     workflow_id: str
     spans: list[ReadableSpan]
     metrics: MetricsData
+    server_spans: list[tuple[str, Span]]  # (service.name, span) the support desk exported
 
 
-def worker_settings(stack: Stack, task_queue: str) -> Settings:
+def worker_settings(stack: Stack, task_queue: str, desk_url: str | None = None) -> Settings:
     return Settings.from_env(
         {
             "TEMPORAL_ADDRESS": stack.config.temporal_address,
             "KEEL_TASK_QUEUE": task_queue,
             "KEEL_PROFILES_PATH": os.pathsep.join([str(TEST_PROFILES), str(REPO / "profiles")]),
             "KEEL_LLM_BASE_URL": stack.config.llm_base_url,
-            "KEEL_MCP_SUPPORT_DESK": stack.config.mcp_url("support_desk"),
+            "KEEL_MCP_SUPPORT_DESK": desk_url or stack.config.mcp_url("support_desk"),
             "KEEL_MCP_KNOWLEDGE": stack.config.mcp_url("knowledge"),
         }
     )
 
 
+class OtlpReceiver:
+    """A minimal OTLP/HTTP trace receiver (what a collector does first): decodes each POSTed
+    ``ExportTraceServiceRequest`` and keeps its spans with their ``service.name``."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, Span]] = []
+        received = self.spans
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = ExportTraceServiceRequest.FromString(body)
+                for resource_spans in request.resource_spans:
+                    attributes = {a.key: a.value for a in resource_spans.resource.attributes}
+                    service = attributes["service.name"].string_value
+                    for scope in resource_spans.scope_spans:
+                        received.extend((service, span) for span in scope.spans)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.end_headers()
+                self.wfile.write(ExportTraceServiceResponse().SerializeToString())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> OtlpReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest_asyncio.fixture(scope="module")
-async def observed(stack: Stack) -> Observed:
+async def observed(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Observed:
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     reader = InMemoryMetricReader()
     telemetry = Telemetry(tracer_provider=tracer_provider, meter_provider=MeterProvider([reader]))
-    settings = worker_settings(stack, f"telemetry-{uuid.uuid4().hex[:8]}")
     workflow_id = f"test-telemetry-{uuid.uuid4().hex[:10]}"
-    async with telemetry.running():
-        client = await connect(settings, telemetry)
-        async with (
-            httpx2.AsyncClient() as http,
-            build_worker(client, settings, http, telemetry=telemetry),
-        ):
-            handle = await client.start_workflow(
-                "AgentWorkflow",
-                AgentInput(
-                    profile=PROFILE, task=TASK, principal=Principal(id="t", roles=["agent"])
-                ),
-                id=workflow_id,
-                task_queue=settings.task_queue,
-                result_type=RunResult,
-            )
-            result = await handle.result()
+    with OtlpReceiver() as receiver:
+        # A support desk of its own that exports its spans over OTLP to the receiver.
+        desk_env = {
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.url,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        }
+        with desk_server(tmp_path_factory.mktemp("traced-desk"), desk_env) as desk_url:
+            settings = worker_settings(stack, f"telemetry-{uuid.uuid4().hex[:8]}", desk_url)
+            async with telemetry.running():
+                client = await connect(settings, telemetry)
+                async with (
+                    httpx2.AsyncClient() as http,
+                    build_worker(client, settings, http, telemetry=telemetry),
+                ):
+                    handle = await client.start_workflow(
+                        "AgentWorkflow",
+                        AgentInput(
+                            profile=PROFILE, task=TASK, principal=Principal(id="t", roles=["agent"])
+                        ),
+                        id=workflow_id,
+                        task_queue=settings.task_queue,
+                        result_type=RunResult,
+                    )
+                    result = await handle.result()
+        # Stopping the desk (SIGTERM) flushed its batched spans before it exited.
     # ``running()`` drained the Temporal metric buffer a last time on exit.
     data = reader.get_metrics_data()
     assert data is not None
-    return Observed(result, workflow_id, list(spans.get_finished_spans()), data)
+    return Observed(
+        result, workflow_id, list(spans.get_finished_spans()), data, list(receiver.spans)
+    )
 
 
 def by_name(observed: Observed, prefix: str) -> list[ReadableSpan]:
@@ -213,6 +272,50 @@ def test_tool_spans_carry_mcp_attributes_and_the_idempotency_key(observed: Obser
         )
         assert attrs["keel.step"] == record.step
         assert "error.type" not in attrs
+
+
+def test_mcp_server_spans_join_the_run_trace_under_their_tool_call(observed: Observed) -> None:
+    """The worker sends W3C trace context in each request's ``_meta`` (SEP-414); the support
+    desk's SERVER span ``tools/call {tool}`` is a child of the worker's ``execute_tool`` span."""
+    calls = {
+        s.context.span_id: s
+        for s in by_name(observed, "execute_tool ")
+        if dict(s.attributes or {})["keel.mcp.server"] == "support_desk"
+    }
+    assert len(calls) == 2  # search_customers, get_order
+    served = [
+        (service, span)
+        for service, span in observed.server_spans
+        if span.name.startswith("tools/call ")
+    ]
+    assert len(served) == len(calls)
+    for service, span in served:
+        parent = calls[int.from_bytes(span.parent_span_id, "big")]
+        assert service == "keel-support-desk"
+        assert span.kind == Span.SPAN_KIND_SERVER
+        assert span.name == f"tools/call {parent.name.removeprefix('execute_tool ')}"
+        assert int.from_bytes(span.trace_id, "big") == parent.context.trace_id
+        attributes = {a.key: a.value.string_value for a in span.attributes}
+        assert attributes["mcp.method.name"] == "tools/call"
+        assert attributes["gen_ai.tool.name"] == parent.name.removeprefix("execute_tool ")
+
+
+def test_mcp_server_with_a_bad_exporter_exits_2_with_one_line(tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "mcp_servers.support_desk", "--port", "1"]
+    argv += ["--db", str(tmp_path / "d.db")]
+    out = subprocess.run(
+        argv,
+        env={**os.environ, "OTEL_TRACES_EXPORTER": "zipkin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "support-desk: error: OTEL_TRACES_EXPORTER='zipkin': unknown exporter 'zipkin'"
+        " (expected a comma list of otlp, console, none)"
+    ]
 
 
 # --------------------------------------------------------------------------- metrics
