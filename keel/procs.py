@@ -94,10 +94,19 @@ def spawn(
     log_path: Path,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    *,
+    drop_env: Sequence[str] = (),
 ) -> Child:
-    """Start ``argv`` in its own process group with stdout+stderr appended to ``log_path``."""
+    """Start ``argv`` in its own process group with stdout+stderr appended to ``log_path``.
+
+    The child inherits this environment, minus variables whose names start with one of the
+    ``drop_env`` prefixes, plus ``env``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    full_env = dict(os.environ)
+    full_env = {
+        key: value
+        for key, value in os.environ.items()
+        if not any(key.startswith(prefix) for prefix in drop_env)
+    }
     if env:
         full_env.update(env)
     offset = log_path.stat().st_size if log_path.exists() else 0

@@ -20,6 +20,7 @@ from keel import procs
 from keel.config import PROJECT_ROOT
 
 COMPONENTS = ("temporal", "simulator", "support_desk", "knowledge", "worker")
+TEMPORAL_DROPPED_ENV = ("OTEL_",)  # variable prefixes the dev server does not inherit
 SEARCH_ATTRIBUTES = {"KeelState": "Keyword", "KeelFailureClass": "Keyword"}
 
 
@@ -178,7 +179,12 @@ class Stack:
         env = self.config.worker_env() if name == "worker" else {}
         env.update(self.config.component_env.get(name, {}))
         env.setdefault("PYTHONUNBUFFERED", "1")
-        child = procs.spawn(name, self._argv(name), self.log_path(name), env=env, cwd=PROJECT_ROOT)
+        # The Temporal dev server reads OTEL_* too, accepts only otlp and refuses to start on
+        # OTEL_TRACES_EXPORTER=console: Keel's telemetry settings are not meant for it.
+        drop = TEMPORAL_DROPPED_ENV if name == "temporal" else ()
+        child = procs.spawn(
+            name, self._argv(name), self.log_path(name), env=env, cwd=PROJECT_ROOT, drop_env=drop
+        )
         self._remember(child)
         try:
             self._wait_ready(child)

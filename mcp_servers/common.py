@@ -22,7 +22,9 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -212,6 +214,11 @@ def serve(
         fail(name, str(exc))
     _log_as_keel(instance.name)
     tracing = _tracing(name, instance.name)
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM ends the server like Ctrl-C, so the ``finally`` below runs. Left at the
+        # default, uvicorn re-raises it after its graceful shutdown and the process dies
+        # by the signal before batched spans are flushed.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if args.transport == "stdio":
             asyncio.run(instance.run_stdio_async())

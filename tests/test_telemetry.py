@@ -23,6 +23,7 @@ from typing import Any
 import httpx2
 import pytest
 import pytest_asyncio
+from mcp import Client as McpClient
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -39,7 +40,7 @@ from keel.config import Settings
 from keel.errors import ConfigError
 from keel.models import AgentInput, Principal, RunResult
 from keel.procs import free_port
-from keel.stack import Stack
+from keel.stack import Stack, StackConfig
 from keel.telemetry import PrometheusEndpoint, Telemetry, TelemetrySettings
 from tests.conftest import REPO, TEST_PROFILES
 from tests.helpers import desk_server
@@ -316,6 +317,25 @@ def test_mcp_server_with_a_bad_exporter_exits_2_with_one_line(tmp_path: Path) ->
         "support-desk: error: OTEL_TRACES_EXPORTER='zipkin': unknown exporter 'zipkin'"
         " (expected a comma list of otlp, console, none)"
     ]
+
+
+async def test_make_up_with_console_traces_starts_and_servers_print_their_spans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``OTEL_TRACES_EXPORTER=console make up``: the Temporal dev server (which refuses that
+    value) does not inherit it, and an MCP server prints its spans into its log."""
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    stack = Stack(StackConfig.isolated(tmp_path))
+    try:
+        stack.start("temporal")
+        stack.start("support_desk")
+        async with McpClient(stack.config.mcp_url("support_desk")) as client:
+            assert not (await client.call_tool("get_order", {"order_id": "ORD-1042"})).is_error
+    finally:
+        stack.down()  # the desk flushes its batched spans as it stops
+    log = stack.log_path("support_desk").read_text()
+    assert '"name": "tools/call get_order"' in log
+    assert '"service.name": "keel-support-desk"' in log
 
 
 # --------------------------------------------------------------------------- metrics
