@@ -283,7 +283,8 @@ class CircuitBreaker:
         if to is CircuitState.CLOSED:
             self._consecutive_failures = 0
         level = logging.WARNING if to is CircuitState.OPEN else logging.INFO
-        log.log(level, "breaker %s %s -> %s %s", self.name, before.value, to.value, why)
+        fields = {"circuit": self.name, "from_state": before.value, "to_state": to.value}
+        log.log(level, "breaker.transition", extra={"keel": {**fields, "why": why.strip()}})
 
     def _open_error(self, now: float) -> ApplicationError:
         delay = self._retry_in_locked(now)

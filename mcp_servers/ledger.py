@@ -327,7 +327,7 @@ class Ledger:
             # not for long: the caller's retry replays the result once it is recorded.
             left = deadline - anyio.current_time()
             if left <= 0:
-                logger.info("%s key %r is still held by another attempt: busy", tool, key)
+                _event("ledger.busy", tool, key, waited_s=self.wait_seconds)
                 raise MCPError(
                     code=CALL_IN_PROGRESS,
                     message=f"the call with idempotency key {key!r} to {tool} is still in"
@@ -348,7 +348,7 @@ class Ledger:
                 " with a read tool instead of repeating it"
             )
         if decision.action == "replay":
-            logger.info("replaying %s for idempotency key %r", tool, key)
+            _event("ledger.replay", tool, key, is_error=decision.is_error)
             assert decision.result is not None
             if decision.is_error:
                 raise ToolError(decision.result)
@@ -432,7 +432,7 @@ class Ledger:
                 why = f"its lease of {self.lease_seconds:g} s ran out"
             else:
                 return _Decision("wait")
-            logger.warning("taking over claim on %s key %r: %s", claim.tool, claim.key, why)
+            _event("ledger.takeover", claim.tool, claim.key, logging.WARNING, why=why)
             conn.execute(
                 f"UPDATE {TABLE} SET token = ?, claimed_at = ?, expires_at = ?"
                 " WHERE tool = ? AND key = ?",
@@ -478,6 +478,12 @@ class Ledger:
                 " AND state = 'pending'",
                 (claim.tool, claim.key, claim.token),
             )
+
+
+def _event(event: str, tool: str, key: str, level: int = logging.INFO, **fields: Any) -> None:
+    """One structured log event (Keel's JSON lines put the ``keel`` extra's fields at the top
+    level; any other logging setup still shows the event name)."""
+    logger.log(level, event, extra={"keel": {"tool": tool, "idempotency_key": key, **fields}})
 
 
 async def _in_thread(fn: Callable[..., R], *args: Any) -> R:

@@ -183,6 +183,7 @@ async def test_a_repeated_decision_is_idempotent(client: Client, stack: Stack) -
     again = await decide(handle, approval_id=refund.approval_id, decision="approve")
     await handle.signal("decide", Decision(approval_id=refund.approval_id, decision="approve",
                                            by="alice", roles=SUPERVISOR))  # fmt: skip
+    await handle.signal("decide", {"approve": "everything"})  # not a decision: logged, ignored
     with pytest.raises(WorkflowUpdateFailedError) as info:  # a different decision is refused
         await decide(handle, approval_id=refund.approval_id, decision="reject", reason="no")
     assert "already decided" in str(info.value.cause)
@@ -191,6 +192,14 @@ async def test_a_repeated_decision_is_idempotent(client: Client, stack: Stack) -
     assert first == again
     assert added(before, rows(stack)) == {"refunds": [("ORD-1050", 1000)], "emails": []}
     assert [r.decision for r in result.approvals] == ["approve", "reject"]
+    ignored = [
+        line
+        for text in stack.log_path("worker").read_text().splitlines()
+        if text.startswith("{")
+        and (line := json.loads(text)).get("event") == "approval.signal_ignored"
+        and line["workflow_id"] == handle.id
+    ]
+    assert len(ignored) == 1 and "approval_id" in ignored[0]["error"]
 
 
 async def test_two_approvals_in_one_turn_decided_in_reverse_order(

@@ -87,6 +87,17 @@ async def rejected(call: Callable[[], Awaitable[Any]]) -> ApplicationError:
 # -- state machine ----------------------------------------------------------------------------
 
 
+def transitions(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str, str]]:
+    """(circuit, "from -> to", why) of each ``breaker.transition`` event logged."""
+    found = []
+    for record in caplog.records:
+        if record.name == "keel.breaker":
+            assert record.getMessage() == "breaker.transition"
+            f = record.keel  # type: ignore[attr-defined]
+            found.append((f["circuit"], f"{f['from_state']} -> {f['to_state']}", f["why"]))
+    return found
+
+
 async def test_opens_exactly_at_threshold_and_logs_transition(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -102,9 +113,10 @@ async def test_opens_exactly_at_threshold_and_logs_transition(
     await trip(circuit, 1)
     assert circuit.state is CircuitState.OPEN
 
-    lines = [r.getMessage() for r in caplog.records if r.name == "keel.breaker"]
+    lines = transitions(caplog)
     assert len(lines) == 1
-    assert lines[0].startswith("breaker test:dep closed -> open after 5 failures")
+    assert lines[0][:2] == ("test:dep", "closed -> open")
+    assert lines[0][2].startswith("after 5 failures")
     assert caplog.records[-1].levelno == logging.WARNING
 
 
@@ -178,10 +190,9 @@ async def test_probe_success_closes_and_resets(caplog: pytest.LogCaptureFixture)
     assert circuit.snapshot()["consecutive_failures"] == 0
     await trip(circuit, 4)  # a full threshold is needed again
     assert circuit.state is CircuitState.CLOSED
-    lines = [r.getMessage() for r in caplog.records if r.name == "keel.breaker"]
-    assert lines[1:] == [
-        "breaker test:dep open -> half_open after 30s cool-down",
-        "breaker test:dep half_open -> closed (probe succeeded)",
+    assert transitions(caplog)[1:] == [
+        ("test:dep", "open -> half_open", "after 30s cool-down"),
+        ("test:dep", "half_open -> closed", "(probe succeeded)"),
     ]
 
 

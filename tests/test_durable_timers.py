@@ -8,6 +8,7 @@ flight is tested in real time in test_bounded_runs.py.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import sys
@@ -27,6 +28,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from keel.config import Settings
 from keel.models import AgentInput, Principal, RunResult
+from keel.procs import free_port
 from keel.stack import SEARCH_ATTRIBUTES, Stack
 from tests.conftest import REPO, TEST_PROFILES
 from worker import build_worker
@@ -131,3 +133,25 @@ async def test_unanswered_approval_escalates_then_halts(
     assert body["event"] == "approval_escalated"
     assert body["request"]["tool"] == "refund_order"
     assert refunds(stack) == before
+
+
+async def test_a_failing_escalation_webhook_is_logged_and_the_wait_goes_on(
+    env: WorkflowEnvironment,
+    stack: Stack,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="temporalio.workflow")
+    nowhere = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens: every attempt fails
+    monkeypatch.setenv("KEEL_TEST_APPROVAL_WEBHOOK", nowhere)
+    result, elapsed = await run_skipping(env, stack, "approvals_escalate")
+    assert result.status == "halted" and result.failure_class == "approval_timeout"
+    assert elapsed >= timedelta(seconds=120 + 7200)  # the second wait still happened
+    # (the SDK appends the workflow's details to the message unless keel.logs turned that off)
+    events = [
+        r for r in caplog.records if r.getMessage().split(" (")[0] == "approval.escalation_failed"
+    ]
+    [failed] = events
+    fields = failed.keel  # type: ignore[attr-defined]
+    assert fields["approval_id"] == result.approvals[0].approval_id
+    assert fields["step"] == result.approvals[0].step and fields["error"]

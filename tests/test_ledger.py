@@ -9,6 +9,7 @@ SQLite file, as Keel's worker would see it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import sqlite3
@@ -245,10 +246,19 @@ async def test_duplicate_of_an_applied_live_call_waits_for_its_record(toy: Toy) 
     assert toy.effects("late") == 1
 
 
+def ledger_events(caplog: pytest.LogCaptureFixture) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (r.getMessage(), dict(r.keel))  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.name == "mcp_servers.ledger"
+    ]
+
+
 async def test_stale_claim_is_taken_over_and_the_old_attempt_rolls_back(
-    toy: Toy, clock: FakeClock
+    toy: Toy, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A holder that outlives its lease loses the key; its fence rolls its effect back."""
+    caplog.set_level(logging.INFO, logger="mcp_servers.ledger")
     async with Client(toy.server) as client:
         holder = asyncio.ensure_future(
             client.call_tool("add_item", {"item": "slow"}, meta=key("k"))
@@ -267,6 +277,11 @@ async def test_stale_claim_is_taken_over_and_the_old_attempt_rolls_back(
     async with Client(toy.server) as client:
         replay = await client.call_tool("add_item", {"item": "slow"}, meta=key("k"))
     assert replay.structured_content == new.structured_content
+    which = {"tool": "add_item", "idempotency_key": "k"}
+    assert ledger_events(caplog) == [
+        ("ledger.takeover", {**which, "why": "its lease of 30 s ran out"}),
+        ("ledger.replay", {**which, "is_error": False}),
+    ]
 
 
 async def test_unexpected_crash_releases_the_claim_for_a_retry(toy: Toy) -> None:
@@ -372,7 +387,7 @@ async def test_a_cancelled_attempt_leaves_no_claim_behind(toy: Toy) -> None:
 
 
 async def test_waiting_is_bounded_and_busy_is_a_retryable_protocol_error(
-    tmp_path: Path, clock: FakeClock
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """While a live attempt holds the key, a duplicate waits at most ``wait_seconds`` and
     then fails with a JSON-RPC error Keel's worker retries (not an ``is_error`` result);
@@ -380,6 +395,7 @@ async def test_waiting_is_bounded_and_busy_is_a_retryable_protocol_error(
     from temporalio.mcp._activities import _NON_RETRYABLE_PROTOCOL_ERRORS
     from temporalio.mcp._pool import _UNUSABLE_CONNECTION_ERROR_CODES
 
+    caplog.set_level(logging.INFO, logger="mcp_servers.ledger")
     toy = Toy(tmp_path / "toy.db", clock, wait_seconds=0.2)
     async with Client(toy.server) as client:
         holder = asyncio.ensure_future(
@@ -393,6 +409,9 @@ async def test_waiting_is_bounded_and_busy_is_a_retryable_protocol_error(
         assert busy.value.code == CALL_IN_PROGRESS and "still in progress" in str(busy.value)
         assert CALL_IN_PROGRESS not in _NON_RETRYABLE_PROTOCOL_ERRORS  # retried by Temporal
         assert CALL_IN_PROGRESS not in _UNUSABLE_CONNECTION_ERROR_CODES  # keeps the connection
+        assert ("ledger.busy", {"tool": "add_item", "idempotency_key": "k", "waited_s": 0.2}) in (
+            ledger_events(caplog)
+        )
         with pytest.raises(MCPError, match="Timed out"):  # this waiter's client gives up
             await client.call_tool(
                 "add_item", {"item": "slow"}, read_timeout_seconds=0.05, meta=key("k")

@@ -5,6 +5,7 @@ registers handlers defined on base classes like its own."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from temporalio import workflow
@@ -14,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
 
     from keel.models import ApprovalRequest, Decision, DecisionOutcome, ToolCall
     from workflows.approvals import ApprovalDesk, DecisionError
+    from workflows.events import emit
     from workflows.reporter import Reporter
     from workflows.validation import Rejection, Validator
 
@@ -39,7 +41,7 @@ class ApprovalHandlers:
         try:
             decision = Decision.model_validate(payload)
         except ValidationError as exc:
-            workflow.logger.warning("ignored malformed decide signal: %s", exc)
+            emit("approval.signal_ignored", level=logging.WARNING, error=str(exc)[:500])
             return
         known = (
             decision.approval_id in self._desk.pending

@@ -9,6 +9,7 @@ activity) and given a second, longer wait, after which the run halts (``approval
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -28,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.approvals import DecisionError, approval_id
     from workflows.context import Stop, TurnContext
+    from workflows.events import emit
     from workflows.execute import execute_call, tool_record
     from workflows.mcp_calls import run_lookups
     from workflows.validation import (
@@ -177,7 +179,13 @@ async def _notify(ctx: TurnContext, request: ApprovalRequest) -> None:
             summary=f"notify {request.approval_id}",
         )
     except ActivityError as exc:
-        workflow.logger.warning("escalation webhook failed for %s: %s", request.approval_id, exc)
+        emit(
+            "approval.escalation_failed",
+            level=logging.WARNING,
+            step=request.step,
+            approval_id=request.approval_id,
+            error=str(exc.cause or exc)[:500],
+        )
 
 
 async def _revalidate(
