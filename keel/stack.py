@@ -21,7 +21,11 @@ from keel.config import PROJECT_ROOT
 
 COMPONENTS = ("temporal", "simulator", "support_desk", "knowledge", "worker")
 TEMPORAL_DROPPED_ENV = ("OTEL_",)  # variable prefixes the dev server does not inherit
-SEARCH_ATTRIBUTES = {"KeelState": "Keyword", "KeelFailureClass": "Keyword"}
+SEARCH_ATTRIBUTES = {
+    "KeelState": "Keyword",
+    "KeelFailureClass": "Keyword",
+    "KeelProfile": "Keyword",
+}
 
 
 @dataclass

@@ -428,7 +428,11 @@ def test_the_worker_understands_the_compose_telemetry_settings(model: dict[str, 
 def test_temporal_setup_registers_keel_search_attributes(default_model: dict[str, Any]) -> None:
     script = " ".join(default_model["services"]["temporal-setup"]["command"])
     assert 'temporal operator search-attribute create --name "$$name" --type Keyword' in script
-    assert "register KeelState && register KeelFailureClass" in script
+    from keel.stack import SEARCH_ATTRIBUTES
+
+    registered = " && ".join(f"register {name}" for name in SEARCH_ATTRIBUTES)
+    assert registered in script  # every attribute the worker requires
+    assert set(SEARCH_ATTRIBUTES.values()) == {"Keyword"}
     assert "--address temporal:7233" in script
     assert "already exists" in script
 

@@ -32,7 +32,7 @@ from keel.models import (
     StepRecord,
 )
 from keel.procs import free_port
-from keel.report.collect import collect, visibility_query
+from keel.report.collect import collect, profile_filter, visibility_query
 from keel.report.figures import build_report
 from keel.report.models import Report
 from keel.stack import Stack
@@ -41,6 +41,7 @@ from tests.helpers import keel
 MODEL_TURN_MS = 300  # latency_ms of every turn of sim/report_lookup and sim/report_refund
 TOOL_MS = 250  # SUPPORT_DESK_LATENCY_MS of the session stack
 DECISION_DELAY_S = 0.3
+QUOTED = "x' OR WorkflowType = 'AgentWorkflow"  # a --profile value that tries to widen the query
 PRICE = {"input": 1.0, "output": 2.0, "cached": 0.5}  # USD per million tokens (both profiles)
 
 
@@ -260,6 +261,12 @@ async def test_latency_percentiles_and_retries(client: Client, report_runs: Repo
 async def test_profile_filter_reads_the_runs_profile(
     client: Client, report_runs: ReportRuns
 ) -> None:
+    window = visibility_query(report_runs.since, report_runs.until, report_runs.extra)
+    # Visibility itself narrows by KeelProfile (upserted at start, also by the invalid run).
+    await _listed(client, f"{window} AND {profile_filter('report_approval')}", 2)
+    await _listed(client, f"{window} AND {profile_filter('report')}", 4)
+    await _listed(client, f"{window} AND {profile_filter('nobody')}", 0)
+    await _listed(client, f"{window} AND {profile_filter(QUOTED)}", 0)  # quoted, not injected
     report = await _report(client, report_runs, profile="report_approval")
     assert report.runs == 2  # the decided run and the terminated one (profile from its input)
     assert report.outcomes == {"completed": 1, "terminated": 1}

@@ -63,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
 
 KEEL_STATE = SearchAttributeKey.for_keyword("KeelState")
 KEEL_FAILURE_CLASS = SearchAttributeKey.for_keyword("KeelFailureClass")
+KEEL_PROFILE = SearchAttributeKey.for_keyword("KeelProfile")
 PROFILE_LOAD_TIMEOUT = timedelta(seconds=30)
 # Failure classes of runs that fail before they start (workflow failures, not results).
 _START_FAILURES = {
@@ -148,7 +149,11 @@ class AgentWorkflow(ApprovalHandlers):
             raise
         self._profile_name = agent_input.profile
         self._reporter.profile = agent_input.profile
-        self._set_state("running")
+        self._state = "running"
+        # One upsert, as before KeelProfile existed, so recorded histories still replay.
+        workflow.upsert_search_attributes(
+            [KEEL_STATE.value_set("running"), KEEL_PROFILE.value_set(agent_input.profile)]
+        )
         profile = await self._load_profile(agent_input.profile)
         self._model_name = profile.model.name
         self._reporter.policies = profile.tools

@@ -2,9 +2,10 @@
 
 Visibility lists the closed ``AgentWorkflow`` executions whose close time lies in the window;
 each run's ``RunResult`` (or, for a run that failed as a workflow, its failure) is then read
-from its history's close event, a bounded number at a time. There is no profile search
-attribute, so a ``--profile`` filter is applied to what was read (the result's profile, or
-the profile named in the input of a run that has no result).
+from its history's close event, a bounded number at a time. A ``--profile`` filter narrows the
+visibility query by the ``KeelProfile`` search attribute and is checked again on what was read
+(the result's profile, or the profile named in the input of a run that has no result), which
+also sorts out runs without the attribute.
 """
 
 from __future__ import annotations
@@ -87,6 +88,14 @@ def visibility_query(since: datetime, until: datetime, extra: str | None = None)
         f" AND CloseTime >= '{visibility_time(since)}' AND CloseTime <= '{visibility_time(until)}'"
     )
     return f"{query} AND ({extra.strip()})" if extra and extra.strip() else query
+
+
+def profile_filter(profile: str) -> str:
+    """The visibility filter for runs of ``profile``: ``KeelProfile``, upserted when a run
+    starts, or no ``KeelProfile`` at all (input that could not be read, runs started before the
+    attribute existed); :func:`collect` then checks those by the profile they name."""
+    quoted = profile.replace("\\", "\\\\").replace("'", "\\'")
+    return f"(KeelProfile = '{quoted}' OR KeelProfile IS NULL)"
 
 
 def workflow_failure_class(cause: BaseException | None) -> str:
@@ -174,8 +183,10 @@ async def collect(
     profile: str | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
 ) -> Collected:
-    """List up to ``limit`` runs matching ``query``, read them ``concurrency`` at a time, keep
-    those of ``profile`` (if given)."""
+    """List up to ``limit`` runs matching ``query`` (and :func:`profile_filter`), read them
+    ``concurrency`` at a time, keep those of ``profile`` (if given)."""
+    if profile is not None:
+        query = f"{query} AND {profile_filter(profile)}"
     executions: list[WorkflowExecution] = []
     async for execution in client.list_workflows(query, limit=limit + 1):
         executions.append(execution)
