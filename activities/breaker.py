@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from keel.config import env_number
 from keel.errors import ConfigError
 
 T = TypeVar("T")
@@ -97,29 +98,27 @@ class BreakerConfig:
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
-    if value < 1:
-        raise ConfigError(f"{name}={raw!r} must be at least 1")
-    return value
+    return env_number(
+        env,
+        name,
+        int,
+        default,
+        not_a="a whole number",
+        valid=lambda value: value >= 1,
+        rule="must be at least 1",
+    )
 
 
 def _env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"{name}={raw!r} must be a positive, finite number of seconds")
-    return value
+    return env_number(
+        env,
+        name,
+        float,
+        default,
+        not_a="a number of seconds",
+        valid=lambda value: math.isfinite(value) and value > 0,
+        rule="must be a positive, finite number of seconds",
+    )
 
 
 def every_exception_fails(exc: BaseException) -> bool:

@@ -122,6 +122,19 @@ def _attempt() -> int:
     return activity.info().attempt if activity.in_activity() else 1
 
 
+def _client_span(
+    telemetry: Telemetry, name: str, attributes: dict[str, Any]
+) -> contextlib.AbstractContextManager[Span]:
+    """A CLIENT span made current; errors are recorded by ``_end_with_error``, not the SDK."""
+    return telemetry.tracer.start_as_current_span(
+        name,
+        kind=SpanKind.CLIENT,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    )
+
+
 def _end_with_error(span: Span, exc: BaseException) -> str:
     kind = error_type(exc)
     span.set_attribute("error.type", kind)
@@ -162,13 +175,7 @@ class ModelCallObserver:
                      "server.address", "server.port")
         })  # fmt: skip
         started = time.monotonic()
-        with self.telemetry.tracer.start_as_current_span(
-            f"chat {model.name}",
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        with _client_span(self.telemetry, f"chat {model.name}", attributes) as span:
             try:
                 yield call
             except BaseException as exc:
@@ -366,13 +373,7 @@ class ToolCallObserver:
         if call.step is not None:
             attributes["keel.step"] = call.step
         started = time.monotonic()
-        with self.telemetry.tracer.start_as_current_span(
-            f"execute_tool {call.tool}",
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        with _client_span(self.telemetry, f"execute_tool {call.tool}", attributes) as span:
             try:
                 yield call
             except BaseException as exc:

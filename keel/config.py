@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from keel.errors import ConfigError
+
+N = TypeVar("N", int, float)
+D = TypeVar("D")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TASK_QUEUE = "agents"
@@ -74,17 +78,40 @@ class Settings:
         )
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
+def env_number(
+    env: Mapping[str, str],
+    name: str,
+    convert: Callable[[str], N],
+    default: D,
+    *,
+    not_a: str,
+    valid: Callable[[N], bool],
+    rule: str,
+) -> N | D:
+    """The number in variable ``name`` (``default`` when unset or blank), or a ConfigError
+    naming the variable: ``<name>=<raw> is not <not_a>`` / ``<name>=<raw> <rule>``."""
+    raw = env.get(name, "").strip()
+    if not raw:
         return default
     try:
-        value = float(raw)
+        value = convert(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise ConfigError(f"{name}={raw!r} must be greater than 0")
+        raise ConfigError(f"{name}={raw!r} is not {not_a}") from None
+    if not valid(value):
+        raise ConfigError(f"{name}={raw!r} {rule}")
     return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    return env_number(
+        env,
+        name,
+        float,
+        default,
+        not_a="a number",
+        valid=lambda value: not value <= 0,
+        rule="must be greater than 0",
+    )
 
 
 def parse_mcp_servers(env: Mapping[str, str]) -> dict[str, MCPServerTarget]:

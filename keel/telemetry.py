@@ -66,6 +66,7 @@ from temporalio.runtime import (
     TelemetryConfig,
 )
 
+from keel.config import env_number
 from keel.errors import ConfigError
 
 INSTRUMENTATION_SCOPE = "keel"
@@ -149,16 +150,15 @@ def _protocol(env: Mapping[str, str], signal: str) -> str:
 
 
 def _port(env: Mapping[str, str], name: str) -> int | None:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        port = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a port number") from None
-    if not 1 <= port <= 65535:
-        raise ConfigError(f"{name}={raw!r} must be in 1..65535")
-    return port
+    return env_number(
+        env,
+        name,
+        int,
+        None,
+        not_a="a port number",
+        valid=lambda port: 1 <= port <= 65535,
+        rule="must be in 1..65535",
+    )
 
 
 def _otlp_span_exporter(protocol: str) -> SpanExporter:
