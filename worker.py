@@ -1,7 +1,7 @@
 """The Keel worker: the composition root.
 
-Reads configuration from the environment (keel.config.Settings, keel.telemetry), builds
-every client once (Temporal, one shared HTTP client, MCP connections via temporalio-mcp, the
+Reads configuration from the environment (``keel.runtime.config``, ``keel.runtime.telemetry``),
+builds every client once (Temporal, one shared HTTP client, MCP connections via temporalio-mcp, the
 OpenTelemetry providers) and registers the workflow and the activity classes that receive
 those clients. Run with ``python worker.py``. Logs are JSON lines on stderr (keel/logs.py).
 """
@@ -26,16 +26,16 @@ from activities.breaker import BreakerConfig
 from activities.llm import LLMActivities, llm_breakers
 from activities.mcp import ToolResultStamper, build_mcp_plugin, mcp_breakers
 from activities.notify import NotifyActivities
-from activities.pricing import resolve_price
 from activities.profiles import ProfileActivities
 from activities.providers.openai_compat import OpenAICompatProvider
-from keel.config import Settings
-from keel.errors import KeelError
-from keel.logs import configure_logging, get_logger
-from keel.profiles import available_profiles, load_profile
-from keel.stack import SEARCH_ATTRIBUTES
-from keel.telemetry import Telemetry
-from workflows.agent import AgentWorkflow
+from keel.contracts.errors import KeelError
+from keel.contracts.names import SEARCH_ATTRIBUTES
+from keel.runtime.config import Settings
+from keel.runtime.logs import configure_logging, get_logger
+from keel.runtime.pricing import resolve_price
+from keel.runtime.profiles import available_profiles, load_profile
+from keel.runtime.telemetry import Telemetry
+from workflows.agent.workflow import AgentWorkflow
 
 SERVICE_NAME = "keel-worker"
 log = get_logger("keel.worker")

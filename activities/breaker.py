@@ -41,8 +41,8 @@ from typing import Any, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from keel.config import env_number
-from keel.errors import ConfigError
+from keel.contracts.errors import ConfigError
+from keel.runtime.config import env_number
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -86,7 +86,7 @@ class BreakerConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> BreakerConfig:
         """Read ``KEEL_BREAKER_FAILURES`` and ``KEEL_BREAKER_COOLDOWN_SECONDS`` (unset = default).
 
-        Lives here rather than in ``keel.config.Settings`` because only the worker uses it;
+        Lives here rather than in ``keel.runtime.config.Settings`` because only the worker uses it;
         a bad value is a ``ConfigError`` naming the variable, so the worker refuses to start.
         """
         env = os.environ if env is None else env

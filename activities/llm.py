@@ -18,8 +18,8 @@ from activities.breaker import BreakerConfig, BreakerRegistry, Clock
 from activities.heartbeat import heartbeating
 from activities.observe import ModelCallObserver
 from activities.providers.base import ChatProvider
-from keel.models import ChatRequest, ChatResponse
-from keel.telemetry import Telemetry
+from keel.contracts import ChatRequest, ChatResponse
+from keel.runtime.telemetry import Telemetry
 
 T = TypeVar("T")
 

@@ -31,8 +31,8 @@ from temporalio.worker import (
 from activities.breaker import BreakerConfig, BreakerRegistry, Clock
 from activities.heartbeat import heartbeating
 from activities.observe import ToolCallObserver
-from keel.config import MCPServerTarget
-from keel.telemetry import Telemetry
+from keel.runtime.config import MCPServerTarget
+from keel.runtime.telemetry import Telemetry
 from mcp_servers.ledger import CALL_IN_PROGRESS
 
 ATTEMPT_META_KEY = "io.keel/attempt"

@@ -30,10 +30,9 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from keel.logs import content, get_logger
-from keel.models import ChatRequest, ChatResponse
-from keel.telemetry import Telemetry
-from workflows.budget import call_cost
+from keel.contracts import ChatRequest, ChatResponse, call_cost
+from keel.runtime.logs import content, get_logger
+from keel.runtime.telemetry import Telemetry
 
 IDEMPOTENCY_META_KEY = "io.keel/idempotency-key"
 SUMMARY_CHARS = 200

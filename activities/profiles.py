@@ -15,11 +15,11 @@ import httpx2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.pricing import resolve_price
-from keel.config import Settings
-from keel.errors import ProfileError, closest
-from keel.models import Profile
-from keel.profiles import load_profile
+from keel.contracts import Profile
+from keel.contracts.errors import ProfileError, closest
+from keel.runtime.config import Settings
+from keel.runtime.pricing import resolve_price
+from keel.runtime.profiles import load_profile
 
 
 class ProfileActivities:

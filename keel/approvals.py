@@ -20,13 +20,13 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from keel.client import WORKFLOW_TYPE
-from keel.errors import InputError, KeelError
-from keel.models import ApprovalRequest, Decision, DecisionOutcome
+from keel.contracts import ApprovalRequest, Decision, DecisionOutcome
+from keel.contracts.errors import InputError, KeelError
+from keel.contracts.names import SA_STATE, WORKFLOW_TYPE
 
 AWAITING_QUERY = (
     f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
-    " AND KeelState = 'awaiting_approval'"
+    f" AND {SA_STATE} = 'awaiting_approval'"
 )
 """Running is part of the query: a run terminated while waiting keeps its last KeelState."""
 

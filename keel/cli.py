@@ -33,13 +33,13 @@ from temporalio.service import RPCError
 from keel import procs
 from keel.approvals import decide, list_pending
 from keel.client import build_input, connect, query_status, start_run
-from keel.config import Settings
+from keel.contracts import ApprovalRequest, Decision, ProgressEvent, RunResult
+from keel.contracts.errors import InputError, KeelError
 from keel.demo import run_demo
-from keel.errors import InputError, KeelError
-from keel.models import ApprovalRequest, Decision, ProgressEvent, RunResult
 from keel.render import approval_lines, decision_line, progress_line, result_text, status_line
 from keel.report import add_arguments as add_report_arguments
 from keel.report import run_report
+from keel.runtime.config import Settings
 from keel.stack import COMPONENTS, default_stack
 from keel.watch import watch
 

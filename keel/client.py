@@ -11,15 +11,15 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
-from activities.pricing import resolve_price
-from keel.config import Settings
-from keel.errors import ConfigError, InputError, KeelError, describe_validation_error
-from keel.models import AgentInput, RunResult, RunStatus
-from keel.profiles import load_profile
-from keel.telemetry import Telemetry
-from workflows.limits import LimitError, effective_limits
+from keel.contracts import AgentInput, RunResult, RunStatus
+from keel.contracts.errors import ConfigError, InputError, KeelError, describe_validation_error
+from keel.contracts.limits import LimitError, effective_limits
+from keel.contracts.names import QUERY_STATUS, WORKFLOW_TYPE
+from keel.runtime.config import Settings
+from keel.runtime.pricing import resolve_price
+from keel.runtime.profiles import load_profile
+from keel.runtime.telemetry import Telemetry
 
-WORKFLOW_TYPE = "AgentWorkflow"
 SERVICE_NAME = "keel-cli"
 _telemetry: list[Telemetry] = []
 
@@ -89,7 +89,7 @@ async def start_run(
 
 
 async def query_status(handle: WorkflowHandle[object, RunResult]) -> RunStatus:
-    return await handle.query("status", result_type=RunStatus)
+    return await handle.query(QUERY_STATUS, result_type=RunStatus)
 
 
 async def follow(

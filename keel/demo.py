@@ -19,9 +19,9 @@ from pathlib import Path
 from temporalio.client import WorkflowHandle
 
 from keel.client import build_input, connect, query_status, start_run
-from keel.config import Settings
-from keel.models import ApprovalRequest, Decision, DecisionOutcome, ProgressEvent, RunResult
+from keel.contracts import ApprovalRequest, Decision, DecisionOutcome, ProgressEvent, RunResult
 from keel.render import progress_line, result_text
+from keel.runtime.config import Settings
 from keel.stack import Stack
 from keel.watch import watch
 

@@ -7,7 +7,7 @@ import textwrap
 from datetime import UTC, datetime
 from typing import Any
 
-from keel.models import (
+from keel.contracts import (
     ApprovalRequest,
     Decision,
     DecisionOutcome,

@@ -17,15 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from keel import procs
-from keel.config import PROJECT_ROOT
+from keel.contracts.names import SEARCH_ATTRIBUTES
+from keel.runtime.config import PROJECT_ROOT
 
 COMPONENTS = ("temporal", "simulator", "support_desk", "knowledge", "worker")
 TEMPORAL_DROPPED_ENV = ("OTEL_",)  # variable prefixes the dev server does not inherit
-SEARCH_ATTRIBUTES = {
-    "KeelState": "Keyword",
-    "KeelFailureClass": "Keyword",
-    "KeelProfile": "Keyword",
-}
 
 
 @dataclass

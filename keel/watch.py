@@ -23,8 +23,8 @@ from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.service import RPCError, RPCStatusCode
 
 from keel.client import follow
-from keel.errors import InputError
-from keel.models import PROGRESS_TOPIC, ProgressEvent, RunResult, RunStatus
+from keel.contracts import PROGRESS_TOPIC, ProgressEvent, RunResult, RunStatus
+from keel.contracts.errors import InputError
 
 # How long a caught-up subscriber waits before polling again (each poll is an update in the
 # run's history, so not less).

@@ -36,9 +36,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from keel.errors import ConfigError
-from keel.logs import configure_logging, get_logger
-from keel.telemetry import tracer_provider_from_env
+from keel.contracts.errors import ConfigError
+from keel.runtime.logs import configure_logging, get_logger
+from keel.runtime.telemetry import tracer_provider_from_env
 
 MCP_PATH = "/mcp"
 HEALTH_PATH = "/healthz"

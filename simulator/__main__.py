@@ -14,7 +14,7 @@ from typing import NoReturn
 
 import uvicorn
 
-from keel.logs import configure_logging, get_logger
+from keel.runtime.logs import configure_logging, get_logger
 from simulator.app import Simulator, create_app
 from simulator.scenarios import BUNDLED_DIR, ScenarioError, load_scenarios
 

@@ -24,7 +24,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
-from keel.models import AgentInput, ApprovalRequest, Principal, RunResult
+from keel.contracts import AgentInput, ApprovalRequest, Principal, RunResult
 from keel.stack import Stack, StackConfig
 
 REPO = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ import httpx2
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
-from keel.models import AgentInput, Principal, RunResult
+from keel.contracts import AgentInput, Principal, RunResult
 from keel.procs import free_port, python_argv, spawn, stop, wait_http
 from keel.stack import Stack
 

@@ -4,7 +4,7 @@
 Runs go through a worker built by ``worker.build_worker`` in this process (private task
 queue) against the session stack's real Temporal server, MCP servers and simulator, with
 ``max_cached_workflows=0`` so every workflow task replays the history: events must still
-appear once per attempt. The log lines are captured by ``keel.logs.configure_logging`` on a
+appear once per attempt. The log lines are captured by ``keel.runtime.logs.configure_logging`` on a
 ``StringIO``, exactly as the worker process writes them to stderr.
 """
 
@@ -37,10 +37,10 @@ from activities.observe import (
     parse_idempotency_key,
     result_summary,
 )
-from keel.logs import configure_logging
-from keel.models import AgentInput, ChatRequest, ModelSettings, Principal, RunResult
+from keel.contracts import AgentInput, ChatRequest, ModelSettings, Principal, RunResult
+from keel.runtime.logs import configure_logging
+from keel.runtime.telemetry import Telemetry
 from keel.stack import Stack
-from keel.telemetry import Telemetry
 from tests.test_telemetry import worker_settings
 from worker import build_worker, connect
 

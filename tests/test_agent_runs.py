@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from keel.models import LimitOverrides, RunResult, RunStatus
+from keel.contracts import LimitOverrides, RunResult, RunStatus
 from keel.stack import Stack
 from tests.helpers import activity_intervals, run, sim_turns, start
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from keel.models import (
+from keel.contracts import (
     ApprovalCondition,
     ApprovalRequest,
     ApprovalRule,
@@ -18,7 +18,7 @@ from keel.models import (
     ToolPolicy,
     ToolSpec,
 )
-from workflows.approvals import (
+from workflows.approvals.policy import (
     ApprovalDesk,
     DecisionError,
     approver_roles,

@@ -17,7 +17,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 
-from keel.models import ApprovalRequest, Decision, DecisionOutcome, RunResult, RunStatus
+from keel.contracts import ApprovalRequest, Decision, DecisionOutcome, RunResult, RunStatus
 from keel.stack import Stack
 from tests.helpers import start
 

@@ -11,7 +11,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from keel.models import LimitOverrides, RunResult, RunStatus
+from keel.contracts import LimitOverrides, RunResult, RunStatus
 from keel.stack import Stack
 from tests.helpers import run, sim_turns, start
 

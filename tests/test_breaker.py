@@ -35,8 +35,8 @@ from activities.mcp import (
 )
 from activities.providers.base import http_error, transport_error
 from activities.providers.openai_compat import OpenAICompatProvider
-from keel.errors import ConfigError
-from keel.models import ChatMessage, ChatRequest, ModelSettings
+from keel.contracts import ChatMessage, ChatRequest, ModelSettings
+from keel.contracts.errors import ConfigError
 from keel.procs import free_port
 
 CONFIG = BreakerConfig(failure_threshold=5, cooldown_seconds=30.0)

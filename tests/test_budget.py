@@ -16,13 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keel.models import ChatMessage, Limits, Price, ToolCall, ToolSpec, Usage
-from workflows.budget import (
+from keel.contracts import ChatMessage, Limits, Price, ToolCall, ToolSpec, Usage, call_cost
+from workflows.agent.budget import (
     COST_EPSILON_USD,
     MIN_OUTPUT_TOKENS,
     BudgetRefusal,
     CallAllowed,
-    call_cost,
     estimate_prompt_tokens,
     plan_call,
     tokens_used,

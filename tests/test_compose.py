@@ -383,7 +383,7 @@ def test_worker_sends_traces_to_the_collector(
 
 @pytest.mark.parametrize("service", ["support-desk", "knowledge"])
 def test_mcp_servers_send_their_spans_to_the_collector(model: dict[str, Any], service: str) -> None:
-    from keel.telemetry import TelemetrySettings
+    from keel.runtime.telemetry import TelemetrySettings
 
     env = model["services"][service]["environment"]
     worker = model["services"]["worker"]["environment"]
@@ -417,7 +417,7 @@ def test_prometheus_scrapes_the_worker_and_the_collector(
 
 
 def test_the_worker_understands_the_compose_telemetry_settings(model: dict[str, Any]) -> None:
-    from keel.telemetry import TelemetrySettings
+    from keel.runtime.telemetry import TelemetrySettings
 
     env = {k: v for k, v in model["services"]["worker"]["environment"].items() if v is not None}
     settings = TelemetrySettings.from_env(env)

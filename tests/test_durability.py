@@ -14,7 +14,7 @@ from temporalio.worker import Replayer
 
 from keel.stack import Stack
 from tests.helpers import sim_turns, start
-from workflows.agent import AgentWorkflow
+from workflows.agent.workflow import AgentWorkflow
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -26,9 +26,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from keel.config import Settings
-from keel.models import AgentInput, Principal, RunResult
+from keel.contracts import AgentInput, Principal, RunResult
 from keel.procs import free_port
+from keel.runtime.config import Settings
 from keel.stack import SEARCH_ATTRIBUTES, Stack
 from tests.conftest import REPO, TEST_PROFILES
 from worker import build_worker
@@ -147,7 +147,7 @@ async def test_a_failing_escalation_webhook_is_logged_and_the_wait_goes_on(
     result, elapsed = await run_skipping(env, stack, "approvals_escalate")
     assert result.status == "halted" and result.failure_class == "approval_timeout"
     assert elapsed >= timedelta(seconds=120 + 7200)  # the second wait still happened
-    # (the SDK appends the workflow's details to the message unless keel.logs turned that off)
+    # (the SDK appends the workflow's details unless keel.runtime.logs turned that off)
     events = [
         r for r in caplog.records if r.getMessage().split(" (")[0] == "approval.escalation_failed"
     ]

@@ -13,9 +13,9 @@ from activities.llm import LLMActivities
 from activities.profiles import ProfileActivities
 from activities.providers.base import http_error, parse_retry_after
 from activities.providers.openai_compat import OpenAICompatProvider
-from keel.config import Settings
-from keel.models import ChatMessage, ChatRequest, ModelSettings, ToolSpec
+from keel.contracts import ChatMessage, ChatRequest, ModelSettings, ToolSpec
 from keel.procs import free_port
+from keel.runtime.config import Settings
 from keel.stack import Stack
 from tests.conftest import TEST_PROFILES
 

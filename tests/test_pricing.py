@@ -16,9 +16,9 @@ from genai_prices import Usage, calc_price
 from genai_prices.data_snapshot import get_snapshot
 from genai_prices.update_prices import UpdatePrices
 
-from activities.pricing import resolve_price
-from keel.errors import ProfileError
-from keel.models import ModelSettings, Price
+from keel.contracts import ModelSettings, Price
+from keel.contracts.errors import ProfileError
+from keel.runtime.pricing import resolve_price
 
 MTOK = 1_000_000
 

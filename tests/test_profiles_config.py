@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from keel.config import DEFAULT_MCP_SERVERS, Settings, parse_mcp_servers
-from keel.errors import ConfigError, ProfileError
-from keel.models import LimitOverrides, Limits
-from keel.profiles import available_profiles, load_profile
-from workflows.limits import LimitError, effective_limits
+from keel.contracts import LimitOverrides, Limits
+from keel.contracts.errors import ConfigError, ProfileError
+from keel.contracts.limits import LimitError, effective_limits
+from keel.runtime.config import DEFAULT_MCP_SERVERS, Settings, parse_mcp_servers
+from keel.runtime.profiles import available_profiles, load_profile
 
 REPO = Path(__file__).resolve().parent.parent
 GOOD = """

@@ -19,15 +19,15 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 
-from keel.errors import ProfileError
-from keel.models import ApprovalRequest, ProgressEvent, ToolPolicy, ToolSpec
-from keel.profiles import load_profile_file
+from keel.contracts import ApprovalRequest, ProgressEvent, ToolPolicy, ToolSpec
+from keel.contracts.errors import ProfileError
+from keel.runtime.profiles import load_profile_file
 from keel.stack import Stack
 from keel.watch import stream_events, watch
 from tests.conftest import REPO
 from tests.helpers import keel, keel_env, start
 from tests.test_workflow_events import reject_all, replaying_worker, start_on
-from workflows.progress_text import (
+from workflows.report.progress_text import (
     approval_text,
     call_text,
     done_text,

@@ -22,7 +22,7 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
-from keel.models import (
+from keel.contracts import (
     AgentInput,
     ApprovalRequest,
     Decision,

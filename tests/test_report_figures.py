@@ -13,8 +13,8 @@ from typing import Any, get_args
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from keel.errors import InputError
-from keel.models import DecisionRecord, RunResult, StepOutcome, StepRecord, Usage
+from keel.contracts import DecisionRecord, RunResult, StepOutcome, StepRecord, Usage
+from keel.contracts.errors import InputError
 from keel.report.collect import parse_time, visibility_query, workflow_failure_class
 from keel.report.command import window
 from keel.report.figures import (

@@ -36,12 +36,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from keel.config import Settings
-from keel.errors import ConfigError
-from keel.models import AgentInput, Principal, RunResult
+from keel.contracts import AgentInput, Principal, RunResult
+from keel.contracts.errors import ConfigError
 from keel.procs import free_port
+from keel.runtime.config import Settings
+from keel.runtime.telemetry import PrometheusEndpoint, Telemetry, TelemetrySettings
 from keel.stack import Stack, StackConfig
-from keel.telemetry import PrometheusEndpoint, Telemetry, TelemetrySettings
 from tests.conftest import REPO, TEST_PROFILES
 from tests.helpers import desk_server
 from worker import build_worker, connect

@@ -11,9 +11,9 @@ import json
 import pytest
 from mcp.types import CallToolResult, ListToolsResult, TextContent, Tool, ToolAnnotations
 
-from keel.models import ServerSettings, ToolCall
-from workflows.tools import CatalogError, build_catalog, compact_json, result_text
-from workflows.validation import PreparedCall, Rejection, check_schema
+from keel.contracts import ServerSettings, ToolCall
+from workflows.tools.catalog import CatalogError, build_catalog, compact_json, result_text
+from workflows.tools.validation import PreparedCall, Rejection, check_schema
 
 SCHEMA = {"type": "object", "properties": {"order_id": {"type": "string"}}}
 

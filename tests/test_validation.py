@@ -19,10 +19,10 @@ import pytest
 import pytest_asyncio
 from mcp import Client
 
-from keel.models import Principal, Profile, ServerSettings, ToolCall, ToolPolicy, ToolSpec
+from keel.contracts import Principal, Profile, ServerSettings, ToolCall, ToolPolicy, ToolSpec
 from tests.helpers import desk_server
-from workflows.tools import build_catalog, result_text
-from workflows.validation import (
+from workflows.tools.catalog import build_catalog, result_text
+from workflows.tools.validation import (
     LookupRequest,
     LookupResult,
     PolicyError,

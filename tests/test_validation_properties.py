@@ -29,10 +29,10 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 from mcp import Client, MCPError
 
-from keel.models import ServerSettings, ToolCall, ToolSpec
+from keel.contracts import ServerSettings, ToolCall, ToolSpec
 from tests.helpers import DESK_TOOLS, desk_server
-from workflows.tools import build_catalog, result_text
-from workflows.validation import PreparedCall, Rejection, Validator
+from workflows.tools.catalog import build_catalog, result_text
+from workflows.tools.validation import PreparedCall, Rejection, Validator
 
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = list(DESK_TOOLS)

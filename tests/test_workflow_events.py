@@ -34,10 +34,10 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
-from keel.config import Settings
-from keel.logs import configure_logging
-from keel.models import AgentInput, ApprovalRequest, Decision, DecisionOutcome, Principal
-from keel.models import RunResult as RunResultModel
+from keel.contracts import AgentInput, ApprovalRequest, Decision, DecisionOutcome, Principal
+from keel.contracts import RunResult as RunResultModel
+from keel.runtime.config import Settings
+from keel.runtime.logs import configure_logging
 from keel.stack import Stack
 from tests.conftest import REPO, TEST_PROFILES
 from worker import build_worker

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from temporalio.exceptions import ApplicationError
 
-from keel.models import ChatRequest, ChatResponse
+from keel.contracts import ChatRequest, ChatResponse
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 

@@ -16,7 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.providers.base import http_error, transport_error
-from keel.models import ChatMessage, ChatRequest, ChatResponse, ToolCall, ToolSpec, Usage
+from keel.contracts import ChatMessage, ChatRequest, ChatResponse, ToolCall, ToolSpec, Usage
 
 CONVERSATION_HEADER = "X-Keel-Conversation"
 

@@ -27,9 +27,9 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from keel.client import WORKFLOW_TYPE
-from keel.errors import InputError
-from keel.models import RunResult
+from keel.contracts import RunResult
+from keel.contracts.errors import InputError
+from keel.contracts.names import SA_PROFILE, WORKFLOW_TYPE
 from keel.report.models import RunEnd, RunRecord
 
 DEFAULT_CONCURRENCY = 16
@@ -95,7 +95,7 @@ def profile_filter(profile: str) -> str:
     starts, or no ``KeelProfile`` at all (input that could not be read, runs started before the
     attribute existed); :func:`collect` then checks those by the profile they name."""
     quoted = profile.replace("\\", "\\\\").replace("'", "\\'")
-    return f"(KeelProfile = '{quoted}' OR KeelProfile IS NULL)"
+    return f"({SA_PROFILE} = '{quoted}' OR {SA_PROFILE} IS NULL)"
 
 
 def workflow_failure_class(cause: BaseException | None) -> str:

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from keel.client import connect
-from keel.config import Settings
-from keel.errors import InputError
+from keel.contracts.errors import InputError
 from keel.report.collect import collect, parse_time, visibility_query
 from keel.report.figures import build_report
 from keel.report.html import render_html
 from keel.report.models import Report
 from keel.report.tables import render_text
+from keel.runtime.config import Settings
 
 DEFAULT_LIMIT = 10_000
 

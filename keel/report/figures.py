@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from keel.models import StepRecord
+from keel.contracts import StepRecord
 from keel.report.models import (
     CostFigures,
     Distribution,

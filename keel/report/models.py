@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from keel.models import RunResult
+from keel.contracts import RunResult
 
 RunEnd = Literal[
     "completed", "halted", "rejected", "failed", "terminated", "timed_out", "cancelled"

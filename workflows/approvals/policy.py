@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from keel.models import (
+from keel.contracts import (
     ApprovalRequest,
     ApprovalRule,
     ApprovalSettings,

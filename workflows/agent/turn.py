@@ -16,15 +16,15 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from keel.models import ApprovalRule, ChatMessage, StepRecord, ToolCall
-    from workflows.approval_wait import Decided, await_decision, open_request
-    from workflows.approvals import approver_roles, needs_approval, reversibility
-    from workflows.context import Stop, TurnContext
-    from workflows.execute import ToolCallFailed, execute_call, tool_record
+    from keel.contracts import ApprovalRule, ChatMessage, StepRecord, ToolCall
+    from workflows.agent.state import Stop, TurnContext
+    from workflows.approvals.policy import approver_roles, needs_approval, reversibility
+    from workflows.approvals.wait import Decided, await_decision, open_request
     from workflows.failures import FailureClass
-    from workflows.mcp_calls import RunFailed, run_lookups
-    from workflows.semantics import LookupResult
-    from workflows.validation import (
+    from workflows.tools.execute import ToolCallFailed, execute_call, tool_record
+    from workflows.tools.mcp_calls import RunFailed, run_lookups
+    from workflows.tools.semantics import LookupResult
+    from workflows.tools.validation import (
         PolicyError,
         PreparedCall,
         Rejection,

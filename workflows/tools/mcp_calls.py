@@ -20,10 +20,10 @@ with workflow.unsafe.imports_passed_through():
     from mcp.types import CallToolResult, ListToolsResult
     from temporalio.mcp import TemporalMCPClient
 
-    from keel.models import ServerSettings, ToolPolicy
+    from keel.contracts import ServerSettings, ToolPolicy
     from workflows.failures import FailureClass, classify
-    from workflows.tools import result_text
-    from workflows.validation import LookupRequest, LookupResult
+    from workflows.tools.catalog import result_text
+    from workflows.tools.validation import LookupRequest, LookupResult
 
 IDEMPOTENCY_META_KEY = "io.keel/idempotency-key"
 # The worker heartbeats every 2 s while an MCP call runs (activities/mcp.py): a lost worker

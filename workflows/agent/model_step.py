@@ -17,7 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from keel.models import (
+    from keel.contracts import (
         ChatMessage,
         ChatRequest,
         ChatResponse,
@@ -27,14 +27,15 @@ with workflow.unsafe.imports_passed_through():
         Profile,
         StepRecord,
         ToolSpec,
+        call_cost,
     )
-    from workflows.budget import BudgetRefusal, call_cost, estimate_prompt_tokens, plan_call
-    from workflows.budget import tokens_used as count_tokens
-    from workflows.context import Ledger, Stop
+    from workflows.agent.budget import BudgetRefusal, estimate_prompt_tokens, plan_call
+    from workflows.agent.budget import tokens_used as count_tokens
+    from workflows.agent.no_progress import ProgressTracker
+    from workflows.agent.state import Ledger, Stop
     from workflows.failures import classify
-    from workflows.mcp_calls import RunFailed
-    from workflows.progress import ProgressTracker
-    from workflows.reporter import Reporter
+    from workflows.report.reporter import Reporter
+    from workflows.tools.mcp_calls import RunFailed
 
 # The LLM activity heartbeats every 2 s: a lost worker is noticed in 10 s, not after the
 # model timeout, and a cancelled call (wall clock reached) aborts its HTTP request.

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from keel.errors import ProfileError, closest, describe_validation_error
-from keel.models import Profile
+from keel.contracts import Profile
+from keel.contracts.errors import ProfileError, closest, describe_validation_error
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 

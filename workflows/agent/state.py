@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from keel.models import (
+    from keel.contracts import (
         ApprovalSettings,
         Limits,
         Principal,
@@ -18,11 +18,11 @@ with workflow.unsafe.imports_passed_through():
         ToolSpec,
         Usage,
     )
-    from workflows.approvals import ApprovalDesk
+    from workflows.agent.no_progress import ProgressTracker
+    from workflows.approvals.policy import ApprovalDesk
     from workflows.failures import FailureClass
-    from workflows.progress import ProgressTracker
-    from workflows.reporter import Reporter
-    from workflows.validation import Validator
+    from workflows.report.reporter import Reporter
+    from workflows.tools.validation import Validator
 
 
 @dataclass

@@ -66,8 +66,8 @@ from temporalio.runtime import (
     TelemetryConfig,
 )
 
-from keel.config import env_number
-from keel.errors import ConfigError
+from keel.contracts.errors import ConfigError
+from keel.runtime.config import env_number
 
 INSTRUMENTATION_SCOPE = "keel"
 TRACE_EXPORTERS = ("otlp", "console", "none")

@@ -2,8 +2,8 @@
 
 1. **schema** — the tool exists in the run's catalog and the arguments are a JSON object that
    satisfies the tool's input schema (Draft 2020-12, with exact ``multipleOf``; see
-   :mod:`workflows.schemas`). :class:`Validator` compiles each schema once per run.
-2. **semantic** — the profile's declarative rules for the tool (:mod:`workflows.semantics`):
+   :mod:`workflows.tools.schemas`). :class:`Validator` compiles each schema once per run.
+2. **semantic** — the profile's declarative rules for the tool (:mod:`workflows.tools.semantics`):
    :func:`plan_lookups` says which read-only tool calls to make, the workflow runs them as
    activities, :func:`check_semantics` judges the call with their results.
 3. **authorization** — :func:`check_authorization`: the principal holds a role the policy asks.
@@ -23,10 +23,10 @@ from typing import Any, Literal
 
 from jsonschema.protocols import Validator as SchemaValidator
 
-from keel.errors import closest
-from keel.models import Principal, ToolCall, ToolPolicy, ToolSpec
-from workflows.schemas import Issue, ToolInputValidator, describe_schema, schema_issues, show
-from workflows.semantics import (
+from keel.contracts import Principal, ToolCall, ToolPolicy, ToolSpec
+from keel.contracts.errors import closest
+from workflows.tools.schemas import Issue, ToolInputValidator, describe_schema, schema_issues, show
+from workflows.tools.semantics import (
     LookupRequest,
     LookupResult,
     PolicyError,

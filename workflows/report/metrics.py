@@ -12,7 +12,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from keel.models import DecisionRecord, RunResult
+    from keel.contracts import DecisionRecord, RunResult
 
 
 def run_finished(result: RunResult) -> None:

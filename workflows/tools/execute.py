@@ -9,11 +9,11 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from keel.models import StepRecord, ToolCall, ToolSpec
-    from workflows.context import TurnContext
+    from keel.contracts import StepRecord, ToolCall, ToolSpec
+    from workflows.agent.state import TurnContext
     from workflows.failures import classify
-    from workflows.mcp_calls import RunFailed, activity_meta, call_tool, retry_is_unsafe
-    from workflows.tools import result_text
+    from workflows.tools.catalog import result_text
+    from workflows.tools.mcp_calls import RunFailed, activity_meta, call_tool, retry_is_unsafe
 
 
 def tool_record(step: int, call: ToolCall, started: datetime, **fields: Any) -> StepRecord:

@@ -19,7 +19,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from keel.models import (
+    from keel.contracts import (
         ApprovalRequest,
         Decision,
         DecisionRecord,
@@ -27,12 +27,12 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
         ToolCall,
     )
-    from workflows.approvals import DecisionError, approval_id
-    from workflows.context import Stop, TurnContext
-    from workflows.events import emit
-    from workflows.execute import execute_call, tool_record
-    from workflows.mcp_calls import run_lookups
-    from workflows.validation import (
+    from workflows.agent.state import Stop, TurnContext
+    from workflows.approvals.policy import DecisionError, approval_id
+    from workflows.report.events import emit
+    from workflows.tools.execute import execute_call, tool_record
+    from workflows.tools.mcp_calls import run_lookups
+    from workflows.tools.validation import (
         PreparedCall,
         Rejection,
         check_authorization,

@@ -31,7 +31,7 @@ from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import SchemaError, ValidationError, best_match
 from jsonschema.protocols import Validator as SchemaValidator
 
-from keel.errors import closest
+from keel.contracts.errors import closest
 
 MAX_ISSUES = 10
 _EXAMPLE = re.compile(r"e\.g\.\s*(\S+)")

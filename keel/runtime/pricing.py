@@ -21,8 +21,8 @@ from decimal import Decimal
 from genai_prices import Usage, calc_price
 from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
 
-from keel.errors import ProfileError, closest
-from keel.models import ModelSettings, Price
+from keel.contracts import ModelSettings, Price
+from keel.contracts.errors import ProfileError, closest
 
 _MTOK = Decimal(1_000_000)
 

@@ -5,7 +5,8 @@ Pure functions, used inside the workflow (deterministic) and by the CLI for earl
 
 from __future__ import annotations
 
-from keel.models import LimitOverrides, Limits
+from keel.contracts.profile import Limits
+from keel.contracts.run import LimitOverrides
 
 
 class LimitError(ValueError):

@@ -1,6 +1,6 @@
 """Token and cost budgets, checked before every model call so a cap is never crossed.
 
-Pure and deterministic (stdlib and ``keel.models`` only: no I/O, no clocks), so the workflow
+Pure and deterministic (stdlib and ``keel.contracts`` only: no I/O, no clocks), so the workflow
 can call it and replay it. The workflow asks ``plan_call`` before each model call with what the
 run has used so far, a conservative estimate of the prompt, and the model's price; the answer
 is either the output-token cap to send with the call or a refusal naming the budget.
@@ -24,7 +24,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
-from keel.models import ChatMessage, Limits, Price, ToolSpec, Usage
+from keel.contracts import ChatMessage, Limits, Price, ToolSpec, Usage
+from keel.contracts.llm import PER_TOKEN
 
 MIN_OUTPUT_TOKENS = 16
 """A call that cannot produce at least this many output tokens is not worth making."""
@@ -45,7 +46,6 @@ TOKENS_PER_MESSAGE = 4
 TOKENS_PER_TOOL_CALL = 4
 TOKENS_PER_TOOL = 10
 
-_PER_TOKEN = 1e-6  # prices are per million tokens
 
 BudgetName: TypeAlias = Literal["token_budget", "cost_budget"]
 
@@ -95,22 +95,6 @@ def estimate_prompt_tokens(messages: list[ChatMessage], tools: list[ToolSpec]) -
         + TOKENS_PER_TOOL * len(tools)
     )
     return -(-size // BYTES_PER_TOKEN) + overhead
-
-
-def call_cost(usage: Usage, price: Price) -> float:
-    """USD of one call. ``usage.input_tokens`` includes ``cached_tokens`` (OpenAI semantics).
-
-    Cached tokens are billed at the cached price (the input price when none is listed), the
-    rest of the input at the input price. A provider reporting more cached than input tokens
-    is treated as all input cached rather than as a negative uncached count.
-    """
-    cached = min(max(usage.cached_tokens, 0), usage.input_tokens)
-    cached_price = _cached_price(price)
-    return (
-        (usage.input_tokens - cached) * price.input_per_mtok * _PER_TOKEN
-        + cached * cached_price * _PER_TOKEN
-        + usage.output_tokens * price.output_per_mtok * _PER_TOKEN
-    )
 
 
 def tokens_used(usage: Usage) -> int:
@@ -163,10 +147,9 @@ def worst_case_cost(prompt_tokens: int, output_tokens: int, price: Price) -> flo
     No cache discount is assumed; if a profile lists a cached price above the input price,
     that one is the worst case.
     """
-    input_price = max(price.input_per_mtok, _cached_price(price))
+    input_price = max(price.input_per_mtok, price.cached_price)
     return (
-        prompt_tokens * input_price * _PER_TOKEN
-        + output_tokens * price.output_per_mtok * _PER_TOKEN
+        prompt_tokens * input_price * PER_TOKEN + output_tokens * price.output_per_mtok * PER_TOKEN
     )
 
 
@@ -182,7 +165,7 @@ def _affordable_output(remaining_usd: float, prompt_tokens: int, cap: int, price
     if prompt_cost > budget:
         return -1
     limit = cap
-    out_price = price.output_per_mtok * _PER_TOKEN
+    out_price = price.output_per_mtok * PER_TOKEN
     if out_price > 0:
         affordable = (budget - prompt_cost) / out_price
         if affordable < cap:
@@ -192,12 +175,6 @@ def _affordable_output(remaining_usd: float, prompt_tokens: int, cap: int, price
     while cap < limit and worst_case_cost(prompt_tokens, cap + 1, price) <= budget:
         cap += 1
     return cap
-
-
-def _cached_price(price: Price) -> float:
-    if price.cached_input_per_mtok is None:
-        return price.input_per_mtok
-    return price.cached_input_per_mtok
 
 
 def _bytes(text: str) -> int:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from keel.models import ProgressTemplates, ToolPolicy, ToolSpec, template_fields
+from keel.contracts import ProgressTemplates, ToolPolicy, ToolSpec, template_fields
 
 MESSAGE_WIDTH = 200
 VALUE_WIDTH = 40

@@ -31,8 +31,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, Field, ValidationError
 
-    from keel.errors import describe_validation_error
-    from keel.models import (
+    from keel.contracts import (
         PROGRESS_TOPIC,
         AgentInput,
         ChatMessage,
@@ -46,24 +45,26 @@ with workflow.unsafe.imports_passed_through():
         RunStatus,
         ServerSettings,
         ToolSpec,
+        names,
     )
-    from workflows.approval_handlers import ApprovalHandlers
-    from workflows.approvals import ApprovalDesk
-    from workflows.context import Ledger, Stop, TurnContext
+    from keel.contracts.errors import describe_validation_error
+    from keel.contracts.limits import LimitError, effective_limits, extend_limits
+    from workflows.agent.model_step import ModelStep, before_model_call
+    from workflows.agent.no_progress import ProgressTracker
+    from workflows.agent.state import Ledger, Stop, TurnContext
+    from workflows.agent.turn import run_tool_turn
+    from workflows.approvals.handlers import ApprovalHandlers
+    from workflows.approvals.policy import ApprovalDesk
     from workflows.failures import classify
-    from workflows.limits import LimitError, effective_limits, extend_limits
-    from workflows.mcp_calls import RunFailed, list_tools
-    from workflows.model_step import ModelStep, before_model_call
-    from workflows.progress import ProgressTracker
-    from workflows.progress_text import template_problems
-    from workflows.reporter import Reporter
-    from workflows.tools import CatalogError, build_catalog
-    from workflows.turn import run_tool_turn
-    from workflows.validation import PolicyError, Validator, check_policies
+    from workflows.report.progress_text import template_problems
+    from workflows.report.reporter import Reporter
+    from workflows.tools.catalog import CatalogError, build_catalog
+    from workflows.tools.mcp_calls import RunFailed, list_tools
+    from workflows.tools.validation import PolicyError, Validator, check_policies
 
-KEEL_STATE = SearchAttributeKey.for_keyword("KeelState")
-KEEL_FAILURE_CLASS = SearchAttributeKey.for_keyword("KeelFailureClass")
-KEEL_PROFILE = SearchAttributeKey.for_keyword("KeelProfile")
+KEEL_STATE = SearchAttributeKey.for_keyword(names.SA_STATE)
+KEEL_FAILURE_CLASS = SearchAttributeKey.for_keyword(names.SA_FAILURE_CLASS)
+KEEL_PROFILE = SearchAttributeKey.for_keyword(names.SA_PROFILE)
 PROFILE_LOAD_TIMEOUT = timedelta(seconds=30)
 # Failure classes of runs that fail before they start (workflow failures, not results).
 _START_FAILURES = {

@@ -13,11 +13,11 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from keel.models import ApprovalRequest, Decision, DecisionOutcome, ToolCall
-    from workflows.approvals import ApprovalDesk, DecisionError
-    from workflows.events import emit
-    from workflows.reporter import Reporter
-    from workflows.validation import Rejection, Validator
+    from keel.contracts import ApprovalRequest, Decision, DecisionOutcome, ToolCall
+    from workflows.approvals.policy import ApprovalDesk, DecisionError
+    from workflows.report.events import emit
+    from workflows.report.reporter import Reporter
+    from workflows.tools.validation import Rejection, Validator
 
 
 class ApprovalHandlers:

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from keel.errors import ConfigError
+from keel.contracts.errors import ConfigError
+from keel.contracts.names import TASK_QUEUE
 
 N = TypeVar("N", int, float)
 D = TypeVar("D")
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TASK_QUEUE = "agents"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
 DEFAULT_LLM_BASE_URL = "http://127.0.0.1:8100/v1"
 DEFAULT_MCP_SERVERS = {
     "support_desk": "http://127.0.0.1:8201/mcp",

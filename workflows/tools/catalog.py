@@ -3,7 +3,7 @@
 ``build_catalog`` turns the servers' listings into the ``ToolSpec`` s a run may use (and
 refuses input schemas that are not valid JSON Schema, so a server bug fails the run at its
 start instead of at the first call). Validating calls against the catalog lives in
-:mod:`workflows.validation`.
+:mod:`workflows.tools.validation`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import json
 
 from mcp.types import CallToolResult, ListToolsResult, TextContent
 
-from keel.models import ServerSettings, ToolSpec
-from workflows.schemas import schema_problem
+from keel.contracts import ServerSettings, ToolSpec
+from workflows.tools.schemas import schema_problem
 
 
 class CatalogError(ValueError):

@@ -24,9 +24,9 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from keel.errors import closest
-from keel.models import Check, Lookup, ToolPolicy, ToolSpec
-from workflows.schemas import Issue, show
+from keel.contracts import Check, Lookup, ToolPolicy, ToolSpec
+from keel.contracts.errors import closest
+from workflows.tools.schemas import Issue, show
 
 MISSING: Any = object()
 _RELATIVE_DATE = re.compile(r"^([+-])(\d{1,5})d$")

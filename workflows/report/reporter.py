@@ -6,8 +6,8 @@ Three outputs for the same moments, all replay-safe:
   ``progress``, ``temporalio.contrib.workflow_streams``). Appending is workflow state, not a
   command: a replay rebuilds the same log, and since events are published only here, after
   the workflow has seen an activity's outcome, a retried activity never publishes twice.
-* **log events** — ``workflows.events.emit`` (``workflow.logger``: silent during replay).
-* **run-level metrics** — ``workflows.metrics`` (``workflow.metric_meter()``: same).
+* **log events** — ``workflows.report.events.emit`` (``workflow.logger``: silent during replay).
+* **run-level metrics** — ``workflows.report.metrics`` (``workflow.metric_meter()``: same).
 
 The activity side (``model.call``, ``tool.call``, spans, ``gen_ai.*`` metrics) lives in
 ``activities/``; the catalogue of every event is docs/operations.md.
@@ -22,8 +22,7 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from keel.logs import content
-    from keel.models import (
+    from keel.contracts import (
         ApprovalRequest,
         ChatResponse,
         Decision,
@@ -33,9 +32,10 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
         ToolPolicy,
     )
-    from workflows import metrics
-    from workflows.events import emit
-    from workflows.progress_text import (
+    from keel.runtime.logs import content
+    from workflows.report import metrics
+    from workflows.report.events import emit
+    from workflows.report.progress_text import (
         approval_text,
         call_text,
         done_text,

@@ -1,0 +1,114 @@
+"""Keel's boundary types: everything that crosses a process or history boundary.
+
+Workflow input and result, activity requests and responses, the resolved profile, approvals,
+progress events, and (``keel.contracts.names``) every public name. Split by concern:
+
+- :mod:`keel.contracts.profile` — the agent profile and its settings;
+- :mod:`keel.contracts.run` — a run's input (``AgentInput``, ``Principal``, limit overrides);
+- :mod:`keel.contracts.llm` — the model activity's messages, tool specs, usage, cost;
+- :mod:`keel.contracts.approvals` — approval requests, decisions, the audit trail;
+- :mod:`keel.contracts.result` — step records, the ``status`` answer, ``RunResult``;
+- :mod:`keel.contracts.progress` — live progress events;
+- :mod:`keel.contracts.limits` — effective limits (profile ceilings lowered per run);
+- :mod:`keel.contracts.errors` — Keel's typed, user-facing errors;
+- :mod:`keel.contracts.names` — workflow, activity, message, search-attribute and ``_meta``
+  names, and error codes.
+
+This package imports nothing else from Keel. Evolve its models only by adding optional
+fields: running workflows replay against the payloads already in history.
+"""
+
+from keel.contracts.approvals import ApprovalRequest, Decision, DecisionOutcome, DecisionRecord
+from keel.contracts.errors import ConfigError, InputError, KeelError, ProfileError
+from keel.contracts.limits import LimitError, effective_limits, extend_limits
+from keel.contracts.llm import (
+    ChatMessage,
+    ChatRequest,
+    ChatResponse,
+    ToolCall,
+    ToolSpec,
+    Usage,
+    call_cost,
+)
+from keel.contracts.names import PROGRESS_TOPIC
+from keel.contracts.profile import (
+    LIMIT_FIELDS,
+    ApprovalCondition,
+    ApprovalRule,
+    ApprovalSettings,
+    Check,
+    EscalationSettings,
+    FallbackModel,
+    Limits,
+    Lookup,
+    ModelSettings,
+    Price,
+    Profile,
+    ProgressTemplates,
+    Reversibility,
+    ServerSettings,
+    ToolPolicy,
+)
+from keel.contracts.progress import PROGRESS_KINDS, ProgressEvent
+from keel.contracts.result import RunResult, RunStatus, StepRecord
+from keel.contracts.run import (
+    AgentInput,
+    LimitOverrides,
+    Principal,
+    RunOutcome,
+    RunState,
+    StepKind,
+    StepOutcome,
+)
+from keel.contracts.templates import template_fields
+
+__all__ = [
+    "LIMIT_FIELDS",
+    "PROGRESS_KINDS",
+    "PROGRESS_TOPIC",
+    "AgentInput",
+    "ApprovalCondition",
+    "ApprovalRequest",
+    "ApprovalRule",
+    "ApprovalSettings",
+    "ChatMessage",
+    "ChatRequest",
+    "ChatResponse",
+    "Check",
+    "ConfigError",
+    "Decision",
+    "DecisionOutcome",
+    "DecisionRecord",
+    "EscalationSettings",
+    "FallbackModel",
+    "InputError",
+    "KeelError",
+    "LimitError",
+    "LimitOverrides",
+    "Limits",
+    "Lookup",
+    "ModelSettings",
+    "Price",
+    "Principal",
+    "Profile",
+    "ProfileError",
+    "ProgressEvent",
+    "ProgressTemplates",
+    "Reversibility",
+    "RunOutcome",
+    "RunResult",
+    "RunState",
+    "RunStatus",
+    "ServerSettings",
+    "StepKind",
+    "StepOutcome",
+    "StepRecord",
+    "ToolCall",
+    "ToolPolicy",
+    "ToolSpec",
+    "Usage",
+    "call_cost",
+    "effective_limits",
+    "extend_limits",
+    "template_fields",
+]

@@ -1,0 +1,74 @@
+"""Approval requests, the ``decide`` payload, the audit trail and the update's answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from keel.contracts.profile import Reversibility
+from keel.contracts.run import Principal
+
+
+class ApprovalRequest(BaseModel):
+    """A tool call waiting for a human: what, for whom, why, on what, until when."""
+
+    approval_id: str
+    workflow_id: str
+    step: int
+    tool_call_id: str
+    tool: str
+    server: str
+    arguments: dict[str, Any]
+    principal: Principal
+    reversibility: Reversibility
+    reason: str | None = Field(default=None, description="the model's stated reason")
+    context: dict[str, Any] = Field(
+        default_factory=dict, description="what the call acts on (semantic lookups' results)"
+    )
+    approver_roles: list[str] = Field(default_factory=list)
+    created_at: datetime
+    expires_at: datetime
+    escalated: bool = False
+
+
+class Decision(BaseModel):
+    """Payload of the ``decide`` signal and update."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approval_id: str = Field(min_length=1)
+    decision: Literal["approve", "reject", "edit"]
+    arguments: dict[str, Any] | None = None
+    reason: str | None = None
+    by: str | None = None
+    roles: list[str] = Field(
+        default_factory=list, description="the decider's roles, checked against approver_roles"
+    )
+
+
+class DecisionRecord(BaseModel):
+    """One entry of the audit trail: who decided what, when, and what came of it."""
+
+    approval_id: str
+    tool: str
+    decision: Literal["approve", "reject", "edit", "timeout", "refused"]
+    by: str | None = None
+    at: datetime
+    reason: str | None = None
+    arguments: dict[str, Any] | None = None
+    outcome: str = ""
+    requested_at: datetime | None = Field(
+        default=None, description="when the request was made (time to decision = at - this)"
+    )
+    step: int | None = None
+
+
+class DecisionOutcome(BaseModel):
+    """What the ``decide`` update answers."""
+
+    approval_id: str
+    accepted: bool
+    status: str
+    message: str = ""

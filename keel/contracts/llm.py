@@ -1,0 +1,102 @@
+"""The model activity's wire types: messages, tool calls, tool specs, usage, request, response."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from keel.contracts.profile import ModelSettings, Price
+
+PER_TOKEN = 1e-6  # prices are per million tokens
+
+
+class ToolCall(BaseModel):
+    """A tool call as the model produced it; ``arguments`` is the raw JSON text, unparsed."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+class ChatMessage(BaseModel):
+    """One message of the conversation, in a provider-neutral shape."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class ToolSpec(BaseModel):
+    """A tool offered to the model: MCP name, description and input schema, plus its server."""
+
+    server: str
+    name: str
+    description: str = ""
+    input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+    annotations: dict[str, Any] = Field(default_factory=dict)
+
+
+class Usage(BaseModel):
+    """Token usage as the provider reported it."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def plus(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+        )
+
+
+class ChatRequest(BaseModel):
+    """Input of the ``keel.llm.chat`` activity."""
+
+    model: ModelSettings
+    messages: list[ChatMessage]
+    tools: list[ToolSpec] = Field(default_factory=list)
+    conversation_id: str = Field(description="stable per run; lets providers group requests")
+    max_output_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="this call's cap, when a budget leaves less than the model's",
+    )
+    step: int | None = Field(
+        default=None, ge=1, description="the run's model-call index, for logs, spans, metrics"
+    )
+
+
+class ChatResponse(BaseModel):
+    """Output of the ``keel.llm.chat`` activity."""
+
+    content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    model: str
+    finish_reason: str | None = None
+    latency_ms: float = 0.0
+    attempt: int = 1
+
+
+def call_cost(usage: Usage, price: Price) -> float:
+    """USD of one call. ``usage.input_tokens`` includes ``cached_tokens`` (OpenAI semantics).
+
+    Cached tokens are billed at the cached price (the input price when none is listed), the
+    rest of the input at the input price. A provider reporting more cached than input tokens
+    is treated as all input cached rather than as a negative uncached count.
+    """
+    cached = min(max(usage.cached_tokens, 0), usage.input_tokens)
+    return (
+        (usage.input_tokens - cached) * price.input_per_mtok * PER_TOKEN
+        + cached * price.cached_price * PER_TOKEN
+        + usage.output_tokens * price.output_per_mtok * PER_TOKEN
+    )

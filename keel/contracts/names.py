@@ -1,0 +1,61 @@
+"""Every name that crosses a boundary, defined once.
+
+Workflow, task queue, message and activity names are what the Temporal CLI, the UI and
+recorded histories see; search attributes are what visibility queries filter on; the
+``io.keel/*`` keys travel in MCP requests' and results' ``_meta``; the error codes are what an
+MCP server answers and a worker recognises. Changing any of them breaks running workflows,
+recorded histories or third-party clients, so they live here and nowhere else.
+
+This module imports nothing (not even the rest of ``keel.contracts``): MCP servers depend on
+it alone.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# ----------------------------------------------------------------------------- Temporal
+WORKFLOW_TYPE: Final = "AgentWorkflow"
+TASK_QUEUE: Final = "agents"
+
+QUERY_STATUS: Final = "status"
+QUERY_PENDING_APPROVALS: Final = "pending_approvals"
+SIGNAL_GUIDE: Final = "guide"
+SIGNAL_DECIDE: Final = "decide"
+UPDATE_DECIDE: Final = "decide"
+
+ACTIVITY_PROFILE_LOAD: Final = "keel.profile.load"
+ACTIVITY_LLM_CHAT: Final = "keel.llm.chat"
+ACTIVITY_NOTIFY_WEBHOOK: Final = "keel.notify.webhook"
+
+# The progress topic of a run's workflow stream.
+PROGRESS_TOPIC: Final = "progress"
+
+# ----------------------------------------------------------------------------- visibility
+SA_STATE: Final = "KeelState"
+SA_FAILURE_CLASS: Final = "KeelFailureClass"
+SA_PROFILE: Final = "KeelProfile"
+# Every custom search attribute Keel needs registered on the namespace, with its type.
+SEARCH_ATTRIBUTES: Final[dict[str, str]] = {
+    SA_STATE: "Keyword",
+    SA_FAILURE_CLASS: "Keyword",
+    SA_PROFILE: "Keyword",
+}
+
+# ----------------------------------------------------------------------------- MCP _meta
+# Request _meta: the stable key of one logical tool call ({workflow_id}:{step}:{tool_call_id}).
+META_IDEMPOTENCY_KEY: Final = "io.keel/idempotency-key"
+# Result _meta, stamped by the worker: the attempt that produced it, and its latency.
+META_ATTEMPT: Final = "io.keel/attempt"
+META_LATENCY_MS: Final = "io.keel/latency-ms"
+
+# ----------------------------------------------------------------------------- error codes
+# JSON-RPC error (implementation-defined band): a duplicate of a call still in progress;
+# retry later. Answered by the idempotency ledger, retried by the worker.
+MCP_CALL_IN_PROGRESS: Final = -32010
+
+# ApplicationError types that end a run before it starts (workflow failures, not results).
+ERROR_INVALID_INPUT: Final = "InvalidInput"
+ERROR_PROFILE: Final = "ProfileError"
+ERROR_CONFIG: Final = "ConfigError"
+ERROR_UPSTREAM_UNAVAILABLE: Final = "UpstreamUnavailable"

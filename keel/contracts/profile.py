@@ -1,0 +1,287 @@
+"""The agent profile: model, servers, tools and their policies, limits, approvals.
+
+Loaded from TOML by an activity, then carried in history for the whole run. Evolve only by
+adding optional fields: running workflows replay against the payloads already in history.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from keel.contracts._base import Strict
+from keel.contracts.templates import template_fields
+
+
+class Price(Strict):
+    """USD per million tokens. Cached input defaults to the input price when not given."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    cached_input_per_mtok: float | None = Field(default=None, ge=0)
+
+    @property
+    def cached_price(self) -> float:
+        """USD per million cached input tokens (the input price when none is listed)."""
+        if self.cached_input_per_mtok is None:
+            return self.input_per_mtok
+        return self.cached_input_per_mtok
+
+
+class FallbackModel(Strict):
+    """A model of a fallback chain; unset fields are taken from the primary model."""
+
+    name: str = Field(min_length=1)
+    base_url: str = ""
+    api_key_env: str = ""
+    price: Price | None = None
+    pricing_provider: str = ""
+    price_as: str = ""
+    max_output_tokens: int | None = Field(default=None, ge=1, le=200_000)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=3600)
+
+
+class ModelSettings(Strict):
+    """Which model serves the run and how to reach it.
+
+    ``base_url`` and ``api_key_env`` left empty are filled from the worker's environment
+    (``KEEL_LLM_BASE_URL``, ``KEEL_LLM_API_KEY_ENV``) when the profile is resolved. The key
+    itself never enters history: only the *name* of the environment variable does.
+    """
+
+    name: str = Field(
+        min_length=1, description="model id, e.g. 'gpt-4o-mini' or 'sim/support_demo'"
+    )
+    base_url: str = ""
+    api_key_env: str = ""
+    max_output_tokens: int = Field(default=1024, ge=1, le=200_000)
+    temperature: float = Field(default=0.2, ge=0.0, le=2.0)
+    timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    price: Price | None = Field(
+        default=None, description="explicit price; else looked up in genai-prices at load"
+    )
+    pricing_provider: str = Field(
+        default="", description="genai-prices provider id for the lookup, e.g. 'openai'"
+    )
+    price_as: str = Field(
+        default="", description="price this model like another model id (e.g. a simulator)"
+    )
+    schedule_to_close_seconds: float | None = Field(
+        default=None, gt=0, le=86400, description="bound on one model call including retries"
+    )
+    fallbacks: list[FallbackModel] = Field(
+        default_factory=list,
+        description="models tried in order when this one's circuit is open or it fails for good",
+    )
+
+    def served_by(self, fallback: FallbackModel) -> ModelSettings:
+        """The full settings of a fallback model: its own fields over this model's."""
+        update: dict[str, Any] = {
+            key: value
+            for key, value in fallback.model_dump(exclude_none=True).items()
+            if value != "" and key != "price"
+        }
+        update["price"] = fallback.price
+        update["fallbacks"] = []
+        return self.model_copy(update=update)
+
+    def chain(self) -> list[ModelSettings]:
+        """This model, then its fallbacks, in the order they are tried."""
+        return [self, *(self.served_by(fb) for fb in self.fallbacks)]
+
+
+class ServerSettings(Strict):
+    """One MCP server the profile may use, and which of its tools are allowed."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    tools: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    trusted: bool = Field(
+        default=False,
+        description="trust the server's MCP annotations and its idempotency-key deduplication",
+    )
+    schedule_to_close_seconds: float | None = Field(
+        default=None, gt=0, le=86400, description="bound on one tool call including retries"
+    )
+
+    def allows(self, tool: str) -> bool:
+        return "*" in self.tools or tool in self.tools
+
+
+class Limits(Strict):
+    """Ceilings for a run. Callers may lower them per run, never raise them.
+
+    ``None`` means unlimited for the optional budgets.
+    """
+
+    max_steps: int = Field(default=10, ge=1, le=1000, description="model calls per run")
+    max_tool_calls: int = Field(default=30, ge=0, le=10_000, description="tool calls per run")
+    max_tokens: int | None = Field(default=None, ge=1, description="input + output tokens")
+    max_cost_usd: float | None = Field(default=None, gt=0, description="model spend in USD")
+    max_wall_clock_seconds: float | None = Field(default=None, gt=0, le=30 * 86400)
+    max_repeated_calls: int = Field(
+        default=3, ge=1, le=100, description="same tool with the same arguments, N-th time halts"
+    )
+    max_idle_steps: int = Field(
+        default=3, ge=1, le=100, description="K consecutive steps that add no new information"
+    )
+
+
+LIMIT_FIELDS = (
+    "max_steps",
+    "max_tool_calls",
+    "max_tokens",
+    "max_cost_usd",
+    "max_wall_clock_seconds",
+    "max_repeated_calls",
+    "max_idle_steps",
+)
+
+
+class EscalationSettings(Strict):
+    """What happens when a limit trips: halt at once, or wait (bounded) for a human ``guide``."""
+
+    on_limit: Literal["halt", "escalate"] = "halt"
+    timeout_seconds: float = Field(default=3600, gt=0, le=30 * 86400)
+
+
+class Lookup(Strict):
+    """A read-only tool call whose result a semantic check refers to as ``$<name>.<path>``."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    tool: str
+    arguments: dict[str, Any] = Field(
+        default_factory=dict, description="values may be '$<argument path>' of the checked call"
+    )
+
+
+class Check(Strict):
+    """One declarative semantic rule on an argument of a tool call.
+
+    ``min`` / ``max`` are numbers or references (``$arg.path`` to another argument of the call,
+    ``$lookup.path`` into a lookup's result); ``exists`` names a lookup that must succeed
+    (the identifier exists); ``min_date`` / ``max_date`` are ISO dates or offsets from now
+    such as ``-30d`` / ``+0d``.
+    """
+
+    argument: str
+    min: float | str | None = None
+    max: float | str | None = None
+    exists: str | None = None
+    min_date: str | None = None
+    max_date: str | None = None
+    message: str = Field(default="", description="how to fix it, shown to the model")
+
+
+Reversibility = Literal["read", "reversible", "irreversible"]
+
+
+class ApprovalCondition(Strict):
+    """Approval is needed when the argument is above ``above`` (e.g. refunds above 50.00)."""
+
+    argument: str
+    above: float
+
+
+class ApprovalRule(Strict):
+    """When a tool's calls wait for a human decision, and who may decide.
+
+    ``auto`` (default): irreversible calls wait, others do not. ``always`` / ``never``
+    override the class. ``when`` narrows it: approval only if any condition holds.
+    """
+
+    required: Literal["auto", "always", "never"] = "auto"
+    when: list[ApprovalCondition] = Field(default_factory=list)
+    approver_roles: list[str] | None = Field(
+        default=None, description="roles allowed to decide; default: the profile's approvals"
+    )
+
+
+class ProgressTemplates(Strict):
+    """How a tool call reads in a run's live progress (``keel run`` / ``keel watch``).
+
+    ``call`` (when the call starts) and ``approval`` (when it waits for a human) may use the
+    call's argument names; ``done`` may also use the top-level fields of the result (a JSON
+    object), ``count`` (the length of a list result, or of the result's only list field),
+    ``<field>_count`` for each list field, and ``tool``. A template that cannot be filled for
+    a call falls back to the generic text, e.g. ``calling get_order(order_id=ORD-1042)``.
+    """
+
+    call: str | None = Field(default=None, description="e.g. 'looking up order {order_id}…'")
+    done: str | None = Field(default=None, description="e.g. 'found {count} orders'")
+    approval: str | None = Field(
+        default=None, description="what the approval wait shows, e.g. 'refund_order ${amount:.2f}'"
+    )
+
+    @field_validator("call", "done", "approval")
+    @classmethod
+    def _valid_template(cls, template: str | None) -> str | None:
+        if template is not None:
+            if not template.strip():
+                raise ValueError("a template must not be empty (leave it out instead)")
+            template_fields(template)
+        return template
+
+
+class ToolPolicy(Strict):
+    """Per-tool rules: who may call it (authorization), what must hold (semantic), how
+    reversible it is and when it needs a human decision (approval)."""
+
+    roles: list[str] = Field(
+        default_factory=list, description="principal needs one of these roles; empty = anyone"
+    )
+    lookups: list[Lookup] = Field(default_factory=list)
+    checks: list[Check] = Field(default_factory=list)
+    reversibility: Reversibility | None = Field(
+        default=None, description="overrides what the server's annotations say"
+    )
+    approval: ApprovalRule = Field(default_factory=ApprovalRule)
+    timeout_seconds: float | None = Field(
+        default=None, gt=0, le=3600, description="start-to-close of one attempt (server default)"
+    )
+    schedule_to_close_seconds: float | None = Field(
+        default=None, gt=0, le=86400, description="bound including retries (server default)"
+    )
+    progress: ProgressTemplates | None = Field(
+        default=None, description="how calls of this tool read in the live progress"
+    )
+
+
+class ApprovalSettings(Strict):
+    """Profile-wide approval behaviour."""
+
+    timeout_seconds: float = Field(default=3600, gt=0, le=30 * 86400)
+    on_timeout: Literal["reject", "escalate"] = "reject"
+    escalation_webhook: str = Field(
+        default="", description="URL notified (POST JSON) when an approval escalates"
+    )
+    escalation_timeout_seconds: float = Field(default=86400, gt=0, le=30 * 86400)
+    approver_roles: list[str] = Field(
+        default_factory=list, description="roles allowed to decide; empty = anyone"
+    )
+
+
+class Profile(Strict):
+    """An agent profile: prompt, model, servers and tools, limits."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")
+    description: str = ""
+    system_prompt: str = Field(min_length=1)
+    model: ModelSettings
+    servers: list[ServerSettings] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+    escalation: EscalationSettings = Field(default_factory=EscalationSettings)
+    tools: dict[str, ToolPolicy] = Field(default_factory=dict)
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
+
+    @field_validator("servers")
+    @classmethod
+    def _unique_servers(cls, servers: list[ServerSettings]) -> list[ServerSettings]:
+        names = [s.name for s in servers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"server listed more than once: {', '.join(duplicates)}")
+        return servers

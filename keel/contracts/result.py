@@ -1,0 +1,64 @@
+"""What a run reports: per-step records, the ``status`` query's answer, the ``RunResult``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from keel.contracts.approvals import DecisionRecord
+from keel.contracts.llm import Usage
+from keel.contracts.run import RunOutcome, RunState, StepKind, StepOutcome
+
+
+class StepRecord(BaseModel):
+    """What happened at one model call or one tool call."""
+
+    step: int = Field(description="model-call index this record belongs to (1-based)")
+    kind: StepKind
+    name: str = Field(description="model name, or tool name")
+    server: str | None = None
+    tool_call_id: str | None = None
+    started_at: datetime
+    latency_ms: float = 0.0
+    usage: Usage | None = None
+    attempts: int = 1
+    outcome: StepOutcome = "ok"
+    detail: str = ""
+    idempotency_key: str | None = None
+    cost_usd: float | None = None
+    validation: str | None = Field(
+        default=None, description="'passed', or '<layer>: <message>' for a refused tool call"
+    )
+
+
+class RunStatus(BaseModel):
+    """Answer of the ``status`` query."""
+
+    state: RunState
+    profile: str
+    step: int
+    tool_calls: int
+    usage: Usage
+    last_event: str
+    cost_usd: float = 0.0
+    pending_approvals: int = 0
+
+
+class RunResult(BaseModel):
+    """Result of ``AgentWorkflow``: always typed, whether the run completed or not."""
+
+    status: RunOutcome
+    final_answer: str | None = None
+    stop_reason: str | None = None
+    failure_class: str | None = None
+    error: str | None = None
+    profile: str
+    model: str
+    steps: list[StepRecord] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    tool_calls: int = 0
+    model_calls: int = 0
+    cost_usd: float = 0.0
+    approvals: list[DecisionRecord] = Field(default_factory=list)
+    guidance: int = Field(default=0, description="guide signals a human sent and the run used")

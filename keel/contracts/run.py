@@ -1,0 +1,44 @@
+"""A run's input and the names of its states: ``AgentInput``, ``Principal``, limit overrides."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from keel.contracts._base import Strict
+
+RunState = Literal[
+    "running", "awaiting_approval", "awaiting_guidance", "halted", "completed", "failed"
+]
+RunOutcome = Literal["completed", "halted", "rejected", "failed"]
+StepKind = Literal["model", "tool"]
+StepOutcome = Literal["ok", "tool_error", "invalid", "refused", "rejected", "failed"]
+
+
+class Principal(Strict):
+    """Who the run acts for; authorization (a later layer) checks these roles."""
+
+    id: str = Field(min_length=1, max_length=200)
+    roles: list[str] = Field(default_factory=list)
+
+
+class LimitOverrides(Strict):
+    """Per-run limits; each must be at or below the profile's ceiling."""
+
+    max_steps: int | None = Field(default=None, ge=1)
+    max_tool_calls: int | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    max_wall_clock_seconds: float | None = Field(default=None, gt=0)
+    max_repeated_calls: int | None = Field(default=None, ge=1)
+    max_idle_steps: int | None = Field(default=None, ge=1)
+
+
+class AgentInput(Strict):
+    """Input of ``AgentWorkflow``."""
+
+    profile: str = Field(min_length=1, max_length=64)
+    task: str = Field(min_length=1, max_length=100_000)
+    principal: Principal = Field(default_factory=lambda: Principal(id="anonymous"))
+    limits: LimitOverrides | None = None
