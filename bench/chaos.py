@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.chaos_driver import ChaosReport, chaos_stack, run_chaos
+from tests.integration.chaos_driver import ChaosReport, chaos_stack, run_chaos
 
 
 def table(report: ChaosReport) -> str:

@@ -441,9 +441,9 @@ class _SafeMetricsExporter(MetricsExporter):
     Core objects without keeping those objects alive. An attribute set made by a workflow's
     ``metric_meter().with_additional_attributes(...)`` is freed after the run, its ``id()``
     can be reused by the next one, and the exporter then labels an update with another
-    update's attributes (seen in tests/test_telemetry.py: a ``keel.runs`` point without its
-    ``profile``). Here attributes are converted per update (a small dict) and instruments
-    are keyed by name and kind, which OpenTelemetry requires to be unique anyway.
+    update's attributes (seen in tests/integration/test_telemetry.py: a ``keel.runs`` point
+    without its ``profile``). Here attributes are converted per update (a small dict) and
+    instruments are keyed by name and kind, which OpenTelemetry requires to be unique anyway.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

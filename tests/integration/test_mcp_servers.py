@@ -26,9 +26,11 @@ from mcp_types import CallToolResult, Tool
 
 from keel.procs import Child, free_port, python_argv, spawn, stop, wait_http
 from mcp_servers.support_desk.db import SupportDesk
-from tests.helpers import DESK_TOOLS
+from tests.helpers import (
+    DESK_TOOLS,
+    REPO,
+)
 
-REPO = Path(__file__).resolve().parent.parent
 TABLES = (
     "customers",
     "products",

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from keel.stack import Stack
-from tests.chaos_driver import chaos_stack, run_chaos
+from tests.integration.chaos_driver import chaos_stack, run_chaos
 
 RUNS = 4
 

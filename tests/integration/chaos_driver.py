@@ -1,4 +1,4 @@
-"""Chaos driver shared by tests/test_chaos.py (small N) and bench/chaos.py (large N).
+"""Chaos driver shared by tests/integration/test_chaos.py (small N) and bench/chaos.py (large N).
 
 Starts its own stack (so killing and restarting its parts disturbs no other test), starts N
 approval-needing runs, and while they run: approves every request as a human would (by
@@ -26,8 +26,8 @@ from temporalio.service import RPCError
 
 from keel.contracts import AgentInput, ApprovalRequest, Principal, RunResult
 from keel.stack import Stack, StackConfig
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 APPROVE_EARLY = 6.0  # seconds after start: the runs wait for approval by then
 APPROVE_LATE = 13.0
 PROFILES = os.pathsep.join([str(REPO / "tests" / "profiles"), str(REPO / "profiles")])

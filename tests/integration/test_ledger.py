@@ -41,8 +41,8 @@ from mcp_servers.ledger import (
     holder_state,
     ttl_from_env,
 )
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 TTL = 60.0
 LEASE = 30.0
 

@@ -15,8 +15,8 @@ import httpx2
 import pytest
 
 from keel.procs import Child, free_port, python_argv, spawn, stop, wait_http
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 CONV = "X-Keel-Conversation"
 
 

@@ -12,7 +12,6 @@ import json
 import tomllib
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +19,9 @@ import pytest_asyncio
 from mcp import Client
 
 from keel.contracts import Principal, Profile, ServerSettings, ToolCall, ToolPolicy, ToolSpec
-from tests.helpers import desk_server
+from tests.helpers import (
+    desk_server,
+)
 from workflows.tools.catalog import build_catalog, result_text
 from workflows.tools.validation import (
     LookupRequest,
@@ -36,7 +37,6 @@ from workflows.tools.validation import (
     plan_lookups,
 )
 
-REPO = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # ORD-1042 was delivered on 2026-11-06
 
 REFUND_PROFILE = """

@@ -12,8 +12,8 @@ from keel.contracts.errors import ConfigError, ProfileError
 from keel.contracts.limits import LimitError, effective_limits
 from keel.runtime.config import DEFAULT_MCP_SERVERS, Settings, parse_mcp_servers
 from keel.runtime.profiles import available_profiles, load_profile
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 GOOD = """
 system_prompt = "You help."
 [model]

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,11 +29,13 @@ from hypothesis_jsonschema import from_schema
 from mcp import Client, MCPError
 
 from keel.contracts import ServerSettings, ToolCall, ToolSpec
-from tests.helpers import DESK_TOOLS, desk_server
+from tests.helpers import (
+    DESK_TOOLS,
+    desk_server,
+)
 from workflows.tools.catalog import build_catalog, result_text
 from workflows.tools.validation import PreparedCall, Rejection, Validator
 
-REPO = Path(__file__).resolve().parent.parent
 TOOLS = list(DESK_TOOLS)
 READ_ONLY = ["search_customers", "get_customer", "list_orders", "get_order"]
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -2,7 +2,7 @@
 
 After each scenario the support-desk database holds exactly the effects that were approved:
 tests run one at a time against one database, so the rows a test adds are its own.
-The approved refunds of this module and tests/test_cli_approvals.py all draw on ORD-1050
+The approved refunds of this module and tests/integration/test_cli_approvals.py all draw on ORD-1050
 (129.99 refundable, 116.00 used): a new approving test should use another order.
 """
 
