@@ -18,7 +18,7 @@ from activities.breaker import BreakerConfig, BreakerRegistry, Clock
 from activities.heartbeat import heartbeating
 from activities.observe import ModelCallObserver
 from activities.providers.base import ChatProvider
-from keel.contracts import ChatRequest, ChatResponse
+from keel.contracts import ChatRequest, ChatResponse, names
 from keel.runtime.telemetry import Telemetry
 
 T = TypeVar("T")
@@ -67,7 +67,7 @@ class LLMActivities:
         self._breakers = breakers if breakers is not None else llm_breakers()
         self._observer = ModelCallObserver(telemetry)
 
-    @activity.defn(name="keel.llm.chat")
+    @activity.defn(name=names.ACTIVITY_LLM_CHAT)
     async def chat(self, request: ChatRequest) -> ChatResponse:
         """One attempt: one ``model.call`` event, one ``chat {model}`` span, its metrics."""
         with self._observer.observe(request) as call:

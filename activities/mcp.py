@@ -31,12 +31,10 @@ from temporalio.worker import (
 from activities.breaker import BreakerConfig, BreakerRegistry, Clock
 from activities.heartbeat import heartbeating
 from activities.observe import ToolCallObserver
+from keel.contracts import names
 from keel.runtime.config import MCPServerTarget
 from keel.runtime.telemetry import Telemetry
-from mcp_servers.ledger import CALL_IN_PROGRESS
 
-ATTEMPT_META_KEY = "io.keel/attempt"
-LATENCY_META_KEY = "io.keel/latency-ms"
 MCP_ACTIVITY_PREFIX = "temporalio.mcp."
 MCP_PROTOCOL_ERROR_TYPE = "MCPProtocolError"
 
@@ -79,7 +77,7 @@ def mcp_server_failed(exc: BaseException) -> bool:
     is a failure.
     """
     if isinstance(exc, ApplicationError) and exc.type == MCP_PROTOCOL_ERROR_TYPE:
-        if exc.details and exc.details[0] == CALL_IN_PROGRESS:
+        if exc.details and exc.details[0] == names.MCP_CALL_IN_PROGRESS:
             return False  # the ledger answered "a twin of this call is running": server is up
         return not exc.non_retryable
     return True
@@ -126,8 +124,8 @@ class _StampToolResults(ActivityInboundInterceptor):
         )
         if is_tool_call and isinstance(result, dict):
             meta = dict(result.get("meta") or {})
-            meta[ATTEMPT_META_KEY] = activity.info().attempt
-            meta[LATENCY_META_KEY] = round((time.monotonic() - started) * 1000, 3)
+            meta[names.META_ATTEMPT] = activity.info().attempt
+            meta[names.META_LATENCY_MS] = round((time.monotonic() - started) * 1000, 3)
             result = {**result, "meta": meta}
         return result
 

@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.providers.base import RETRYABLE_STATUS
+from keel.contracts import names
 
 
 class Notification(BaseModel):
@@ -42,7 +43,7 @@ class NotifyActivities:
     def __init__(self, http: httpx2.AsyncClient) -> None:
         self._http = http
 
-    @activity.defn(name="keel.notify.webhook")
+    @activity.defn(name=names.ACTIVITY_NOTIFY_WEBHOOK)
     async def webhook(self, notification: Notification) -> int:
         url = resolve_url(notification.url)
         try:

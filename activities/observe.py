@@ -30,11 +30,10 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from keel.contracts import ChatRequest, ChatResponse, call_cost
+from keel.contracts import ChatRequest, ChatResponse, call_cost, names
 from keel.runtime.logs import content, get_logger
 from keel.runtime.telemetry import Telemetry
 
-IDEMPOTENCY_META_KEY = "io.keel/idempotency-key"
 SUMMARY_CHARS = 200
 # Bucket boundaries the GenAI semantic conventions advise for their two client histograms.
 TOKEN_BUCKETS = [4.0**i for i in range(14)]  # 1, 4, 16, … 67108864
@@ -303,7 +302,7 @@ class ToolCall:
         """Read the temporalio-mcp call-tool request (a dict: name, arguments, meta)."""
         body = request if isinstance(request, Mapping) else {}
         meta = body.get("meta") or {}
-        key = meta.get(IDEMPOTENCY_META_KEY) if isinstance(meta, Mapping) else None
+        key = meta.get(names.META_IDEMPOTENCY_KEY) if isinstance(meta, Mapping) else None
         step, call_id = parse_idempotency_key(key)
         return cls(
             server=server,

@@ -15,7 +15,7 @@ import httpx2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from keel.contracts import Profile
+from keel.contracts import Profile, names
 from keel.contracts.errors import ProfileError, closest
 from keel.runtime.config import Settings
 from keel.runtime.pricing import resolve_price
@@ -29,7 +29,7 @@ class ProfileActivities:
         self._settings = settings
         self._http = http
 
-    @activity.defn(name="keel.profile.load")
+    @activity.defn(name=names.ACTIVITY_PROFILE_LOAD)
     async def load(self, name: str) -> Profile:
         try:
             profile = load_profile(name, self._settings.profiles_path)

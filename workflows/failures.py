@@ -2,7 +2,8 @@
 
 The taxonomy is documented in docs/operations.md; later issues extend it (limits, validation,
 approvals). This module maps what Temporal reports about a failed activity to a class and a
-readable message, so the workflow never ends with a bare stack trace.
+readable message, so the workflow never ends with a bare stack trace. ``RunFailed`` is how
+workflow code ends a run that has started: the loop turns it into a typed ``failed`` result.
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ FailureClass = Literal[
     "cancelled",
     "internal",
 ]
+
+
+class RunFailed(Exception):
+    """Internal control flow: ends the run with a typed ``failed`` result."""
+
+    def __init__(self, failure_class: FailureClass, message: str) -> None:
+        super().__init__(message)
+        self.failure_class = failure_class
+        self.message = message
+
 
 _BY_ERROR_TYPE: dict[str, FailureClass] = {
     "ConfigError": "config_error",

@@ -53,6 +53,7 @@ from keel.contracts.progress import PROGRESS_KINDS, ProgressEvent
 from keel.contracts.result import RunResult, RunStatus, StepRecord
 from keel.contracts.run import (
     AgentInput,
+    Guidance,
     LimitOverrides,
     Principal,
     RunOutcome,
@@ -81,6 +82,7 @@ __all__ = [
     "DecisionRecord",
     "EscalationSettings",
     "FallbackModel",
+    "Guidance",
     "InputError",
     "KeelError",
     "LimitError",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from keel.contracts._base import Strict
 
@@ -42,3 +42,11 @@ class AgentInput(Strict):
     task: str = Field(min_length=1, max_length=100_000)
     principal: Principal = Field(default_factory=lambda: Principal(id="anonymous"))
     limits: LimitOverrides | None = None
+
+
+class Guidance(BaseModel):
+    """Payload of the ``guide`` signal: a human's instruction to an escalated run."""
+
+    instruction: str = Field(min_length=1, max_length=20_000)
+    extend: LimitOverrides | None = None
+    by: str | None = None

@@ -2,7 +2,8 @@
 
 Workflow code (deterministic): the call itself is the ``keel.llm.chat`` activity. The step is
 recorded in the run's ledger (usage, cost, a ``StepRecord``) and reported to observers
-(workflows/reporter.py) only once the workflow has its outcome, so retries never duplicate it.
+(workflows/report/reporter.py) only once the workflow has its outcome, so retries never
+duplicate it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.llm import LLMActivities
     from keel.contracts import (
         ChatMessage,
         ChatRequest,
@@ -33,9 +35,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.agent.budget import tokens_used as count_tokens
     from workflows.agent.no_progress import ProgressTracker
     from workflows.agent.state import Ledger, Stop
-    from workflows.failures import classify
+    from workflows.failures import RunFailed, classify
     from workflows.report.reporter import Reporter
-    from workflows.tools.mcp_calls import RunFailed
 
 # The LLM activity heartbeats every 2 s: a lost worker is noticed in 10 s, not after the
 # model timeout, and a cancelled call (wall clock reached) aborts its HTTP request.
@@ -155,10 +156,9 @@ class ModelStep:
             max_output_tokens=cap if cap is not None and cap < model.max_output_tokens else None,
             step=step,
         )
-        return await workflow.execute_activity(
-            "keel.llm.chat",
+        return await workflow.execute_activity_method(
+            LLMActivities.chat,
             request,
-            result_type=ChatResponse,
             start_to_close_timeout=timedelta(seconds=model.timeout_seconds),
             schedule_to_close_timeout=(
                 timedelta(seconds=model.schedule_to_close_seconds)

@@ -1,4 +1,10 @@
-"""Run state shared by the workflow's tool-turn code: the ledger, stop conditions, context."""
+"""A run's state, in one place, and the wiring a tool turn works with.
+
+``AgentState`` is everything one run has accumulated (the ``status`` and
+``pending_approvals`` queries read it; the ``RunResult`` is built from it). ``RunContext`` is
+what a turn needs from the run once the profile is loaded and the tools are listed: every
+field is required, so a missing piece of wiring is a type error, not a silent default.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,11 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from keel.contracts import (
         ApprovalSettings,
+        ChatMessage,
+        Guidance,
         Limits,
         Principal,
+        RunState,
         ServerSettings,
         StepRecord,
         ToolPolicy,
@@ -19,21 +28,38 @@ with workflow.unsafe.imports_passed_through():
         Usage,
     )
     from workflows.agent.no_progress import ProgressTracker
-    from workflows.approvals.policy import ApprovalDesk
+    from workflows.approvals.desk import ApprovalDesk
     from workflows.failures import FailureClass
     from workflows.report.reporter import Reporter
-    from workflows.tools.validation import Validator
+    from workflows.tools.check import CheckPipeline
 
 
 @dataclass
 class Ledger:
-    """What the run has spent and done so far (lives in workflow state)."""
+    """What the run has spent and done so far."""
 
     steps: list[StepRecord] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     model_calls: int = 0
     tool_calls: int = 0
+
+
+@dataclass
+class AgentState:
+    """All of one run's state. Empty until the run starts; queries may read it at any time."""
+
+    phase: RunState = "running"
+    profile: str = ""
+    model: str = ""
+    last_event: str = "starting"
+    messages: list[ChatMessage] = field(default_factory=list)
+    ledger: Ledger = field(default_factory=Ledger)
+    desk: ApprovalDesk = field(default_factory=ApprovalDesk)
+    # guide signals received and not yet used (kept if they arrive early)
+    guidance: list[Guidance] = field(default_factory=list)
+    escalated: bool = False
+    guidance_used: int = 0
 
 
 @dataclass(frozen=True)
@@ -46,19 +72,27 @@ class Stop:
 
 
 @dataclass
-class TurnContext:
-    """Everything a tool turn needs from the run."""
+class RunContext:
+    """Everything a tool turn needs from the run. ``limits`` may be raised once by a human's
+    guidance; everything else is fixed for the run."""
 
     workflow_id: str
     principal: Principal
     limits: Limits
     servers: dict[str, ServerSettings]
     policies: dict[str, ToolPolicy]
-    catalog_all: list[ToolSpec]
-    validator: Validator
+    approvals: ApprovalSettings
+    catalog: list[ToolSpec]  # the tools offered to the model
+    checks: CheckPipeline
     tracker: ProgressTracker
-    ledger: Ledger
-    desk: ApprovalDesk = field(default_factory=ApprovalDesk)
-    approvals: ApprovalSettings = field(default_factory=ApprovalSettings)
-    on_pending_change: Callable[[], None] = lambda: None
-    reporter: Reporter = field(default_factory=Reporter)
+    state: AgentState
+    reporter: Reporter
+    on_pending_change: Callable[[], None]
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.state.ledger
+
+    @property
+    def desk(self) -> ApprovalDesk:
+        return self.state.desk

@@ -24,17 +24,19 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import SearchAttributeKey
 from temporalio.contrib.workflow_streams import WorkflowStream
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, Field, ValidationError
-
     from keel.contracts import (
-        PROGRESS_TOPIC,
         AgentInput,
+        ApprovalRequest,
         ChatMessage,
+        Decision,
+        DecisionOutcome,
+        Guidance,
+        LimitError,
         LimitOverrides,
         Limits,
         Profile,
@@ -43,81 +45,43 @@ with workflow.unsafe.imports_passed_through():
         RunResult,
         RunState,
         RunStatus,
-        ServerSettings,
-        ToolSpec,
+        effective_limits,
+        extend_limits,
         names,
     )
-    from keel.contracts.errors import describe_validation_error
-    from keel.contracts.limits import LimitError, effective_limits, extend_limits
     from workflows.agent.model_step import ModelStep, before_model_call
     from workflows.agent.no_progress import ProgressTracker
-    from workflows.agent.state import Ledger, Stop, TurnContext
+    from workflows.agent.start import (
+        START_FAILURES,
+        check_profile,
+        discover_tools,
+        load_profile,
+        parse_input,
+    )
+    from workflows.agent.state import AgentState, RunContext, Stop
     from workflows.agent.turn import run_tool_turn
     from workflows.approvals.handlers import ApprovalHandlers
-    from workflows.approvals.policy import ApprovalDesk
-    from workflows.failures import classify
-    from workflows.report.progress_text import template_problems
+    from workflows.failures import RunFailed
     from workflows.report.reporter import Reporter
-    from workflows.tools.catalog import CatalogError, build_catalog
-    from workflows.tools.mcp_calls import RunFailed, list_tools
-    from workflows.tools.validation import PolicyError, Validator, check_policies
+    from workflows.tools.check import CheckPipeline
 
 KEEL_STATE = SearchAttributeKey.for_keyword(names.SA_STATE)
 KEEL_FAILURE_CLASS = SearchAttributeKey.for_keyword(names.SA_FAILURE_CLASS)
 KEEL_PROFILE = SearchAttributeKey.for_keyword(names.SA_PROFILE)
-PROFILE_LOAD_TIMEOUT = timedelta(seconds=30)
-# Failure classes of runs that fail before they start (workflow failures, not results).
-_START_FAILURES = {
-    "InvalidInput": "invalid_input",
-    "ProfileError": "config_error",
-    "ConfigError": "config_error",
-    "UpstreamUnavailable": "upstream_unavailable",
-}
 
 
-class Guidance(BaseModel):
-    """Payload of the ``guide`` signal: a human's instruction to an escalated run."""
-
-    instruction: str = Field(min_length=1, max_length=20_000)
-    extend: LimitOverrides | None = None
-    by: str | None = None
-
-
-def parse_input(raw: Any) -> AgentInput:
-    """Validate workflow input; a mistake fails the workflow with a message naming the field."""
-    if isinstance(raw, AgentInput):
-        return raw
-    try:
-        return AgentInput.model_validate(raw)
-    except ValidationError as exc:
-        raise ApplicationError(
-            "invalid AgentWorkflow input:\n" + describe_validation_error(exc, "input"),
-            type="InvalidInput",
-            non_retryable=True,
-        ) from None
-
-
-@workflow.defn(name="AgentWorkflow")
-class AgentWorkflow(ApprovalHandlers):
+@workflow.defn(name=names.WORKFLOW_TYPE)
+class AgentWorkflow:
     """Runs one agent task under a profile; see the module docstring for the loop."""
 
     def __init__(self) -> None:
-        self._state: RunState = "running"
-        self._profile_name = ""
-        self._model_name = ""
-        self._messages: list[ChatMessage] = []
-        self._ledger = Ledger()
-        self._last_event = "starting"
-        self._guidance: list[Guidance] = []
-        self._escalated = False
-        self._guidance_used = 0
-        self._desk = ApprovalDesk()
-        self._validator: Validator | None = None
+        self._state = AgentState()
         # Live progress: a workflow stream (signals publish, updates long-poll, queries read
         # a closed run). The SDK requires constructing it directly in __init__.
         self._stream = WorkflowStream()
-        topic = self._stream.topic(PROGRESS_TOPIC, type=ProgressEvent)
+        topic = self._stream.topic(names.PROGRESS_TOPIC, type=ProgressEvent)
         self._reporter = Reporter(topic.publish, self._set_last_event)
+        self._approvals = ApprovalHandlers(self._state.desk, self._reporter)
 
     # ---------------------------------------------------------------- public interface
 
@@ -132,9 +96,8 @@ class AgentWorkflow(ApprovalHandlers):
         try:
             return await self._run(request)
         except ApplicationError as exc:
-            self._ended_without_result(
-                _START_FAILURES.get(exc.type or "", "config_error"), exc.message
-            )
+            failure_class = START_FAILURES.get(exc.type or "", "config_error")
+            self._ended_without_result(failure_class, exc.message)
             raise
         except asyncio.CancelledError:
             self._ended_without_result("cancelled", "the run was cancelled")
@@ -142,29 +105,80 @@ class AgentWorkflow(ApprovalHandlers):
         finally:
             await self._release_watchers()
 
+    @workflow.query(name=names.QUERY_STATUS)
+    def status(self) -> RunStatus:
+        state = self._state
+        return RunStatus(
+            state=state.phase,
+            profile=state.profile,
+            step=state.ledger.model_calls,
+            tool_calls=state.ledger.tool_calls,
+            usage=state.ledger.usage,
+            cost_usd=state.ledger.cost_usd,
+            last_event=state.last_event,
+            pending_approvals=len(state.desk.pending),
+        )
+
+    @workflow.signal(name=names.SIGNAL_GUIDE)
+    def guide(self, guidance: Guidance) -> None:
+        """A human's instruction for an escalated run (kept if it arrives early)."""
+        self._state.guidance.append(guidance)
+
+    @workflow.query(name=names.QUERY_PENDING_APPROVALS)
+    def pending_approvals(self) -> list[ApprovalRequest]:
+        """Tool calls waiting for a human decision, oldest first."""
+        return self._approvals.pending()
+
+    @workflow.signal(name=names.SIGNAL_DECIDE)
+    def decide(self, payload: Any) -> None:
+        """A human decision, fire and forget (see workflows/approvals/handlers.py)."""
+        self._approvals.signal(payload)
+
+    @workflow.update(name=names.UPDATE_DECIDE)
+    async def decide_update(self, decision: Decision) -> DecisionOutcome:
+        """A human decision that answers: accepted or not, and what came of it."""
+        return await self._approvals.update(decision)
+
+    @decide_update.validator
+    def _validate_decision(self, decision: Decision) -> None:
+        self._approvals.validate(decision)
+
+    # ---------------------------------------------------------------- the run
+
     async def _run(self, request: Any) -> RunResult:
         try:
             agent_input = parse_input(request)
         except ApplicationError:
             self._set_state("failed")
             raise
-        self._profile_name = agent_input.profile
-        self._reporter.profile = agent_input.profile
-        self._state = "running"
+        self._state.profile = self._reporter.profile = agent_input.profile
+        self._state.phase = "running"
         # One upsert, as before KeelProfile existed, so recorded histories still replay.
         workflow.upsert_search_attributes(
             [KEEL_STATE.value_set("running"), KEEL_PROFILE.value_set(agent_input.profile)]
         )
-        profile = await self._load_profile(agent_input.profile)
-        self._model_name = profile.model.name
-        self._reporter.policies = profile.tools
+        self._state.last_event = f"loading profile {agent_input.profile}"
         try:
+            profile = await load_profile(agent_input.profile)
+            self._state.model = profile.model.name
+            self._reporter.policies = profile.tools
             limits = effective_limits(profile.limits, agent_input.limits)
         except LimitError as exc:
             self._set_state("failed")
-            raise ApplicationError(str(exc), type="InvalidInput", non_retryable=True) from None
+            raise ApplicationError(
+                str(exc), type=names.ERROR_INVALID_INPUT, non_retryable=True
+            ) from None
+        except ApplicationError:
+            self._set_state("failed")
+            raise
         self._reporter.run_started(profile.model.name, agent_input.task, agent_input.principal,
                                    limits)  # fmt: skip
+        return await self._within_wall_clock(profile, agent_input, limits)
+
+    async def _within_wall_clock(
+        self, profile: Profile, agent_input: AgentInput, limits: Limits
+    ) -> RunResult:
+        """The loop, raced against a durable timer for the remaining wall clock."""
         loop = asyncio.ensure_future(self._guarded(profile, agent_input, limits))
         if limits.max_wall_clock_seconds is None:
             return await loop
@@ -179,187 +193,136 @@ class AgentWorkflow(ApprovalHandlers):
             await loop
         message = f"wall clock limit of {limits.max_wall_clock_seconds:g}s reached"
         stop = Stop("wall_clock", "wall_clock", message)
-        self._reporter.stop(self._ledger.model_calls, stop.reason, stop.failure_class, message,
-                            "halt")  # fmt: skip
+        self._reporter.stop(self._state.ledger.model_calls, stop.reason, stop.failure_class,
+                            message, "halt")  # fmt: skip
         return self._finish("halted", stop=stop)
-
-    @workflow.query(name="status")
-    def status(self) -> RunStatus:
-        return RunStatus(
-            state=self._state,
-            profile=self._profile_name,
-            step=self._ledger.model_calls,
-            tool_calls=self._ledger.tool_calls,
-            usage=self._ledger.usage,
-            cost_usd=self._ledger.cost_usd,
-            last_event=self._last_event,
-            pending_approvals=len(self._desk.pending),
-        )
-
-    @workflow.signal(name="guide")
-    def guide(self, guidance: Guidance) -> None:
-        """A human's instruction for an escalated run (kept if it arrives early)."""
-        self._guidance.append(guidance)
-
-    # ---------------------------------------------------------------- the loop
 
     async def _guarded(
         self, profile: Profile, agent_input: AgentInput, limits: Limits
     ) -> RunResult:
         try:
-            return await self._loop(profile, agent_input, limits)
+            return await self._loop(profile, await self._context(profile, agent_input, limits))
         except RunFailed as failure:
-            self._last_event = f"failed: {failure.message}"
+            self._state.last_event = f"failed: {failure.message}"
             return self._finish(
                 "failed",
                 stop=Stop("", failure.failure_class, failure.message),
                 error=failure.message,
             )
 
-    async def _loop(self, profile: Profile, agent_input: AgentInput, limits: Limits) -> RunResult:
-        catalog, catalog_all = await self._discover_tools(profile.servers)
-        try:
-            check_policies(profile.tools, catalog_all)
-        except PolicyError as exc:
-            raise RunFailed("config_error", f"profile {profile.name!r}: {exc}") from None
-        problems = template_problems(profile.tools, catalog_all)
-        if problems:
-            raise RunFailed(
-                "config_error",
-                f"profile {profile.name!r}: invalid progress template:\n" + "\n".join(problems),
-            )
-        tracker = ProgressTracker(limits.max_repeated_calls, limits.max_idle_steps)
-        ctx = TurnContext(
-            workflow_id=workflow.info().workflow_id,
-            principal=agent_input.principal,
-            limits=limits,
-            servers={s.name: s for s in profile.servers},
-            policies=profile.tools,
-            catalog_all=catalog_all,
-            validator=Validator(catalog),
-            tracker=tracker,
-            ledger=self._ledger,
-            desk=self._desk,
-            approvals=profile.approvals,
-            on_pending_change=self._on_pending_change,
-            reporter=self._reporter,
-        )
-        self._validator = ctx.validator
-        self._messages = [
+    async def _context(
+        self, profile: Profile, agent_input: AgentInput, limits: Limits
+    ) -> RunContext:
+        """List the tools, check the profile against them, and wire up the run."""
+        self._state.last_event = "listing tools"
+        catalog, catalog_all = await discover_tools(profile.servers)
+        check_profile(profile, catalog_all)
+        servers = {s.name: s for s in profile.servers}
+        checks = CheckPipeline(catalog, catalog_all, profile.tools, servers,
+                               agent_input.principal)  # fmt: skip
+        self._approvals.checks = checks
+        self._state.messages = [
             ChatMessage(role="system", content=profile.system_prompt),
             ChatMessage(role="user", content=agent_input.task),
         ]
-        model = ModelStep(profile, self._ledger, self._messages, self._reporter,
+        return RunContext(
+            workflow_id=workflow.info().workflow_id,
+            principal=agent_input.principal,
+            limits=limits,
+            servers=servers,
+            policies=profile.tools,
+            approvals=profile.approvals,
+            catalog=catalog,
+            checks=checks,
+            tracker=ProgressTracker(limits.max_repeated_calls, limits.max_idle_steps),
+            state=self._state,
+            reporter=self._reporter,
+            on_pending_change=self._on_pending_change,
+        )
+
+    async def _loop(self, profile: Profile, ctx: RunContext) -> RunResult:
+        """Model step, tool turn, repeat — until an answer without tool calls or a stop."""
+        state, catalog = self._state, ctx.catalog
+        model = ModelStep(profile, state.ledger, state.messages, self._reporter,
                           self._set_last_event)  # fmt: skip
         while True:
             cap, stop = before_model_call(
-                profile, ctx.limits, self._ledger, self._messages, catalog, tracker
+                profile, ctx.limits, state.ledger, state.messages, catalog, ctx.tracker
             )
             if stop is None:
                 response = await model.call(catalog, cap)
-                self._messages.append(
+                state.messages.append(
                     ChatMessage(
                         role="assistant", content=response.content, tool_calls=response.tool_calls
                     )
                 )
                 if not response.tool_calls:
                     return self._finish("completed", final_answer=response.content or "")
-                self._last_event = (
-                    f"step {self._ledger.model_calls}: {len(response.tool_calls)} tool call(s)"
+                state.last_event = (
+                    f"step {state.ledger.model_calls}: {len(response.tool_calls)} tool call(s)"
                 )
                 messages, stop = await run_tool_turn(ctx, response.tool_calls, response.content)
-                self._messages.extend(messages)
-            if stop is not None:
-                escalates = profile.escalation.on_limit == "escalate" and not self._escalated
-                self._reporter.stop(self._ledger.model_calls, stop.reason, stop.failure_class,
-                                    stop.message, "escalate" if escalates else "halt")  # fmt: skip
-                guidance = await self._escalate(profile, stop)
-                if guidance is None:
-                    return self._finish("halted", stop=stop)
-                self._reporter.guided(self._ledger.model_calls, guidance.by,
-                                      guidance.instruction, guidance.extend)  # fmt: skip
-                ctx.limits = extend_limits(ctx.limits, guidance.extend or LimitOverrides())
-                tracker.max_repeated_calls = ctx.limits.max_repeated_calls
-                tracker.max_idle_steps = ctx.limits.max_idle_steps
-                tracker.reset()
-                self._messages.append(
-                    ChatMessage(
-                        role="user", content=f"Guidance from a human: {guidance.instruction}"
-                    )
-                )
+                state.messages.extend(messages)
+            if stop is not None and not await self._guided_past(profile, ctx, stop):
+                return self._finish("halted", stop=stop)
+
+    async def _guided_past(self, profile: Profile, ctx: RunContext, stop: Stop) -> bool:
+        """A tripped limit: halt, or — once, if the profile says so — wait for a human's
+        guidance and go on with it (and with any limits it extends)."""
+        state = self._state
+        escalates = profile.escalation.on_limit == "escalate" and not state.escalated
+        self._reporter.stop(state.ledger.model_calls, stop.reason, stop.failure_class,
+                            stop.message, "escalate" if escalates else "halt")  # fmt: skip
+        guidance = await self._escalate(profile, stop)
+        if guidance is None:
+            return False
+        self._reporter.guided(state.ledger.model_calls, guidance.by, guidance.instruction,
+                              guidance.extend)  # fmt: skip
+        ctx.limits = extend_limits(ctx.limits, guidance.extend or LimitOverrides())
+        ctx.tracker.max_repeated_calls = ctx.limits.max_repeated_calls
+        ctx.tracker.max_idle_steps = ctx.limits.max_idle_steps
+        ctx.tracker.reset()
+        state.messages.append(
+            ChatMessage(role="user", content=f"Guidance from a human: {guidance.instruction}")
+        )
+        return True
 
     async def _escalate(self, profile: Profile, stop: Stop) -> Guidance | None:
         """Wait (bounded) for a human's ``guide`` signal, once per run, if the profile says so."""
-        if profile.escalation.on_limit != "escalate" or self._escalated:
+        state = self._state
+        if profile.escalation.on_limit != "escalate" or state.escalated:
             return None
-        self._escalated = True
+        state.escalated = True
         self._set_state("awaiting_guidance")
-        self._last_event = f"awaiting guidance: {stop.message}"
+        state.last_event = f"awaiting guidance: {stop.message}"
         self._reporter.guidance_requested(
-            self._ledger.model_calls, stop.message, profile.escalation.timeout_seconds
+            state.ledger.model_calls, stop.message, profile.escalation.timeout_seconds
         )
         try:
             await workflow.wait_condition(
-                lambda: bool(self._guidance),
+                lambda: bool(state.guidance),
                 timeout=timedelta(seconds=profile.escalation.timeout_seconds),
             )
         except TimeoutError:
             return None
         self._set_state("running")
-        self._guidance_used += 1
-        return self._guidance.pop(0)
-
-    async def _load_profile(self, name: str) -> Profile:
-        self._last_event = f"loading profile {name}"
-        try:
-            return await workflow.execute_activity(
-                "keel.profile.load",
-                name,
-                result_type=Profile,
-                start_to_close_timeout=PROFILE_LOAD_TIMEOUT,
-                retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1)),
-                summary=f"load profile {name}",
-            )
-        except ActivityError as exc:
-            _, message = classify(exc, f"profile {name!r}")
-            cause = exc.cause
-            error_type = cause.type if isinstance(cause, ApplicationError) else None
-            self._set_state("failed")
-            raise ApplicationError(
-                message, type=error_type or "UpstreamUnavailable", non_retryable=True
-            ) from None
-
-    async def _discover_tools(
-        self, servers: list[ServerSettings]
-    ) -> tuple[list[ToolSpec], list[ToolSpec]]:
-        """List every server's tools once per run: (allowed for the model, all of them)."""
-        self._last_event = "listing tools"
-        listings = await asyncio.gather(*(list_tools(s) for s in servers))
-        listed = {s.name: r for s, r in zip(servers, listings, strict=True)}
-        try:
-            allowed = build_catalog(servers, listed)
-            everything = [
-                tool
-                for s in servers
-                for tool in build_catalog([s.model_copy(update={"tools": ["*"]})], listed)
-            ]
-        except CatalogError as exc:
-            raise RunFailed("tool_catalog_error", str(exc)) from None
-        return allowed, everything
+        state.guidance_used += 1
+        return state.guidance.pop(0)
 
     # ---------------------------------------------------------------- bookkeeping
 
     def _on_pending_change(self) -> None:
-        if self._state in ("running", "awaiting_approval"):
-            waiting = bool(self._desk.pending)
+        state = self._state
+        if state.phase in ("running", "awaiting_approval"):
+            waiting = bool(state.desk.pending)
             self._set_state("awaiting_approval" if waiting else "running")
             if waiting:
-                tools = ", ".join(r.tool for r in self._desk.pending.values())
-                self._last_event = f"waiting for approval: {tools}"
+                tools = ", ".join(r.tool for r in state.desk.pending.values())
+                state.last_event = f"waiting for approval: {tools}"
 
-    def _set_state(self, state: RunState) -> None:
-        self._state = state
-        workflow.upsert_search_attributes([KEEL_STATE.value_set(state)])
+    def _set_state(self, phase: RunState) -> None:
+        self._state.phase = phase
+        workflow.upsert_search_attributes([KEEL_STATE.value_set(phase)])
 
     def _finish(
         self,
@@ -369,15 +332,17 @@ class AgentWorkflow(ApprovalHandlers):
         stop: Stop | None = None,
         error: str | None = None,
     ) -> RunResult:
-        state: RunState = (
+        phase: RunState = (
             "completed" if status == "completed" else ("halted" if status == "halted" else "failed")
         )
-        self._set_state(state)
+        self._set_state(phase)
         if stop is not None:
             workflow.upsert_search_attributes([KEEL_FAILURE_CLASS.value_set(stop.failure_class)])
-            self._last_event = f"{status}: {stop.reason or stop.failure_class}: {stop.message}"
+            self._state.last_event = (
+                f"{status}: {stop.reason or stop.failure_class}: {stop.message}"
+            )
         else:
-            self._last_event = status
+            self._state.last_event = status
         result = self._result(
             status,
             final_answer=final_answer,
@@ -385,7 +350,7 @@ class AgentWorkflow(ApprovalHandlers):
             failure_class=stop.failure_class if stop else None,
             error=error if error is not None else (stop.message if stop else None),
         )
-        self._reporter.finished(result, self._ledger.model_calls)
+        self._reporter.finished(result, self._state.ledger.model_calls)
         return result
 
     def _ended_without_result(self, failure_class: str, message: str) -> None:
@@ -394,22 +359,23 @@ class AgentWorkflow(ApprovalHandlers):
         still hear of it."""
         self._reporter.finished(
             self._result("failed", failure_class=failure_class, error=message),
-            self._ledger.model_calls,
+            self._state.ledger.model_calls,
         )
 
     def _result(self, status: RunOutcome, **outcome: Any) -> RunResult:
         """The run's result: ``outcome`` fields plus what the ledger and the desk hold."""
+        state = self._state
         return RunResult(
             status=status,
-            profile=self._profile_name,
-            model=self._model_name,
-            steps=self._ledger.steps,
-            usage=self._ledger.usage,
-            tool_calls=self._ledger.tool_calls,
-            model_calls=self._ledger.model_calls,
-            cost_usd=round(self._ledger.cost_usd, 9),
-            approvals=self._desk.audit,
-            guidance=self._guidance_used,
+            profile=state.profile,
+            model=state.model,
+            steps=state.ledger.steps,
+            usage=state.ledger.usage,
+            tool_calls=state.ledger.tool_calls,
+            model_calls=state.ledger.model_calls,
+            cost_usd=round(state.ledger.cost_usd, 9),
+            approvals=state.desk.audit,
+            guidance=state.guidance_used,
             **outcome,
         )
 
@@ -424,4 +390,4 @@ class AgentWorkflow(ApprovalHandlers):
         await workflow.wait_condition(lambda: True)
 
     def _set_last_event(self, message: str) -> None:
-        self._last_event = message
+        self._state.last_event = message

@@ -19,6 +19,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.notify import Notification, NotifyActivities
     from keel.contracts import (
         ApprovalRequest,
         Decision,
@@ -27,18 +28,12 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
         ToolCall,
     )
-    from workflows.agent.state import Stop, TurnContext
-    from workflows.approvals.policy import DecisionError, approval_id
+    from workflows.agent.state import RunContext, Stop
+    from workflows.approvals.desk import DecisionError
+    from workflows.approvals.policy import approval_id
     from workflows.report.events import emit
     from workflows.tools.execute import execute_call, tool_record
-    from workflows.tools.mcp_calls import run_lookups
-    from workflows.tools.validation import (
-        PreparedCall,
-        Rejection,
-        check_authorization,
-        check_semantics,
-        plan_lookups,
-    )
+    from workflows.tools.validation import PreparedCall, Rejection
 
 NOTIFY_TIMEOUT = timedelta(seconds=15)
 
@@ -54,7 +49,7 @@ class Decided:
 
 
 def open_request(
-    ctx: TurnContext, step: int, prepared: PreparedCall, kind: Reversibility,
+    ctx: RunContext, step: int, prepared: PreparedCall, kind: Reversibility,
     roles: list[str], reason: str | None, context: dict[str, Any],
 ) -> ApprovalRequest:  # fmt: skip
     """Create the request, apply a decision that arrived early, and show the new state."""
@@ -81,7 +76,7 @@ def open_request(
 
 
 async def await_decision(
-    ctx: TurnContext, request: ApprovalRequest, prepared: PreparedCall
+    ctx: RunContext, request: ApprovalRequest, prepared: PreparedCall
 ) -> Decided:
     decision = await _wait(ctx, request)
     step, call = request.step, prepared.call
@@ -135,7 +130,7 @@ async def await_decision(
     return Decided(text, record, result=text)
 
 
-async def _wait(ctx: TurnContext, request: ApprovalRequest) -> Decision | None:
+async def _wait(ctx: RunContext, request: ApprovalRequest) -> Decision | None:
     """The accepted decision, or None when every wait timed out."""
     aid = request.approval_id
     for attempt in (1, 2):
@@ -158,22 +153,20 @@ async def _wait(ctx: TurnContext, request: ApprovalRequest) -> Decision | None:
     return None
 
 
-async def _notify(ctx: TurnContext, request: ApprovalRequest) -> None:
+async def _notify(ctx: RunContext, request: ApprovalRequest) -> None:
     """Announce an escalated approval; a notification that cannot be sent does not stop the
     second wait (it is logged, and visible in history)."""
     url = ctx.approvals.escalation_webhook
     if not url:
         return
     try:
-        await workflow.execute_activity(
-            "keel.notify.webhook",
-            {
-                "url": url,
-                "payload": {
-                    "event": "approval_escalated",
-                    "request": request.model_dump(mode="json"),
-                },
-            },
+        notice = Notification(
+            url=url,
+            payload={"event": "approval_escalated", "request": request.model_dump(mode="json")},
+        )
+        await workflow.execute_activity_method(
+            NotifyActivities.webhook,
+            notice,
             start_to_close_timeout=NOTIFY_TIMEOUT,
             retry_policy=RetryPolicy(maximum_attempts=3),
             summary=f"notify {request.approval_id}",
@@ -189,23 +182,12 @@ async def _notify(ctx: TurnContext, request: ApprovalRequest) -> None:
 
 
 async def _revalidate(
-    ctx: TurnContext, prepared: PreparedCall, arguments: dict[str, Any]
+    ctx: RunContext, prepared: PreparedCall, arguments: dict[str, Any]
 ) -> PreparedCall | Rejection:
     """Edited arguments pass the same three layers as the model's own call."""
     call = ToolCall(id=prepared.call.id, name=prepared.call.name, arguments=json.dumps(arguments))
-    checked = ctx.validator.check_schema(call)
-    if isinstance(checked, Rejection):
-        return checked
-    policy = ctx.policies.get(call.name)
-    if policy is not None and policy.checks:
-        plan = plan_lookups(checked, policy, ctx.catalog_all)
-        if isinstance(plan, Rejection):
-            return plan
-        lookups = await run_lookups(plan, ctx.servers, ctx.policies)
-        rejection = check_semantics(checked, policy, lookups, workflow.now())
-        if rejection is not None:
-            return rejection
-    return check_authorization(checked, policy, ctx.principal) or checked
+    checked = await ctx.checks.check(call)
+    return checked if isinstance(checked, Rejection) else checked.prepared
 
 
 def _refused(step: int, call: ToolCall, error: str, message: str, outcome: str) -> Decided:
@@ -217,7 +199,7 @@ def _refused(step: int, call: ToolCall, error: str, message: str, outcome: str) 
 
 
 def _close(
-    ctx: TurnContext, request: ApprovalRequest, kind: Any, decision: Decision | None,
+    ctx: RunContext, request: ApprovalRequest, kind: Any, decision: Decision | None,
     now: Any, outcome: str, arguments: dict[str, Any] | None = None,
 ) -> None:  # fmt: skip
     record = DecisionRecord(

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from keel.contracts import StepRecord, ToolCall, ToolSpec
-    from workflows.agent.state import TurnContext
-    from workflows.failures import classify
+    from workflows.failures import RunFailed, classify
     from workflows.tools.catalog import result_text
-    from workflows.tools.mcp_calls import RunFailed, activity_meta, call_tool, retry_is_unsafe
+    from workflows.tools.mcp_calls import activity_meta, call_tool, retry_is_unsafe
+
+if TYPE_CHECKING:
+    from workflows.agent.state import RunContext
 
 
 def tool_record(step: int, call: ToolCall, started: datetime, **fields: Any) -> StepRecord:
@@ -33,7 +35,7 @@ class ToolCallFailed(Exception):
 
 
 async def execute_call(
-    ctx: TurnContext, step: int, call: ToolCall, tool: ToolSpec, arguments: dict[str, Any],
+    ctx: RunContext, step: int, call: ToolCall, tool: ToolSpec, arguments: dict[str, Any],
     validation: str = "passed",
 ) -> tuple[str, StepRecord]:  # fmt: skip
     """Run the call with its stable idempotency key; return (text for the model, record)."""

@@ -2,7 +2,8 @@
 
 Thin wrappers over ``temporalio.mcp.TemporalMCPClient`` that apply the profile's timeouts and
 retry policy, give every activity a readable summary for the Temporal UI, and turn activity
-failures into ``RunFailed`` with a failure class. Used only from workflow code.
+failures into ``RunFailed`` (workflows/failures.py) with a failure class. Used only from
+workflow code.
 """
 
 from __future__ import annotations
@@ -20,26 +21,14 @@ with workflow.unsafe.imports_passed_through():
     from mcp.types import CallToolResult, ListToolsResult
     from temporalio.mcp import TemporalMCPClient
 
-    from keel.contracts import ServerSettings, ToolPolicy
-    from workflows.failures import FailureClass, classify
+    from keel.contracts import ServerSettings, ToolPolicy, names
+    from workflows.failures import RunFailed, classify
     from workflows.tools.catalog import result_text
     from workflows.tools.validation import LookupRequest, LookupResult
 
-IDEMPOTENCY_META_KEY = "io.keel/idempotency-key"
 # The worker heartbeats every 2 s while an MCP call runs (activities/mcp.py): a lost worker
 # is noticed in 10 s, whatever the tool's own timeout.
 MCP_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-ATTEMPT_META_KEY = "io.keel/attempt"
-LATENCY_META_KEY = "io.keel/latency-ms"
-
-
-class RunFailed(Exception):
-    """Internal control flow: ends the run with a typed ``failed`` result."""
-
-    def __init__(self, failure_class: FailureClass, message: str) -> None:
-        super().__init__(message)
-        self.failure_class = failure_class
-        self.message = message
 
 
 def activity_config(
@@ -104,15 +93,15 @@ async def call_tool(
     """One tool call; ``key`` (the idempotency key) travels in the request's ``_meta``."""
     config = activity_config(server, call_summary(tool, arguments), policy, single_attempt)
     client = TemporalMCPClient(server.name, activity_config=config)
-    meta: Any = {IDEMPOTENCY_META_KEY: key} if key else None
+    meta: Any = {names.META_IDEMPOTENCY_KEY: key} if key else None
     return await client.call_tool(tool, arguments, meta=meta)
 
 
 def activity_meta(result: CallToolResult) -> tuple[int, float | None]:
     """Attempt number and worker-side latency stamped by the worker's MCP interceptor."""
     meta = result.meta or {}
-    attempt = meta.get(ATTEMPT_META_KEY)
-    latency = meta.get(LATENCY_META_KEY)
+    attempt = meta.get(names.META_ATTEMPT)
+    latency = meta.get(names.META_LATENCY_MS)
     return (
         int(attempt) if isinstance(attempt, int) else 1,
         float(latency) if isinstance(latency, int | float) else None,

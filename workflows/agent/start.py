@@ -1,0 +1,102 @@
+"""What a run does before its loop: read the input, load the profile, list the tools.
+
+Errors here are of two kinds. Input or configuration that cannot start a run at all fails
+the workflow with a non-retryable ``ApplicationError`` whose type names the cause (so the
+Temporal UI and CLI show one readable message). A tool catalog or policy that cannot be used
+is found after the run started, so it raises ``RunFailed``: the run ends with a typed result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from activities.profiles import ProfileActivities
+    from keel.contracts import AgentInput, Profile, ServerSettings, ToolSpec, names
+    from keel.contracts.errors import describe_validation_error
+    from workflows.failures import RunFailed, classify
+    from workflows.report.progress_text import template_problems
+    from workflows.tools.catalog import CatalogError, build_catalog
+    from workflows.tools.mcp_calls import list_tools
+    from workflows.tools.validation import PolicyError, check_policies
+
+PROFILE_LOAD_TIMEOUT = timedelta(seconds=30)
+# Failure classes of runs that fail before they start (workflow failures, not results).
+START_FAILURES = {
+    names.ERROR_INVALID_INPUT: "invalid_input",
+    names.ERROR_PROFILE: "config_error",
+    names.ERROR_CONFIG: "config_error",
+    names.ERROR_UPSTREAM_UNAVAILABLE: "upstream_unavailable",
+}
+
+
+def parse_input(raw: Any) -> AgentInput:
+    """Validate workflow input; a mistake fails the workflow with a message naming the field."""
+    if isinstance(raw, AgentInput):
+        return raw
+    try:
+        return AgentInput.model_validate(raw)
+    except ValidationError as exc:
+        raise ApplicationError(
+            "invalid AgentWorkflow input:\n" + describe_validation_error(exc, "input"),
+            type=names.ERROR_INVALID_INPUT,
+            non_retryable=True,
+        ) from None
+
+
+async def load_profile(name: str) -> Profile:
+    """The ``keel.profile.load`` activity: the resolved profile lands in history, so a run
+    keeps the profile it started with. A failure fails the workflow with its cause's type."""
+    try:
+        return await workflow.execute_activity_method(
+            ProfileActivities.load,
+            name,
+            start_to_close_timeout=PROFILE_LOAD_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1)),
+            summary=f"load profile {name}",
+        )
+    except ActivityError as exc:
+        _, message = classify(exc, f"profile {name!r}")
+        cause = exc.cause
+        error_type = cause.type if isinstance(cause, ApplicationError) else None
+        raise ApplicationError(
+            message, type=error_type or names.ERROR_UPSTREAM_UNAVAILABLE, non_retryable=True
+        ) from None
+
+
+async def discover_tools(servers: list[ServerSettings]) -> tuple[list[ToolSpec], list[ToolSpec]]:
+    """List every server's tools once per run: (allowed for the model, all of them)."""
+    listings = await asyncio.gather(*(list_tools(s) for s in servers))
+    listed = {s.name: r for s, r in zip(servers, listings, strict=True)}
+    try:
+        allowed = build_catalog(servers, listed)
+        everything = [
+            tool
+            for s in servers
+            for tool in build_catalog([s.model_copy(update={"tools": ["*"]})], listed)
+        ]
+    except CatalogError as exc:
+        raise RunFailed("tool_catalog_error", str(exc)) from None
+    return allowed, everything
+
+
+def check_profile(profile: Profile, catalog_all: list[ToolSpec]) -> None:
+    """Policy and progress-template mistakes, found once at the start instead of mid-run."""
+    try:
+        check_policies(profile.tools, catalog_all)
+    except PolicyError as exc:
+        raise RunFailed("config_error", f"profile {profile.name!r}: {exc}") from None
+    problems = template_problems(profile.tools, catalog_all)
+    if problems:
+        raise RunFailed(
+            "config_error",
+            f"profile {profile.name!r}: invalid progress template:\n" + "\n".join(problems),
+        )

@@ -1,0 +1,98 @@
+"""The one way a tool call is checked: schema → semantic → authorization.
+
+``CheckPipeline`` is built once per run from the run's catalog, policies and principal, and is
+the only code that composes the three layers of :mod:`workflows.tools.validation`:
+
+- the tool turn runs :meth:`~CheckPipeline.schema` on every call first (in call order, between
+  the tool-call budget and the repeat counter), then :meth:`~CheckPipeline.complete` on each call
+  that passed, all concurrently, so the lookups of a turn run side by side;
+- an approver's edited arguments go through :meth:`~CheckPipeline.check` (all three layers);
+- the ``decide`` update's validator, which may not do I/O, runs :meth:`~CheckPipeline.schema`
+  and refuses an edit that could never pass before it is accepted.
+
+A call refused by any layer never reaches its server; the ``Rejection`` goes back to the model.
+Workflow code: the semantic lookups are read-only tool-call activities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from keel.contracts import Principal, ServerSettings, ToolCall, ToolPolicy, ToolSpec
+    from workflows.failures import RunFailed
+    from workflows.tools.mcp_calls import run_lookups
+    from workflows.tools.validation import (
+        LookupResult,
+        PolicyError,
+        PreparedCall,
+        Rejection,
+        Validator,
+        check_authorization,
+        check_semantics,
+        plan_lookups,
+    )
+
+
+@dataclass(frozen=True)
+class CheckedCall:
+    """A call that passed every layer, with the results of its semantic lookups (what an
+    approver is shown as the call's context)."""
+
+    prepared: PreparedCall
+    lookups: dict[str, LookupResult] = field(default_factory=dict)
+
+    def context(self) -> dict[str, object]:
+        """The lookups' data by name, for an approval request."""
+        return {name: r.data for name, r in self.lookups.items() if r.ok and r.data is not None}
+
+
+class CheckPipeline:
+    """The three validation layers for one run."""
+
+    def __init__(
+        self,
+        catalog: list[ToolSpec],
+        catalog_all: list[ToolSpec],
+        policies: dict[str, ToolPolicy],
+        servers: dict[str, ServerSettings],
+        principal: Principal,
+    ) -> None:
+        self._schemas = Validator(catalog)
+        self._catalog_all = catalog_all
+        self._policies = policies
+        self._servers = servers
+        self._principal = principal
+
+    def schema(self, call: ToolCall) -> PreparedCall | Rejection:
+        """Layer 1, pure and synchronous: the tool exists and the arguments fit its schema."""
+        return self._schemas.check_schema(call)
+
+    async def complete(self, prepared: PreparedCall) -> CheckedCall | Rejection:
+        """Layers 2 and 3 for a call that passed the schema: its lookups, the policy's
+        semantic checks, then authorization. A broken policy ends the run (config_error)."""
+        policy = self._policies.get(prepared.call.name)
+        lookups: dict[str, LookupResult] = {}
+        if policy is not None and policy.checks:
+            try:
+                plan = plan_lookups(prepared, policy, self._catalog_all)
+                if isinstance(plan, Rejection):
+                    return plan
+                lookups = await run_lookups(plan, self._servers, self._policies)
+                rejection = check_semantics(prepared, policy, lookups, workflow.now())
+            except PolicyError as exc:
+                message = f"profile policy for {prepared.call.name!r}: {exc}"
+                raise RunFailed("config_error", message) from None
+            if rejection is not None:
+                return rejection
+        refused = check_authorization(prepared, policy, self._principal)
+        return refused if refused is not None else CheckedCall(prepared, lookups)
+
+    async def check(self, call: ToolCall) -> CheckedCall | Rejection:
+        """Every layer, for one call on its own (an approver's edit)."""
+        prepared = self.schema(call)
+        if isinstance(prepared, Rejection):
+            return prepared
+        return await self.complete(prepared)
