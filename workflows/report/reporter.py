@@ -27,6 +27,9 @@ with workflow.unsafe.imports_passed_through():
         ChatResponse,
         Decision,
         DecisionRecord,
+        LimitOverrides,
+        Limits,
+        Principal,
         ProgressEvent,
         RunResult,
         StepRecord,
@@ -84,7 +87,7 @@ class Reporter:
 
     # ------------------------------------------------------------------ run
 
-    def run_started(self, model: str, task: str, principal: Any, limits: Any) -> None:
+    def run_started(self, model: str, task: str, principal: Principal, limits: Limits) -> None:
         self.progress(
             "run.started", f"run started: profile {self.profile}, model {model}", model=model
         )
@@ -116,7 +119,9 @@ class Reporter:
             timeout_seconds=timeout_seconds,
         )
 
-    def guided(self, step: int, by: str | None, instruction: str, extend: Any) -> None:
+    def guided(
+        self, step: int, by: str | None, instruction: str, extend: LimitOverrides | None
+    ) -> None:
         extended = extend.model_dump(exclude_none=True) if extend is not None else {}
         self.progress(
             "guidance.received",
