@@ -28,9 +28,11 @@ COPY simulator ./simulator
 COPY worker.py ./worker.py
 COPY profiles ./profiles
 
-# The project's runtime dependencies only ([project] dependencies, no dev extras).
-# The code stays owned by root: the processes only read it.
-RUN pip install --no-cache-dir .
+# The base dependencies (all the MCP servers need) plus the `runtime` extra (the worker, the
+# simulator, the temporal CLI of the worker's healthcheck); no dev extras. An image for the
+# servers alone could install just `.` (see docs/operations.md). The code stays owned by
+# root: the processes only read it.
+RUN pip install --no-cache-dir .[runtime]
 
 USER keel
 

@@ -27,8 +27,12 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from pydantic import TypeAdapter
-from temporalio.client import WorkflowFailureError
-from temporalio.service import RPCError
+
+try:  # the runtime extra; the base install (`pip install keel`) serves the MCP servers only
+    from temporalio.client import WorkflowFailureError
+    from temporalio.service import RPCError
+except ModuleNotFoundError as missing:
+    sys.exit(f"keel: {missing}: the keel command needs pip install 'keel[runtime]'")
 
 from keel import procs
 from keel.approvals import decide, list_pending

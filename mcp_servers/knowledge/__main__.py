@@ -21,13 +21,14 @@ from collections.abc import Sequence
 
 from mcp.server.mcpserver import MCPServer
 
-from mcp_servers.common import CliError, latency_ms_from_env, serve
 from mcp_servers.knowledge.server import (
     SERVER_NAME,
     KnowledgeBase,
     create_server,
     load_articles,
 )
+from mcp_servers.shared.config import ServerConfigError, latency_ms_from_env
+from mcp_servers.shared.launcher import serve
 
 DEFAULT_PORT = 8202
 
@@ -37,7 +38,7 @@ def _build(_args: argparse.Namespace) -> MCPServer:
     try:
         kb = KnowledgeBase(load_articles())
     except (OSError, ValueError) as exc:
-        raise CliError(f"cannot load the knowledge base: {exc}") from None
+        raise ServerConfigError(f"cannot load the knowledge base: {exc}") from None
     return create_server(kb, latency_ms=latency)
 
 

@@ -17,7 +17,7 @@ Environment:
   concurrent calls overlap instead of queueing.
 * ``SUPPORT_DESK_LEDGER_TTL_SECONDS`` — number > 0 (default 604800 = 7 days), used when
   ``--ledger-ttl-seconds`` is not given: how long a write tool call's result is kept under its
-  ``io.keel/idempotency-key`` for replay (see :mod:`mcp_servers.ledger`).
+  ``io.keel/idempotency-key`` for replay (see :mod:`mcp_servers.shared.ledger`).
 
 HTTP serves MCP at ``/mcp`` and a health check at ``GET /healthz``. Bad input (port out of
 range, unusable database path, malformed env var) prints one error line and exits with 2.
@@ -34,8 +34,9 @@ from pathlib import Path
 
 from mcp.server.mcpserver import MCPServer
 
-from mcp_servers.common import CliError, latency_ms_from_env, serve
-from mcp_servers.ledger import Ledger, ttl_from_env
+from mcp_servers.shared.config import ServerConfigError, latency_ms_from_env
+from mcp_servers.shared.launcher import serve
+from mcp_servers.shared.ledger import Ledger, ttl_from_env
 from mcp_servers.support_desk.db import SupportDesk
 from mcp_servers.support_desk.server import SERVER_NAME, create_server
 
@@ -82,7 +83,7 @@ def _build(args: argparse.Namespace) -> MCPServer:
         desk.initialize()
         ledger.initialize()
     except (OSError, sqlite3.Error) as exc:
-        raise CliError(f"cannot use database {str(path)!r}: {exc}") from None
+        raise ServerConfigError(f"cannot use database {str(path)!r}: {exc}") from None
     return create_server(desk, latency_ms=latency, ledger=ledger)
 
 

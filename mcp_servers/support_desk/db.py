@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mcp_servers.ledger import fence
+from mcp_servers.shared.ledger import fence
 from mcp_servers.support_desk import seed
 from mcp_servers.support_desk.models import (
     Customer,
@@ -91,7 +91,7 @@ class SupportDesk:
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("BEGIN IMMEDIATE")
             try:
-                empty = conn.execute("SELECT COUNT(*) FROM customers").fetchone()[0] == 0
+                empty = bool(conn.execute("SELECT COUNT(*) FROM customers").fetchone()[0] == 0)
                 if empty:
                     seed.seed(conn)
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -291,7 +291,7 @@ class SupportDesk:
 
     @staticmethod
     def _customer_row(conn: sqlite3.Connection, customer_id: str) -> sqlite3.Row:
-        row = conn.execute(
+        row: sqlite3.Row | None = conn.execute(
             "SELECT * FROM customers WHERE customer_id = ?", (customer_id,)
         ).fetchone()
         if row is None:
@@ -303,7 +303,9 @@ class SupportDesk:
 
     @staticmethod
     def _order_row(conn: sqlite3.Connection, order_id: str) -> sqlite3.Row:
-        row = conn.execute("SELECT * FROM orders WHERE order_id = ?", (order_id,)).fetchone()
+        row: sqlite3.Row | None = conn.execute(
+            "SELECT * FROM orders WHERE order_id = ?", (order_id,)
+        ).fetchone()
         if row is None:
             raise DomainError(
                 f"Order {order_id} does not exist. Use list_orders with the customer ID to see"
@@ -313,7 +315,9 @@ class SupportDesk:
 
     @staticmethod
     def _ticket_row(conn: sqlite3.Connection, ticket_id: str) -> sqlite3.Row:
-        row = conn.execute("SELECT * FROM tickets WHERE ticket_id = ?", (ticket_id,)).fetchone()
+        row: sqlite3.Row | None = conn.execute(
+            "SELECT * FROM tickets WHERE ticket_id = ?", (ticket_id,)
+        ).fetchone()
         if row is None:
             raise DomainError(f"Ticket {ticket_id} does not exist. Check the ticket ID (TCK-####).")
         return row

@@ -12,7 +12,7 @@ the transaction was rolled back, so an error never leaves a side effect.
 Database work runs in a worker thread (one SQLite connection per call), and the artificial
 latency from ``SUPPORT_DESK_LATENCY_MS`` is an ``asyncio.sleep`` — so concurrent calls overlap.
 
-The four write tools are wrapped by the idempotency ledger (:mod:`mcp_servers.ledger`, in the
+The four write tools are wrapped by the idempotency ledger (:mod:`mcp_servers.shared.ledger`, in the
 same SQLite file): a call repeated with the same ``io.keel/idempotency-key`` in ``_meta``
 replays the recorded result instead of refunding, emailing or writing twice.
 """
@@ -30,7 +30,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from mcp_servers.ledger import Ledger
+from mcp_servers.shared.ledger import Ledger
 from mcp_servers.support_desk.db import DomainError, SupportDesk
 from mcp_servers.support_desk.models import (
     Customer,
@@ -64,7 +64,8 @@ def create_server(
     """Build the server over an initialized :class:`SupportDesk`.
 
     ``ledger`` must use the desk's database file (the write transactions fence it); by
-    default one with the default TTL is created there.
+    default one with the default TTL is created there. Tools are listed in the order they
+    are added here.
     """
     if ledger is None:
         ledger = Ledger(desk.path)
@@ -80,15 +81,34 @@ def create_server(
         ),
         log_level="WARNING",
     )
+    run = _Calls(latency_ms)
+    _add_customer_tools(server, desk, run)
+    _add_order_tools(server, desk, run)
+    _add_refund_tool(server, desk, run, ledger)
+    _add_email_tool(server, desk, run, ledger)
+    _add_ticket_tools(server, desk, run, ledger)
+    return server
 
-    async def run(fn: Callable[[], T]) -> T:
-        """Apply the artificial latency, run ``fn`` in a thread, map refusals to ToolError."""
-        if latency_ms:
-            await asyncio.sleep(latency_ms / 1000)
+
+class _Calls:
+    """How every tool runs its domain call: the artificial latency (an ``asyncio.sleep``, so
+    concurrent calls overlap), then the blocking SQLite work in a worker thread, with domain
+    refusals mapped to ``ToolError``."""
+
+    def __init__(self, latency_ms: int) -> None:
+        self.latency_ms = latency_ms
+
+    async def __call__(self, fn: Callable[[], T]) -> T:
+        if self.latency_ms:
+            await asyncio.sleep(self.latency_ms / 1000)
         try:
             return await anyio.to_thread.run_sync(fn)
         except DomainError as exc:
             raise ToolError(str(exc)) from None
+
+
+def _add_customer_tools(server: MCPServer, desk: SupportDesk, run: _Calls) -> None:
+    """The customer lookups: search by name or email, one customer's profile."""
 
     @server.tool(
         name="search_customers",
@@ -119,6 +139,10 @@ def create_server(
     async def get_customer(customer_id: CustomerId) -> Customer:
         return await run(partial(desk.get_customer, customer_id))
 
+
+def _add_order_tools(server: MCPServer, desk: SupportDesk, run: _Calls) -> None:
+    """The order lookups: a customer's orders, one order with what is still refundable."""
+
     @server.tool(
         name="list_orders",
         title="List orders",
@@ -143,6 +167,10 @@ def create_server(
     )
     async def get_order(order_id: OrderId) -> Order:
         return await run(partial(desk.get_order, order_id))
+
+
+def _add_refund_tool(server: MCPServer, desk: SupportDesk, run: _Calls, ledger: Ledger) -> None:
+    """``refund_order``: destructive, not idempotent, so deduplicated by the ledger."""
 
     @server.tool(
         name="refund_order",
@@ -178,6 +206,10 @@ def create_server(
         cents = round(amount * 100)
         return await run(partial(desk.refund_order, order_id, cents, reason, note))
 
+
+def _add_email_tool(server: MCPServer, desk: SupportDesk, run: _Calls, ledger: Ledger) -> None:
+    """``send_email``: reaches the outside world, deduplicated by the ledger."""
+
     @server.tool(
         name="send_email",
         title="Send email",
@@ -199,6 +231,10 @@ def create_server(
         ],
     ) -> Email:
         return await run(partial(desk.send_email, customer_id, subject, body))
+
+
+def _add_ticket_tools(server: MCPServer, desk: SupportDesk, run: _Calls, ledger: Ledger) -> None:
+    """Ticket writes: set a status (idempotent by nature), append a note; both deduplicated."""
 
     @server.tool(
         name="update_ticket",
@@ -239,5 +275,3 @@ def create_server(
         ] = "agent",
     ) -> TicketNote:
         return await run(partial(desk.add_ticket_note, ticket_id, note, author))
-
-    return server

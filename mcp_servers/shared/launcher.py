@@ -6,14 +6,14 @@ logic here means the two ``__main__`` modules only say *what* to serve, and the 
 details (path ``/mcp``, ``GET /healthz``, Host-header policy, exit codes) stay identical.
 
 Exit codes: 0 after a clean shutdown, 2 for bad input (argparse errors, an unusable
-database path, a malformed environment variable) with one ``error:`` line on stderr and no
-traceback, so launchers and humans see the cause at a glance.
+database path, a malformed environment variable: a
+:class:`~mcp_servers.shared.config.ServerConfigError`) with one ``error:`` line on stderr and
+no traceback, so launchers and humans see the cause at a glance.
 
-Logs (the server's own, the MCP SDK's, uvicorn's) are JSON lines on stderr, the same shape as
-the worker's (keel/logs.py); stdout stays free for the stdio transport.
-
-Traces: off by default; the standard ``OTEL_TRACES_EXPORTER`` (``otlp``, ``console``, which
-writes to stderr here) turns on the MCP SDK's own server spans, joined to the caller's trace.
+Logs (the server's own, the MCP SDK's, uvicorn's) are JSON lines on stderr
+(:mod:`mcp_servers.shared.logs`); stdout stays free for the stdio transport. Traces: off by
+default, turned on by the standard ``OTEL_*`` variables (:mod:`mcp_servers.shared.tracing`);
+SIGTERM stops the server like Ctrl-C, so batched spans are flushed before it exits.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 import threading
@@ -36,22 +35,16 @@ from opentelemetry.sdk.trace import TracerProvider
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from keel.contracts.errors import ConfigError
-from keel.runtime.logs import configure_logging, get_logger
-from keel.runtime.telemetry import tracer_provider_from_env
+from mcp_servers.shared.config import ServerConfigError
+from mcp_servers.shared.logs import configure_logging, get_logger
+from mcp_servers.shared.tracing import tracer_provider_from_env
 
 MCP_PATH = "/mcp"
 HEALTH_PATH = "/healthz"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+READY_LOGGER = "keel.mcp_server"  # the logger of the "mcp server ready" line
 
 ServerFactory = Callable[[argparse.Namespace], MCPServer]
-
-
-class CliError(Exception):
-    """Bad user input discovered after parsing (e.g. an unwritable database path).
-
-    Raised by server factories; :func:`serve` turns it into one stderr line and exit code 2.
-    """
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -69,22 +62,6 @@ def port_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"port must be an integer, got {text!r}") from None
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port must be in 1..65535, got {value}")
-    return value
-
-
-def latency_ms_from_env(variable: str) -> int:
-    """Artificial per-call latency in ms from ``variable`` (default 0), or :class:`CliError`.
-
-    Both servers accept one (``SUPPORT_DESK_LATENCY_MS``, ``KNOWLEDGE_LATENCY_MS``) so tests
-    and benchmarks can make tool calls slow enough to see that concurrent calls overlap.
-    """
-    raw = os.environ.get(variable, "").strip() or "0"
-    try:
-        value = int(raw)
-    except ValueError:
-        raise CliError(f"{variable} must be an integer, got {raw!r}") from None
-    if value < 0:
-        raise CliError(f"{variable} must be >= 0, got {value}")
     return value
 
 
@@ -147,9 +124,11 @@ def transport_security(host: str, extra_hosts: Sequence[str]) -> TransportSecuri
 def add_health_route(server: MCPServer) -> None:
     """``GET /healthz`` → ``{"status": "ok", "server": name}`` for launchers and compose."""
 
-    @server.custom_route(HEALTH_PATH, methods=["GET"])
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok", "server": server.name})
+
+    # Called, not used as a decorator: the SDK leaves the decorator's type unannotated.
+    server.custom_route(HEALTH_PATH, methods=["GET"])(healthz)
 
 
 async def _run_http(server: MCPServer, args: argparse.Namespace) -> None:
@@ -164,7 +143,7 @@ async def _run_http(server: MCPServer, args: argparse.Namespace) -> None:
         app, host=args.host, port=args.port, log_level="warning", log_config=None
     )
     display_host = f"[{args.host}]" if ":" in args.host else args.host
-    get_logger("keel.mcp_server").info(
+    get_logger(READY_LOGGER).info(
         "mcp server ready",
         server=server.name,
         transport="streamable-http",
@@ -173,8 +152,8 @@ async def _run_http(server: MCPServer, args: argparse.Namespace) -> None:
     await uvicorn.Server(config).serve()
 
 
-def _log_as_keel(component: str) -> None:
-    """Keel's JSON lines instead of the handler ``MCPServer()`` installs on the root logger
+def _log_as_json(component: str) -> None:
+    """JSON lines instead of the handler ``MCPServer()`` installs on the root logger
     (``logging.basicConfig`` with a RichHandler), so each record is written once, as JSON."""
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -201,7 +180,7 @@ def serve(
 
     ``server`` may be a factory taking the parsed arguments, for servers whose construction
     depends on extra options added by ``add_arguments`` (the support desk's ``--db``). A
-    factory signals bad input by raising :class:`CliError`.
+    factory signals bad input by raising :class:`ServerConfigError`.
     """
     name = prog or (server.name if isinstance(server, MCPServer) else "mcp-server")
     parser = build_parser(name, description, default_port)
@@ -210,9 +189,9 @@ def serve(
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
         instance = server if isinstance(server, MCPServer) else server(args)
-    except CliError as exc:
+    except ServerConfigError as exc:
         fail(name, str(exc))
-    _log_as_keel(instance.name)
+    _log_as_json(instance.name)
     tracing = _tracing(name, instance.name)
     if threading.current_thread() is threading.main_thread():
         # SIGTERM ends the server like Ctrl-C, so the ``finally`` below runs. Left at the
@@ -234,12 +213,11 @@ def serve(
 
 def _tracing(prog: str, server_name: str) -> TracerProvider | None:
     """Install the tracer provider the ``OTEL_*`` variables ask for (none by default) as the
-    process's global one, which the MCP SDK's server middleware records to: one SERVER span
-    ``tools/call {tool}`` per request, parented by the W3C trace context the client sent in
-    ``_meta`` (SEP-414). A bad value exits 2 with one line, like any other bad input."""
+    process's global one, which the MCP SDK's server middleware records to. A bad value
+    exits 2 with one line, like any other bad input."""
     try:
         provider = tracer_provider_from_env(f"keel-{server_name}", console=sys.stderr)
-    except ConfigError as exc:
+    except ServerConfigError as exc:
         fail(prog, str(exc))
     if provider is not None:
         otel_trace.set_tracer_provider(provider)
