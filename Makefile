@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo up down test lint format install clean bench
+.PHONY: demo up down test test-unit lint format install clean bench
 
 demo: $(STAMP) ## create the venv, start the stack, run the demo, stop what it started
 	$(PY) -m keel demo
@@ -19,10 +19,14 @@ down: $(STAMP) ## stop exactly what `make up` started
 test: lint ## lint, type-check and run the whole test suite
 	$(PY) -m pytest
 
-lint: $(STAMP)
+test-unit: $(STAMP) ## the unit tier alone: pure tests, no process started (seconds)
+	$(PY) -m pytest tests/unit
+
+lint: $(STAMP) ## style, complexity, strict types and the layer rules (pyproject.toml [tool.*])
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -89,7 +89,8 @@ async def start_run(
 
 
 async def query_status(handle: WorkflowHandle[object, RunResult]) -> RunStatus:
-    return await handle.query(QUERY_STATUS, result_type=RunStatus)
+    status: RunStatus = await handle.query(QUERY_STATUS, result_type=RunStatus)
+    return status  # a query by name is typed Any; result_type is what makes it a RunStatus
 
 
 async def follow(

@@ -56,7 +56,9 @@ async def wait_for_approvals(
     while not watching.done():
         status = await query_status(handle)
         if status.state == "awaiting_approval":
-            requests = await handle.query("pending_approvals", result_type=list[ApprovalRequest])
+            requests: list[ApprovalRequest] = await handle.query(
+                "pending_approvals", result_type=list[ApprovalRequest]
+            )
             shown = {e.data.get("approval_id") for e in events if e.kind == "approval.requested"}
             if requests and all(r.approval_id in shown for r in requests):
                 return requests
@@ -76,6 +78,41 @@ def show_request(request: ApprovalRequest) -> None:
     if isinstance(order, dict):
         print(f"    acts on: {order.get('order_id')} paid {order.get('paid')}"
               f" refundable {order.get('refundable')} ({order.get('status')})")  # fmt: skip
+
+
+async def approve(
+    handle: WorkflowHandle[object, RunResult], requests: list[ApprovalRequest]
+) -> None:
+    """Show the requests, approve each as the supervisor, print the equivalent commands."""
+    print(f"\nThe run waits for a human: {len(requests)} irreversible action(s) proposed.")
+    for request in requests:
+        show_request(request)
+    print("\nA supervisor approves them. The same from a terminal would be:")
+    for request in requests:
+        command = f"keel approve {handle.id} {request.approval_id}"
+        print(f"  {command} --by demo-supervisor --role supervisor")
+    payload = approval(requests[0].approval_id)
+    print(
+        f"  temporal workflow update execute --workflow-id {handle.id} --name decide"
+        f" --input '{payload.model_dump_json(exclude_none=True)}'"
+    )
+    for request in requests:
+        decision = approval(request.approval_id)
+        outcome = await handle.execute_update("decide", decision, result_type=DecisionOutcome)
+        print(f"  {request.approval_id}: {outcome.status}")
+    print()
+
+
+def show_temporal_cli(raw: dict[str, object]) -> None:
+    """The same run driven by the Temporal CLI alone: Keel's workflow needs no Keel client."""
+    print("\nThe same run with the Temporal CLI (while `make up` runs):")
+    print(
+        "  temporal workflow start --task-queue agents --type AgentWorkflow"
+        f" --workflow-id my-run --input '{json.dumps(raw)}'"
+    )
+    print("  temporal workflow query --workflow-id my-run --name pending_approvals")
+    print("  temporal workflow query --workflow-id my-run --name status")
+    print("  temporal workflow result --workflow-id my-run")
 
 
 async def run_demo(stack: Stack) -> int:
@@ -107,35 +144,12 @@ async def run_demo(stack: Stack) -> int:
     watching = asyncio.ensure_future(watch(client, handle.id, show))
     requests = await wait_for_approvals(handle, events, watching)
     if requests:
-        print(f"\nThe run waits for a human: {len(requests)} irreversible action(s) proposed.")
-        for request in requests:
-            show_request(request)
-        print("\nA supervisor approves them. The same from a terminal would be:")
-        for request in requests:
-            command = f"keel approve {handle.id} {request.approval_id}"
-            print(f"  {command} --by demo-supervisor --role supervisor")
-        payload = approval(requests[0].approval_id)
-        print(
-            f"  temporal workflow update execute --workflow-id {handle.id} --name decide"
-            f" --input '{payload.model_dump_json(exclude_none=True)}'"
-        )
-        for request in requests:
-            decision = approval(request.approval_id)
-            outcome = await handle.execute_update("decide", decision, result_type=DecisionOutcome)
-            print(f"  {request.approval_id}: {outcome.status}")
-        print()
+        await approve(handle, requests)
     result = await watching
     print()
     print(result_text(result))
     refunds, emails = (a - b for a, b in zip(effects(config.support_desk_db), before, strict=True))
     print(f"\nsupport desk: {refunds} refund of ORD-1042 and {emails} email to Maria from this run")
-    print("\nThe same run with the Temporal CLI (while `make up` runs):")
-    print(
-        "  temporal workflow start --task-queue agents --type AgentWorkflow"
-        f" --workflow-id my-run --input '{json.dumps(raw)}'"
-    )
-    print("  temporal workflow query --workflow-id my-run --name pending_approvals")
-    print("  temporal workflow query --workflow-id my-run --name status")
-    print("  temporal workflow result --workflow-id my-run")
+    show_temporal_cli(raw)
     ok = result.status == "completed" and (refunds, emails) == (1, 1)
     return 0 if ok else 1

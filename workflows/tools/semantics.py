@@ -21,15 +21,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from keel.contracts import Check, Lookup, ToolPolicy, ToolSpec
 from keel.contracts.errors import closest
+from workflows.tools.references import (
+    MISSING,
+    RELATIVE_DATE,
+    argument_field,
+    as_decimal,
+    dig,
+    literal,
+    parse_day,
+    plain,
+    reference,
+)
 from workflows.tools.schemas import Issue, show
 
-MISSING: Any = object()
-_RELATIVE_DATE = re.compile(r"^([+-])(\d{1,5})d$")
 _TOOL_ERROR_PREFIX = re.compile(r"^Error executing tool \S+: ")
 DEFAULT_EXISTS_FIX = "use an id returned by a search/list tool"
 
@@ -66,19 +74,6 @@ class _LookupFailed(Exception):
         self.name = name
 
 
-def dig(root: Any, path: str) -> Any:
-    """The value at dotted ``path`` in ``root`` (list items by index), or ``MISSING``."""
-    current = root
-    for part in path.split("."):
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
-            current = current[int(part)]
-        else:
-            return MISSING
-    return current
-
-
 def lookup_tool(lookup: Lookup, catalog_all: list[ToolSpec], owner: str) -> ToolSpec:
     """The read-only tool a lookup calls; a missing or writing tool is a ``PolicyError``."""
     found = [t for t in catalog_all if t.name == lookup.tool]
@@ -110,9 +105,9 @@ def plan(
         resolved: dict[str, Any] = {}
         source: str | None = None
         for key, value in lookup.arguments.items():
-            ref = _reference(value)
+            ref = reference(value)
             if ref is None:
-                resolved[key] = _literal(value)
+                resolved[key] = literal(value)
                 continue
             resolved[key] = dig(arguments, ref)
             source = source or ref
@@ -158,7 +153,7 @@ class _Scope:
     def not_found(self, name: str, field_name: str | None, fix: str) -> Issue:
         """The exists-style issue for a lookup that failed."""
         lookup, result = self.lookups[name], self.results[name]
-        ref = next((r for v in lookup.arguments.values() if (r := _reference(v))), None)
+        ref = next((r for v in lookup.arguments.values() if (r := reference(v))), None)
         field_name = field_name or ref
         value = dig(self.arguments, field_name) if field_name else MISSING
         subject = str(value) if value is not MISSING else f"the {name}"
@@ -189,7 +184,7 @@ def evaluate(
                 continue
             failed.add(exc.name)
             own = check.exists == exc.name  # its own exists check: its field and message
-            field_name = _argument_field(check) if own else None
+            field_name = argument_field(check) if own else None
             found = [scope.not_found(exc.name, field_name, check.message if own else "")]
         for issue in found:
             if all((i.field, i.problem) != (issue.field, issue.problem) for i in issues):
@@ -207,7 +202,7 @@ def _evaluate(check: Check, scope: _Scope) -> list[Issue]:
         result = scope.results.get(check.exists)
         if result is not None and not result.ok:
             raise _LookupFailed(check.exists)
-    ref = _reference(check.argument)
+    ref = reference(check.argument)
     value = scope.resolve(ref) if ref else dig(scope.arguments, check.argument)
     if value is MISSING or (value is None and not scope.is_lookup(ref)):
         return []  # an optional argument the call did not send, or a lookup that did not run
@@ -232,34 +227,34 @@ _WORDS = {
 def _number_issue(
     check: Check, value: Any, bound: float | str, kind: str, scope: _Scope
 ) -> list[Issue]:
-    number = _decimal(value)
+    number = as_decimal(value)
     if number is None:
         problem = f"{show(value)} is not a number, so it cannot be checked against {kind} {bound}"
         return [Issue(check.argument, kind, problem, check.message or "send a number")]
-    ref = _reference(bound) if isinstance(bound, str) else None
+    ref = reference(bound) if isinstance(bound, str) else None
     if ref is None:
-        limit = _decimal(_literal(bound))
+        limit = as_decimal(literal(bound))
         if limit is None:
             raise PolicyError(f"tools.{scope.owner}: {kind}={bound!r} is not a number")
     else:
         target = scope.resolve(ref)
         if target is MISSING or (target is None and not scope.is_lookup(ref)):
             return []  # compared with an optional argument the call did not send
-        limit = _decimal(target)
+        limit = as_decimal(target)
         if limit is None:
             problem = f"cannot be checked: ${ref} is {show(target)}, not a number"
             return [Issue(check.argument, kind, problem, check.message or "look it up again")]
     if (number >= limit) if kind == "min" else (number <= limit):
         return []
     word, fix = _WORDS[kind]
-    shown = _plain(limit) + (f" (${ref})" if ref else "")
+    shown = plain(limit) + (f" (${ref})" if ref else "")
     problem = f"{show(value)} {word} {shown}"
-    return [Issue(check.argument, kind, problem, check.message or fix.format(_plain(limit)))]
+    return [Issue(check.argument, kind, problem, check.message or fix.format(plain(limit)))]
 
 
 def _date_issue(check: Check, value: Any, spec: str, kind: str, scope: _Scope) -> list[Issue]:
     fix = check.message
-    ref = _reference(spec)
+    ref = reference(spec)
     if ref is None:
         limit, source = _fixed_date(spec, scope, kind)
     else:
@@ -287,7 +282,7 @@ def _date_issue(check: Check, value: Any, spec: str, kind: str, scope: _Scope) -
 
 def _fixed_date(spec: str, scope: _Scope, kind: str) -> tuple[date, str]:
     """(limit, how it was given) for an ISO date or an offset from ``now``."""
-    match = _RELATIVE_DATE.match(spec.strip())
+    match = RELATIVE_DATE.match(spec.strip())
     if match:
         days = int(match.group(2)) * (1 if match.group(1) == "+" else -1)
         return (scope.now + timedelta(days=days)).date(), f"{spec} from {scope.now.date()}"
@@ -297,105 +292,3 @@ def _fixed_date(spec: str, scope: _Scope, kind: str) -> tuple[date, str]:
             f"tools.{scope.owner}: {kind}={spec!r} is not an ISO date or an offset like -30d"
         )
     return day, spec
-
-
-def parse_day(value: Any) -> date | None:
-    """The calendar day of an ISO date or date-time string, or None."""
-    if isinstance(value, str):
-        for parse in (date.fromisoformat, datetime.fromisoformat):
-            try:
-                parsed = parse(value.strip())
-            except ValueError:
-                continue
-            return parsed.date() if isinstance(parsed, datetime) else parsed
-    return None
-
-
-def policy_problems(owner: str, policy: ToolPolicy, catalog_all: list[ToolSpec]) -> list[str]:
-    """Mistakes in one tool's policy that can be found before any call (for a run's start)."""
-    tools = [t for t in catalog_all if t.name == owner]
-    if not tools:
-        hints = closest(owner, [t.name for t in catalog_all])
-        hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
-        return [f"tools.{owner}: no such tool on the run's servers{hint}"]
-    properties = tools[0].input_schema.get("properties")
-    names = {lookup.name for lookup in policy.lookups}
-    problems: list[str] = []
-
-    def known(ref: str, where: str, lookups_too: bool = True) -> None:
-        head = ref.partition(".")[0]
-        if (lookups_too and head in names) or properties is None or head in properties:
-            return
-        choices = sorted(properties) + (sorted(names) if lookups_too else [])
-        problems.append(f"{where}: ${ref} names no argument or lookup (have: {', '.join(choices)})")
-
-    for lookup in policy.lookups:
-        where = f"tools.{owner}.lookups.{lookup.name}"
-        try:
-            lookup_tool(lookup, catalog_all, owner)
-        except PolicyError as exc:
-            problems.append(str(exc))
-        if properties and lookup.name in properties:
-            problems.append(f"{where}: the name is also an argument of {owner}; rename the lookup")
-        for value in lookup.arguments.values():
-            if (ref := _reference(value)) is not None:
-                known(ref, where, lookups_too=False)
-    if len(names) < len(policy.lookups):
-        problems.append(f"tools.{owner}.lookups: names must be unique")
-    for index, check in enumerate(policy.checks):
-        where = f"tools.{owner}.checks[{index}]"
-        problems.extend(f"{where}: {p}" for p in _check_problems(check, names))
-        for value in (check.argument, check.min, check.max, check.min_date, check.max_date):
-            ref = _reference(value)
-            if ref is not None:
-                known(ref, where)
-        if _reference(check.argument) is None:
-            known(check.argument, where, lookups_too=False)
-    return problems
-
-
-def _check_problems(check: Check, lookups: set[str]) -> list[str]:
-    problems = []
-    conditions = (check.exists, check.min, check.max, check.min_date, check.max_date)
-    if all(c is None or c == "" for c in conditions):
-        problems.append(f"the check on {check.argument!r} has no condition")
-    if check.exists is not None and check.exists not in lookups:
-        problems.append(f"exists={check.exists!r} names no lookup of this policy")
-    for bound in (check.min, check.max):
-        if isinstance(bound, str) and not _reference(bound) and _decimal(_literal(bound)) is None:
-            problems.append(f"{bound!r} is neither a number nor a $reference")
-    for spec in (check.min_date, check.max_date):
-        relative = spec and _RELATIVE_DATE.match(spec.strip())
-        if spec and not relative and not _reference(spec) and parse_day(spec) is None:
-            problems.append(f"{spec!r} is not an ISO date, an offset like -30d or a $reference")
-    return problems
-
-
-def _reference(value: Any) -> str | None:
-    """The path of a ``"$path"`` reference, or None for a literal (``"$$x"`` is literal)."""
-    if isinstance(value, str) and value.startswith("$") and not value.startswith("$$"):
-        return value[1:]
-    return None
-
-
-def _literal(value: Any) -> Any:
-    return value[1:] if isinstance(value, str) and value.startswith("$$") else value
-
-
-def _argument_field(check: Check) -> str | None:
-    return None if check.argument.startswith("$") else check.argument
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
-
-
-def _plain(number: Decimal) -> str:
-    """``42`` for 42.0, ``42.5`` for 42.50: bounds as a person would write them."""
-    return f"{number.normalize():f}" if number == number.to_integral_value() else f"{number:f}"

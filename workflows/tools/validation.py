@@ -25,6 +25,7 @@ from jsonschema.protocols import Validator as SchemaValidator
 
 from keel.contracts import Principal, ToolCall, ToolPolicy, ToolSpec
 from keel.contracts.errors import closest
+from workflows.tools.policy_problems import policy_problems
 from workflows.tools.schemas import Issue, ToolInputValidator, describe_schema, schema_issues, show
 from workflows.tools.semantics import (
     LookupRequest,
@@ -32,7 +33,6 @@ from workflows.tools.semantics import (
     PolicyError,
     evaluate,
     plan,
-    policy_problems,
 )
 
 __all__ = [
