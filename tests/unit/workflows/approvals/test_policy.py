@@ -18,9 +18,8 @@ from keel.contracts import (
     ToolPolicy,
     ToolSpec,
 )
+from workflows.approvals.desk import ApprovalDesk, DecisionError
 from workflows.approvals.policy import (
-    ApprovalDesk,
-    DecisionError,
     approver_roles,
     needs_approval,
     reversibility,

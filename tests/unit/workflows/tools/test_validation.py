@@ -1,27 +1,26 @@
 """The three validation layers against the real support-desk tool schemas.
 
-The support-desk server runs as a subprocess (once per module, on a temporary SQLite file);
-its ``list_tools`` answer becomes the catalog through ``build_catalog``, exactly as in a run.
-Semantic lookups are executed against the same server, so "does ORD-9999 exist?" is answered
-by the real ``get_order``. Each rejection kind is pinned to the exact JSON the model sees.
+The support-desk server runs in this process (``desk`` in conftest.py: once per module, on a
+temporary SQLite file, reached through the MCP SDK's in-memory client); its ``list_tools``
+answer becomes the catalog through ``build_catalog``, exactly as in a run. Semantic lookups
+are executed against the same server, so "does ORD-9999 exist?" is answered by the real
+``get_order``. Each rejection kind is pinned to the exact JSON the model sees.
 """
 
 from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from mcp import Client
+from mcp.server.mcpserver import MCPServer
 
 from keel.contracts import Principal, Profile, ServerSettings, ToolCall, ToolPolicy, ToolSpec
-from tests.helpers import (
-    desk_server,
-)
 from workflows.tools.catalog import build_catalog, result_text
 from workflows.tools.validation import (
     LookupRequest,
@@ -74,17 +73,10 @@ message = "only orders delivered in the last 30 days can be refunded"
 """
 
 
-@pytest.fixture(scope="module")
-def desk_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real support-desk server on a fresh, seeded database."""
-    with desk_server(tmp_path_factory.mktemp("validation-desk")) as url:
-        yield url
-
-
 @pytest_asyncio.fixture(scope="module")
-async def catalog(desk_url: str) -> AsyncIterator[list[ToolSpec]]:
+async def catalog(desk: MCPServer) -> AsyncIterator[list[ToolSpec]]:
     """All eight support-desk tools, converted exactly as a run converts them."""
-    async with Client(desk_url) as client:
+    async with Client(desk) as client:
         listed = await client.list_tools()
     yield build_catalog([ServerSettings(name="support_desk")], {"support_desk": listed})
 
@@ -95,10 +87,10 @@ def refund_policy() -> ToolPolicy:
     return profile.tools["refund_order"]
 
 
-async def run_lookups(url: str, requests: list[LookupRequest]) -> dict[str, LookupResult]:
+async def run_lookups(desk: MCPServer, requests: list[LookupRequest]) -> dict[str, LookupResult]:
     """What the workflow's lookup activities do, against the real server."""
     results = {}
-    async with Client(url) as client:
+    async with Client(desk) as client:
         for request in requests:
             result = await client.call_tool(request.tool, request.arguments)
             if result.is_error:
@@ -312,24 +304,24 @@ async def test_literal_and_escaped_lookup_arguments(catalog: list[ToolSpec]) -> 
 
 
 async def test_existing_order_within_limits_passes(
-    catalog: list[ToolSpec], refund_policy: ToolPolicy, desk_url: str
+    catalog: list[ToolSpec], refund_policy: ToolPolicy, desk: MCPServer
 ) -> None:
     call_ = refund(catalog, "ORD-1042", 42.0)
     plan = plan_lookups(call_, refund_policy, catalog)
     assert isinstance(plan, list)
-    results = await run_lookups(desk_url, plan)
+    results = await run_lookups(desk, plan)
     assert results["order"].ok and results["order"].data is not None
     assert results["order"].data["refundable"] == 42.0
     assert check_semantics(call_, refund_policy, results, NOW) is None
 
 
 async def test_unknown_order_is_refused_with_what_the_lookup_said(
-    catalog: list[ToolSpec], refund_policy: ToolPolicy, desk_url: str
+    catalog: list[ToolSpec], refund_policy: ToolPolicy, desk: MCPServer
 ) -> None:
     call_ = refund(catalog, "ORD-9999", 10.0)
     plan = plan_lookups(call_, refund_policy, catalog)
     assert isinstance(plan, list)
-    outcome = check_semantics(call_, refund_policy, await run_lookups(desk_url, plan), NOW)
+    outcome = check_semantics(call_, refund_policy, await run_lookups(desk, plan), NOW)
     assert isinstance(outcome, Rejection)
     assert (outcome.kind, outcome.layer, outcome.failure_class) == (
         "semantic",
@@ -348,12 +340,12 @@ async def test_unknown_order_is_refused_with_what_the_lookup_said(
 
 
 async def test_amount_above_refundable_and_cap(
-    catalog: list[ToolSpec], refund_policy: ToolPolicy, desk_url: str
+    catalog: list[ToolSpec], refund_policy: ToolPolicy, desk: MCPServer
 ) -> None:
     call_ = refund(catalog, "ORD-1042", 150.0)
     plan = plan_lookups(call_, refund_policy, catalog)
     assert isinstance(plan, list)
-    outcome = check_semantics(call_, refund_policy, await run_lookups(desk_url, plan), NOW)
+    outcome = check_semantics(call_, refund_policy, await run_lookups(desk, plan), NOW)
     assert rejected(outcome) == content(
         "semantic",
         "amount",

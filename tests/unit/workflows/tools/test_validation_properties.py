@@ -8,6 +8,10 @@
     the real server refuses it too; an unknown key, which these schemas allow, is accepted
     by both. So Keel's verdict agrees with the server's own validation.
 
+The server is the real one, built in this process (``desk`` in conftest.py) and reached
+through the MCP SDK's in-memory client: the same schemas and the same server-side validation
+as over HTTP, without a process.
+
 hypothesis-jsonschema 0.23.1 builds *object* strategies on a Hypothesis internal that newer
 Hypothesis versions removed (``many.more``), so objects are composed here from
 ``from_schema`` strategies of each property, which is what it would do for these flat
@@ -17,7 +21,7 @@ schemas.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -27,12 +31,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 from mcp import Client, MCPError
+from mcp.server.mcpserver import MCPServer
 
 from keel.contracts import ServerSettings, ToolCall, ToolSpec
-from tests.helpers import (
-    DESK_TOOLS,
-    desk_server,
-)
+from tests.helpers import DESK_TOOLS
 from workflows.tools.catalog import build_catalog, result_text
 from workflows.tools.validation import PreparedCall, Rejection, Validator
 
@@ -43,17 +45,10 @@ OBJECT_KEYWORDS = {"type", "properties", "required", "title", "description", "ad
 SCALARS = st.none() | st.booleans() | st.integers() | st.text(max_size=5)
 
 
-@pytest.fixture(scope="module")
-def desk_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real support-desk server on a fresh, seeded database."""
-    with desk_server(tmp_path_factory.mktemp("property-desk")) as url:
-        yield url
-
-
 @pytest_asyncio.fixture(scope="module")
-async def tools(desk_url: str) -> AsyncIterator[dict[str, ToolSpec]]:
+async def tools(desk: MCPServer) -> AsyncIterator[dict[str, ToolSpec]]:
     """The real tool specs, listed once per module."""
-    async with Client(desk_url) as client:
+    async with Client(desk) as client:
         listed = await client.list_tools()
     catalog = build_catalog([ServerSettings(name="support_desk")], {"support_desk": listed})
     assert sorted(t.name for t in catalog) == sorted(TOOLS)
@@ -178,10 +173,10 @@ def broken_arguments(draw: st.DrawFn, tool: ToolSpec) -> tuple[str, str, dict[st
     return mutation, key, arguments
 
 
-async def server_refuses(url: str, tool: str, arguments: dict[str, Any]) -> tuple[bool, str]:
+async def server_refuses(desk: MCPServer, tool: str, arguments: dict[str, Any]) -> tuple[bool, str]:
     """Did the server refuse the arguments as invalid (not: a domain answer like 'not found')?"""
     try:
-        async with Client(url) as client:
+        async with Client(desk) as client:
             result = await client.call_tool(tool, arguments)
     except MCPError as exc:
         return True, str(exc)
@@ -236,7 +231,7 @@ def test_a_third_decimal_fails(validator: Validator, mills: int, as_float: bool)
 @settings(max_examples=20, deadline=None)
 @given(data=st.data())
 async def test_broken_arguments_are_refused_like_the_server_does(
-    validator: Validator, tools: dict[str, ToolSpec], desk_url: str, name: str, data: Any
+    validator: Validator, tools: dict[str, ToolSpec], desk: MCPServer, name: str, data: Any
 ) -> None:
     mutation, key, arguments = data.draw(broken_arguments(tools[name]), label="broken")
     outcome = check(validator, name, arguments)
@@ -244,7 +239,7 @@ async def test_broken_arguments_are_refused_like_the_server_does(
     assert outcome.kind == "schema"
     assert key in {issue.field for issue in outcome.issues}, outcome.issues
     if name in READ_ONLY:
-        refused, said = await server_refuses(desk_url, name, arguments)
+        refused, said = await server_refuses(desk, name, arguments)
         assert refused, f"Keel refused {mutation} {arguments}, the server answered: {said}"
 
 
@@ -252,23 +247,23 @@ async def test_broken_arguments_are_refused_like_the_server_does(
 @settings(max_examples=10, deadline=None)
 @given(data=st.data())
 async def test_unknown_keys_are_accepted_by_both(
-    validator: Validator, tools: dict[str, ToolSpec], desk_url: str, name: str, data: Any
+    validator: Validator, tools: dict[str, ToolSpec], desk: MCPServer, name: str, data: Any
 ) -> None:
     tool = tools[name]
     assert tool.input_schema.get("additionalProperties", True) is not False
     arguments = dict(data.draw(arguments_for(tool), label="arguments"))
     arguments["unexpected_key"] = data.draw(SCALARS, label="value")
     assert isinstance(check(validator, name, arguments), PreparedCall)
-    refused, said = await server_refuses(desk_url, name, arguments)
+    refused, said = await server_refuses(desk, name, arguments)
     assert not refused, said
 
 
-async def test_keel_is_stricter_than_lax_coercion(validator: Validator, desk_url: str) -> None:
+async def test_keel_is_stricter_than_lax_coercion(validator: Validator, desk: MCPServer) -> None:
     """The one way the verdicts differ, on purpose: the schema says integer, so "5" and true
     are refused by Keel, while the server's pydantic coerces them. Keel follows the schema the
     model was given, and errs on the side of refusing."""
     for limit in ("5", True):
         arguments = {"query": "lopez", "limit": limit}
         assert isinstance(check(validator, "search_customers", arguments), Rejection)
-        refused, _ = await server_refuses(desk_url, "search_customers", arguments)
+        refused, _ = await server_refuses(desk, "search_customers", arguments)
         assert not refused

@@ -1,0 +1,126 @@
+"""The activities' observers (activities/observe.py) without a run: each tool or model
+attempt becomes one span and one structured log line, errors named by type. The events of
+real runs are in tests/integration/test_activity_events.py."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+from temporalio.exceptions import ApplicationError
+
+from activities.observe import (
+    ModelCallObserver,
+    ToolCallObserver,
+    parse_idempotency_key,
+    result_summary,
+)
+from keel.contracts import ChatRequest, ModelSettings
+from keel.runtime.logs import configure_logging
+from keel.runtime.telemetry import Telemetry
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    """The log lines of this process as the worker writes them (JSON, one per line)."""
+    stream = io.StringIO()
+    handler = configure_logging("worker", stream=stream, fmt="json")
+    yield stream
+    logging.getLogger().removeHandler(handler)
+
+
+def test_idempotency_keys_parse_into_step_and_call_id() -> None:
+    assert parse_idempotency_key("agent-x-1:3:call_2_0") == (3, "call_2_0")
+    assert parse_idempotency_key("wf:with:colons:12:c") == (12, "c")
+    assert parse_idempotency_key("no-step") == (None, None)
+    assert parse_idempotency_key("wf:x:c") == (None, None)
+    assert parse_idempotency_key(None) == (None, None)
+
+
+def test_result_summary_is_the_text_collapsed() -> None:
+    result = {
+        "content": [
+            {"type": "text", "text": '{\n  "a": 1\n}'},
+            {"type": "image", "data": "..."},
+            {"type": "text", "text": "x" * 500},
+        ]
+    }
+    summary = result_summary(result)
+    assert summary.startswith('{ "a": 1 } xxx') and len(summary) == 200
+
+
+@pytest.fixture
+def traced() -> tuple[Telemetry, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return Telemetry(tracer_provider=provider), exporter
+
+
+def test_a_tool_error_result_is_an_error_span_and_outcome(
+    traced: tuple[Telemetry, InMemorySpanExporter], log_stream: io.StringIO
+) -> None:
+    telemetry, exporter = traced
+    observer = ToolCallObserver(telemetry, {"desk": "http://desk.internal:8201/mcp"})
+    request = {"name": "get_order", "arguments": {"order_id": "ORD-9"}, "meta": None}
+    with observer.observe("desk", request) as call:
+        call.done({"content": [{"type": "text", "text": "no such order"}], "is_error": True})
+    [span] = exporter.get_finished_spans()
+    attrs = dict(span.attributes or {})
+    assert span.name == "execute_tool get_order"
+    assert span.status.status_code == StatusCode.ERROR
+    assert attrs["error.type"] == "tool_error"
+    assert (attrs["server.address"], attrs["server.port"]) == ("desk.internal", 8201)
+    assert "keel.idempotency_key" not in attrs  # a lookup: no key, no step
+    line = json.loads(log_stream.getvalue().splitlines()[-1])
+    assert line["event"] == "tool.call" and line["outcome"] == "tool_error"
+    assert line["result"] == "no such order" and line["step"] is None
+    # the line leads to its span
+    assert line["trace_id"] == format(span.context.trace_id, "032x")
+    assert line["span_id"] == format(span.context.span_id, "016x")
+
+
+def test_a_failed_tool_call_names_the_error_type(
+    traced: tuple[Telemetry, InMemorySpanExporter], log_stream: io.StringIO
+) -> None:
+    telemetry, exporter = traced
+    observer = ToolCallObserver(telemetry)
+    request = {"name": "refund_order", "meta": {"io.keel/idempotency-key": "wf-1:2:call_1_0"}}
+    with pytest.raises(ApplicationError), observer.observe("desk", request):
+        raise ApplicationError("connection refused", type="MCPProtocolError")
+    [span] = exporter.get_finished_spans()
+    assert dict(span.attributes or {})["error.type"] == "MCPProtocolError"
+    assert dict(span.attributes or {})["network.transport"] == "pipe"
+    line = json.loads(log_stream.getvalue().splitlines()[-1])
+    assert (line["outcome"], line["error_type"], line["step"]) == ("failed", "MCPProtocolError", 2)
+    assert line["idempotency_key"] == "wf-1:2:call_1_0" and line["level"] == "warning"
+
+
+def test_a_failed_model_call_is_an_error_span(
+    traced: tuple[Telemetry, InMemorySpanExporter], log_stream: io.StringIO
+) -> None:
+    telemetry, exporter = traced
+    request = ChatRequest(
+        model=ModelSettings(name="gpt-4o-mini", base_url="https://api.openai.com/v1"),
+        messages=[],
+        conversation_id="c-1",
+        step=4,
+    )
+    with pytest.raises(ApplicationError), ModelCallObserver(telemetry).observe(request):
+        raise ApplicationError("HTTP 503", type="LLMHttpError")
+    [span] = exporter.get_finished_spans()
+    attrs = dict(span.attributes or {})
+    assert span.name == "chat gpt-4o-mini"
+    assert span.status.status_code == StatusCode.ERROR
+    assert attrs["error.type"] == "LLMHttpError"
+    assert (attrs["server.address"], attrs["server.port"]) == ("api.openai.com", 443)
+    assert attrs["keel.step"] == 4 and "gen_ai.usage.input_tokens" not in attrs
+    line = json.loads(log_stream.getvalue().splitlines()[-1])
+    assert (line["event"], line["outcome"], line["step"]) == ("model.call", "error", 4)

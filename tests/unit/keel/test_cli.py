@@ -1,0 +1,68 @@
+"""``keel`` command-line mistakes, in this process: ``keel.cli.main`` with an argument list,
+as ``python -m keel`` calls it. A mistake a person makes at the keyboard must cost one
+readable line and exit 2, before Temporal is contacted: TEMPORAL_ADDRESS points where nothing
+listens, so a command that got that far would say 'cannot reach Temporal' instead. The
+commands against a real stack are in tests/integration/test_cli*.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from keel.cli import main
+from keel.procs import free_port
+
+
+@dataclass
+class Out:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+Keel = Callable[..., Out]
+
+
+@pytest.fixture
+def keel(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Keel:
+    """Run ``keel <args>`` in this process; its exit code and what it printed."""
+    monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")
+
+    def run(*args: str) -> Out:
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code if isinstance(exc.code, int) else 1
+        printed = capsys.readouterr()
+        return Out(code, printed.out, printed.err)
+
+    return run
+
+
+def user_error(out: Out) -> str:
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr
+    return out.stderr.strip()
+
+
+def test_edit_with_malformed_json_is_refused_before_contacting_temporal(keel: Keel) -> None:
+    out = keel("edit", "some-run", "apr-1-call_0_1", "--arguments", "{bad")
+    message = user_error(out)
+    assert message.startswith("keel: --arguments is not valid JSON: ")
+    assert len(message.splitlines()) == 1
+    assert "cannot reach Temporal" not in message
+
+
+def test_edit_arguments_must_be_a_json_object(keel: Keel) -> None:
+    out = keel("edit", "some-run", "apr-1-call_0_1", "--arguments", "[1]")
+    message = user_error(out)
+    assert "--arguments must be a JSON object" in message
+    assert "cannot reach Temporal" not in message
+
+
+def test_reject_needs_a_reason(keel: Keel) -> None:
+    out = keel("reject", "some-run", "apr-1-call_0_1")
+    message = user_error(out)
+    assert "the following arguments are required: --reason" in message
