@@ -38,6 +38,8 @@ class StackConfig:
     extra_worker_env: dict[str, str] = field(default_factory=dict)
     # extra environment per component, e.g. {"support_desk": {"SUPPORT_DESK_LATENCY_MS": "250"}}
     component_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    # the simulator's scenario directory (None: the bundled simulator/scenarios)
+    scenarios: Path | None = None
 
     @classmethod
     def isolated(cls, home: Path, **overrides: Any) -> StackConfig:
@@ -132,8 +134,9 @@ class Stack:
                 argv += ["--search-attribute", f"{attr}={kind}"]
             return argv
         if name == "simulator":
+            scenarios = ["--scenarios", str(c.scenarios)] if c.scenarios else []
             return procs.python_argv(
-                "-m", "simulator", "--host", c.host, "--port", str(c.simulator_port)
+                "-m", "simulator", "--host", c.host, "--port", str(c.simulator_port), *scenarios
             )
         if name == "support_desk":
             return procs.python_argv(
