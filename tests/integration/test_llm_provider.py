@@ -4,7 +4,6 @@ tests/unit/activities/providers/)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import httpx2
@@ -13,26 +12,12 @@ from temporalio.exceptions import ApplicationError
 
 from activities.profiles import ProfileActivities
 from activities.providers.openai_compat import OpenAICompatProvider
-from keel.contracts import ChatMessage, ChatRequest, ModelSettings, ToolSpec
+from keel.contracts import ChatRequest
 from keel.procs import free_port
 from keel.runtime.config import Settings
 from keel.stack import Stack
 from tests.conftest import TEST_PROFILES
-
-MESSAGES = [
-    ChatMessage(role="system", content="You are a support agent."),
-    ChatMessage(role="user", content="ORD-1042 arrived damaged."),
-]
-TOOL = ToolSpec(server="support_desk", name="get_order", input_schema={"type": "object"})
-
-
-def request(base_url: str, model: str, api_key_env: str = "") -> ChatRequest:
-    return ChatRequest(
-        model=ModelSettings(name=model, base_url=base_url, api_key_env=api_key_env),
-        messages=MESSAGES,
-        tools=[TOOL],
-        conversation_id=f"provider-test-{uuid.uuid4().hex}",
-    )
+from tests.unit.activities.providers.test_openai_compat import request
 
 
 async def chat(req: ChatRequest, api_key: str | None = None):
