@@ -206,6 +206,14 @@ async def test_refund_without_the_role_is_unauthorized_and_has_no_side_effect(
     assert (refused[0].validation or "").startswith("authorization: ")
     assert "supervisor" in (refused[0].validation or "")
     assert side_effects(stack) == before
+    # Authorization comes before the semantic lookups: no get_order ran for bob, so nothing of
+    # the order reached him (the scenario's only call is the refused refund).
+    scheduled = [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        async for event in handle.fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert not [name for name in scheduled if name.endswith(".call-tool")], scheduled
 
 
 async def test_failure_class_is_searchable(client: Client) -> None:

@@ -1,4 +1,4 @@
-"""One tool turn: budget, validate (schema → semantic → authorization), approvals, then run.
+"""One tool turn: budget, validate (schema → authorization → semantic), approvals, then run.
 
 Workflow-side code. Every call of the turn gets a tool message back in the model's call
 order — a result, or a structured refusal — so the conversation stays well formed. A call

@@ -1,4 +1,4 @@
-"""The one way a tool call is checked: schema → semantic → authorization.
+"""The one way a tool call is checked: schema → authorization → semantic.
 
 ``CheckPipeline`` is built once per run from the run's catalog, policies and principal, and is
 the only code that composes the three layers of :mod:`workflows.tools.validation`:
@@ -35,6 +35,8 @@ with workflow.unsafe.imports_passed_through():
         plan_lookups,
     )
 
+AUTHORIZE_FIRST_PATCH = "authorize-before-lookups"
+
 
 @dataclass(frozen=True)
 class CheckedCall:
@@ -47,6 +49,12 @@ class CheckedCall:
     def context(self) -> dict[str, object]:
         """The lookups' data by name, for an approval request."""
         return {name: r.data for name, r in self.lookups.items() if r.ok and r.data is not None}
+
+
+def _authorize_first() -> bool:
+    """Authorization before the lookups, except when replaying a history recorded before
+    (it ran the lookups of an unauthorized call first). Outside a workflow (unit tests), always."""
+    return not workflow.in_workflow() or workflow.patched(AUTHORIZE_FIRST_PATCH)
 
 
 class CheckPipeline:
@@ -71,24 +79,38 @@ class CheckPipeline:
         return self._schemas.check_schema(call)
 
     async def complete(self, prepared: PreparedCall) -> CheckedCall | Rejection:
-        """Layers 2 and 3 for a call that passed the schema: its lookups, the policy's
-        semantic checks, then authorization. A broken policy ends the run (config_error)."""
+        """Layers 2 and 3 for a call that passed the schema: authorization first (so a
+        principal without the role learns nothing the lookups would find, and no lookup runs
+        for it), then its lookups and the policy's semantic checks. A broken policy ends the
+        run (config_error)."""
         policy = self._policies.get(prepared.call.name)
-        lookups: dict[str, LookupResult] = {}
-        if policy is not None and policy.checks:
-            try:
-                plan = plan_lookups(prepared, policy, self._catalog_all)
-                if isinstance(plan, Rejection):
-                    return plan
-                lookups = await run_lookups(plan, self._servers, self._policies)
-                rejection = check_semantics(prepared, policy, lookups, workflow.now())
-            except PolicyError as exc:
-                message = f"profile policy for {prepared.call.name!r}: {exc}"
-                raise RunFailed("config_error", message) from None
-            if rejection is not None:
-                return rejection
         refused = check_authorization(prepared, policy, self._principal)
+        semantic = policy is not None and bool(policy.checks)
+        if refused is not None and (not semantic or _authorize_first()):
+            return refused
+        lookups: dict[str, LookupResult] = {}
+        if policy is not None and semantic:
+            outcome = await self._semantics(prepared, policy)
+            if isinstance(outcome, Rejection):
+                return outcome
+            lookups = outcome
+        # Only a history recorded before authorization came first gets here refused.
         return refused if refused is not None else CheckedCall(prepared, lookups)
+
+    async def _semantics(
+        self, prepared: PreparedCall, policy: ToolPolicy
+    ) -> dict[str, LookupResult] | Rejection:
+        """The call's lookups, then the policy's semantic checks on their results."""
+        try:
+            plan = plan_lookups(prepared, policy, self._catalog_all)
+            if isinstance(plan, Rejection):
+                return plan
+            lookups = await run_lookups(plan, self._servers, self._policies)
+            rejection = check_semantics(prepared, policy, lookups, workflow.now())
+        except PolicyError as exc:
+            message = f"profile policy for {prepared.call.name!r}: {exc}"
+            raise RunFailed("config_error", message) from None
+        return rejection if rejection is not None else lookups
 
     async def check(self, call: ToolCall) -> CheckedCall | Rejection:
         """Every layer, for one call on its own (an approver's edit)."""

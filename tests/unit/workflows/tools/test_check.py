@@ -68,3 +68,25 @@ async def test_check_stops_at_the_schema_layer() -> None:
     # An authorization failure would be reported if the schema were skipped.
     refused = await pipeline(["agent"]).check(call("refund_order", order_id="ORD-1"))
     assert isinstance(refused, Rejection) and refused.layer == "schema"
+
+
+async def test_authorization_comes_before_the_lookups() -> None:
+    """A principal without the role is refused before any semantic lookup: no lookup activity
+    is scheduled (outside a workflow one could not run at all) and the refusal carries no
+    looked-up data."""
+    policy = ToolPolicy(
+        roles=["supervisor"],
+        lookups=[{"name": "order", "tool": "get_order", "arguments": {"order_id": "$order_id"}}],
+        checks=[{"argument": "order_id", "exists": "order"},
+                {"argument": "amount", "max": "$order.refundable"}],
+    )  # fmt: skip
+    checks = CheckPipeline(
+        catalog=[REFUND, GET],
+        catalog_all=[REFUND, GET.model_copy(update={"annotations": {"read_only_hint": True}})],
+        policies={"refund_order": policy},
+        servers={"desk": ServerSettings(name="desk")},
+        principal=Principal(id="bob", roles=["agent"]),
+    )
+    refused = await checks.check(call("refund_order", order_id="ORD-1042", amount=500))
+    assert isinstance(refused, Rejection) and refused.layer == "authorization"
+    assert "refundable" not in refused.message and "ORD-1042" not in refused.message
