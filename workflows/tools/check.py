@@ -47,8 +47,15 @@ class CheckedCall:
     lookups: dict[str, LookupResult] = field(default_factory=dict)
 
     def context(self) -> dict[str, object]:
-        """The lookups' data by name, for an approval request."""
-        return {name: r.data for name, r in self.lookups.items() if r.ok and r.data is not None}
+        """The lookups' results by name, for an approval request: the structured data, or
+        the raw text of a lookup that answered without any (never a silent ``{}``)."""
+        shown: dict[str, object] = {}
+        for name, result in self.lookups.items():
+            if result.ok and result.data:
+                shown[name] = result.data
+            elif result.ok and result.text:
+                shown[name] = result.text
+        return shown
 
 
 def _authorize_first() -> bool:

@@ -61,11 +61,25 @@ class LookupRequest:
 
 @dataclass(frozen=True)
 class LookupResult:
-    """What a lookup returned: ``ok=False`` when the tool answered with ``is_error``."""
+    """What a lookup returned: ``ok=False`` when the tool answered with ``is_error``;
+    ``data`` None with ``ok`` when it answered without structured data (plain text, kept in
+    ``text``). Checks need data: a lookup without any fails them, as a failed lookup does."""
 
     ok: bool
     data: dict[str, Any] | None = None
     error: str | None = None
+    text: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Nothing a check can use: an error, or an answer without structured data."""
+        return not self.ok or self.data is None
+
+
+def shorten_said(text: str | None, limit: int = 200) -> str:
+    """A lookup's plain-text answer, on one line and at most ``limit`` characters."""
+    said = " ".join((text or "").split()) or "nothing"
+    return said if len(said) <= limit else said[: limit - 1] + "…"
 
 
 class _LookupFailed(Exception):
@@ -136,7 +150,7 @@ class _Scope:
         result = self.results.get(head)
         if result is None:
             return MISSING
-        if not result.ok:
+        if result.failed:
             raise _LookupFailed(head)
         value = dig(result.data or {}, rest) if rest else result.data
         if value is MISSING:
@@ -157,6 +171,13 @@ class _Scope:
         field_name = field_name or ref
         value = dig(self.arguments, field_name) if field_name else MISSING
         subject = str(value) if value is not MISSING else f"the {name}"
+        if result.ok:  # an answer, but no structured data to check it against
+            said = shorten_said(result.text)
+            problem = (
+                f"{subject} could not be verified: {lookup.tool} answered without structured"
+                f" data ({lookup.tool} said: {said})"
+            )
+            return Issue(field_name, "exists", problem, fix or DEFAULT_EXISTS_FIX)
         said = _TOOL_ERROR_PREFIX.sub("", (result.error or "no details").strip())
         problem = f"{subject} does not exist ({lookup.tool} said: {said})"
         return Issue(field_name, "exists", problem, fix or DEFAULT_EXISTS_FIX)
@@ -200,7 +221,7 @@ def _evaluate(check: Check, scope: _Scope) -> list[Issue]:
                 " but the policy declares no lookup of that name"
             )
         result = scope.results.get(check.exists)
-        if result is not None and not result.ok:
+        if result is not None and result.failed:
             raise _LookupFailed(check.exists)
     ref = reference(check.argument)
     value = scope.resolve(ref) if ref else dig(scope.arguments, check.argument)

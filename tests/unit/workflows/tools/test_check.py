@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import json
 
-from keel.contracts import Principal, ServerSettings, ToolCall, ToolPolicy, ToolSpec
+from keel.contracts import (
+    Check,
+    Lookup,
+    Principal,
+    ServerSettings,
+    ToolCall,
+    ToolPolicy,
+    ToolSpec,
+)
 from workflows.tools.check import CheckedCall, CheckPipeline
 from workflows.tools.validation import PreparedCall, Rejection
 
@@ -76,9 +84,9 @@ async def test_authorization_comes_before_the_lookups() -> None:
     looked-up data."""
     policy = ToolPolicy(
         roles=["supervisor"],
-        lookups=[{"name": "order", "tool": "get_order", "arguments": {"order_id": "$order_id"}}],
-        checks=[{"argument": "order_id", "exists": "order"},
-                {"argument": "amount", "max": "$order.refundable"}],
+        lookups=[Lookup(name="order", tool="get_order", arguments={"order_id": "$order_id"})],
+        checks=[Check(argument="order_id", exists="order"),
+                Check(argument="amount", max="$order.refundable")],
     )  # fmt: skip
     checks = CheckPipeline(
         catalog=[REFUND, GET],
