@@ -11,7 +11,14 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from keel.contracts import LimitOverrides, RunResult, RunStatus
+from keel.contracts import (
+    ApprovalRequest,
+    Decision,
+    DecisionOutcome,
+    LimitOverrides,
+    RunResult,
+    RunStatus,
+)
 from keel.stack import Stack
 from tests.helpers import run, sim_turns, start
 
@@ -126,8 +133,39 @@ async def test_repeated_hallucinated_tool_halts_with_its_failure_class(client: C
     assert result.status == "halted"
     assert result.stop_reason == "no_progress"
     assert result.failure_class == "tool_hallucination"
-    assert result.model_calls == 3
+    # The first refusal is news (the model may correct itself); the same refusal again is not.
+    assert result.model_calls == 4
     assert all(s.outcome == "invalid" for s in result.steps if s.kind == "tool")
+    assert "steps 2, 3, 4: check_refund_status answered only" in (result.error or "")
+
+
+async def test_a_refusal_and_a_rejection_are_news_the_model_may_answer(
+    client: Client, stack: Stack
+) -> None:
+    """max_idle_steps = 1: a step without news would halt the run at once. The invented id's
+    refusal and the human's rejection are news, so the model corrects itself, then answers."""
+    before = side_effects(stack)
+    handle = await start(client, "idle_rejection")
+    for _ in range(300):
+        status = await handle.query("status", result_type=RunStatus)
+        if status.pending_approvals or status.state not in ("running", "awaiting_approval"):
+            break
+        await asyncio.sleep(0.05)
+    assert status.pending_approvals == 1, status.last_event  # not halted by the refusal
+    [request] = await handle.query("pending_approvals", result_type=list[ApprovalRequest])
+    assert request.arguments["order_id"] == "ORD-1042"
+    decision = Decision(approval_id=request.approval_id, decision="reject", by="alice",
+                        roles=["supervisor"], reason="not covered by the policy")  # fmt: skip
+    await handle.execute_update("decide", decision, result_type=DecisionOutcome)
+    result = await handle.result()
+    assert (result.status, result.failure_class, result.error) == ("completed", None, None)
+    assert result.model_calls == 3
+    assert result.final_answer and "rejected by a supervisor" in result.final_answer
+    assert [(s.name, s.outcome) for s in result.steps if s.kind == "tool"] == [
+        ("refund_order", "invalid"),
+        ("refund_order", "rejected"),
+    ]
+    assert side_effects(stack) == before
 
 
 # ------------------------------------------------------------------------- wall clock

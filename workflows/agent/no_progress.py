@@ -3,9 +3,11 @@
 Two signals, both configurable per profile and per run:
 
 * the same tool called with the same arguments for the N-th time (``max_repeated_calls``);
-* K consecutive steps that add no new information (``max_idle_steps``): every tool result of
-  the step was seen before, or every call of the step was refused by validation (repeated
-  invalid calls).
+* K consecutive steps that add no new information (``max_idle_steps``): every tool message
+  of the step — a result, a validation refusal, a human's rejection — is one the model has
+  already been given. A refusal or a rejection the model has not seen before is news (it
+  may correct itself); the identical one again is not, so a model that keeps making the same
+  refused call is still stopped (and the repeat counter stops the N-th identical call).
 
 Fingerprints are canonical JSON, so argument order and whitespace do not hide a repeat.
 """
@@ -34,6 +36,7 @@ class ProgressTracker:
     seen_results: set[str] = field(default_factory=set)
     idle_steps: int = 0
     reason: str | None = None
+    idle: list[tuple[int, str]] = field(default_factory=list)  # (step, tool) of the idle run
 
     def record_call(self, tool: str, arguments: Any) -> int:
         """Count one call of ``tool`` with ``arguments``; return how often it has been made."""
@@ -48,7 +51,8 @@ class ProgressTracker:
         return count
 
     def record_step(self, results: list[str], all_refused: bool) -> None:
-        """After a tool turn: did it add anything not seen before?"""
+        """After a tool turn, as before refusals counted as news (replay of older histories
+        only; see :meth:`record_turn`): did it add a result not seen before?"""
         digests = [fingerprint(r) for r in results]
         new = [d for d in digests if d not in self.seen_results]
         self.seen_results.update(digests)
@@ -63,6 +67,27 @@ class ProgressTracker:
                 f" max_idle_steps={self.max_idle_steps})"
             )
 
+    def record_turn(self, step: int, messages: list[tuple[str, str]]) -> None:
+        """After a tool turn: did any of its tool messages ((tool, content): results and
+        refusals alike) tell the model something it had not been told before?"""
+        digests = [fingerprint(content) for _, content in messages]
+        new = [d for d in digests if d not in self.seen_results]
+        self.seen_results.update(digests)
+        if new:
+            self.idle_steps = 0
+            self.idle.clear()
+            return
+        self.idle_steps += 1
+        self.idle.extend((step, tool) for tool, _ in messages)
+        if self.idle_steps >= self.max_idle_steps and self.reason is None:
+            steps = sorted({s for s, _ in self.idle})
+            tools = ", ".join(sorted({t for _, t in self.idle}))
+            self.reason = (
+                f"{self.idle_steps} consecutive steps added no new information (steps"
+                f" {', '.join(map(str, steps))}: {tools} answered only what the model had"
+                f" already been told; max_idle_steps={self.max_idle_steps})"
+            )
+
     @property
     def stalled(self) -> bool:
         return self.reason is not None
@@ -71,4 +96,5 @@ class ProgressTracker:
         """Start counting afresh (after a human guided the run); results seen stay seen."""
         self.call_counts.clear()
         self.idle_steps = 0
+        self.idle.clear()
         self.reason = None

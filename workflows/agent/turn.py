@@ -25,6 +25,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.tools.execute import ToolCallFailed, execute_call, tool_record
     from workflows.tools.validation import PreparedCall, Rejection
 
+# No-progress detection counts refusals and rejections as tool messages (news when unseen).
+REFUSALS_ARE_NEWS_PATCH = "no-progress-counts-refusals"
+
 
 @dataclass
 class _Slot:
@@ -140,10 +143,16 @@ class _Turn:
             raise failure
 
     def final_stop(self) -> Stop | None:
-        """The turn's stop condition: one that tripped, else no progress if the run stalled."""
+        """The turn's stop condition: one that tripped, else no progress if the run stalled.
+
+        Every tool message counts — a refusal or a rejection the model has not seen is news."""
         tracker = self.ctx.tracker
-        tracker.record_step([s.result for s in self.runnable if s.result is not None],
-                            not self.runnable)  # fmt: skip
+        if workflow.patched(REFUSALS_ARE_NEWS_PATCH):
+            tracker.record_turn(self.step, [(s.call.name, s.refusal or s.result or "")
+                                            for s in self.slots])  # fmt: skip
+        else:  # a history recorded when only results counted
+            tracker.record_step([s.result for s in self.runnable if s.result is not None],
+                                not self.runnable)  # fmt: skip
         if self.stop is None and tracker.stalled:
             failure_class: FailureClass = "no_progress"
             if not self.runnable and self.last_rejection is not None:
