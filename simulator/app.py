@@ -34,6 +34,7 @@ from simulator.wire import (
     conversation_id,
     fault_response,
     openai_error,
+    tool_message_problem,
 )
 
 log = logging.getLogger("simulator")
@@ -92,13 +93,17 @@ async def _parse(request: Request) -> ChatRequest | JSONResponse:
     if not isinstance(payload, dict):
         return openai_error(400, "request body must be a JSON object", code="invalid_json")
     try:
-        return ChatRequest.model_validate(payload)
+        chat = ChatRequest.model_validate(payload)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         return openai_error(
             400, f"invalid request: {where}: {first['msg']}", code="invalid_value", param=where
         )
+    problem = tool_message_problem(chat.messages)
+    if problem is not None:
+        return openai_error(400, problem, param="messages")
+    return chat
 
 
 async def chat_completions(request: Request) -> Response:

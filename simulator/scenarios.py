@@ -37,9 +37,12 @@ class ToolCallSpec(_Strict):
 
     ``arguments`` is serialized to the JSON string the wire format carries; ``arguments_raw`` is
     sent verbatim so a scenario can produce the malformed JSON real models sometimes emit.
+    ``id`` scripts the call's id, as some servers get it wrong: the same id twice in a turn,
+    or ``""`` to omit the id from the wire; by default it is ``call_<turn>_<position>``.
     """
 
     name: str = Field(min_length=1, max_length=64)
+    id: str | None = Field(default=None, max_length=128)
     arguments: dict[str, Any] | None = None
     arguments_raw: str | None = None
 

@@ -55,6 +55,33 @@ class ChatRequest(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
 
 
+def tool_message_problem(messages: list[_Message]) -> str | None:
+    """What OpenAI refuses with a 400: a tool message that answers no call of the assistant
+    message before it, or a tool call left without its tool message (ids must agree)."""
+    waiting: list[str] | None = None  # ids of the last assistant message's calls, unanswered
+    for message in messages:
+        if message.role == "tool":
+            answered = (message.model_extra or {}).get("tool_call_id")
+            if waiting is None or answered not in waiting:
+                return (
+                    "Invalid parameter: messages with role 'tool' must be a response to a"
+                    f" preceding message with 'tool_calls' (tool_call_id {answered!r})."
+                )
+            waiting.remove(answered)
+            continue
+        if waiting:
+            break
+        calls = message.tool_calls or []
+        waiting = [str(call.get("id")) for call in calls] if message.role == "assistant" else None
+    if waiting:
+        return (
+            "An assistant message with 'tool_calls' must be followed by tool messages responding"
+            " to each 'tool_call_id'. The following tool_call_ids did not have response"
+            f" messages: {', '.join(waiting)}"
+        )
+    return None
+
+
 def openai_error(
     status: int,
     message: str,
@@ -127,12 +154,15 @@ def completion_body(
     """The ``chat.completion`` object for a turn; ids are stable per conversation and turn."""
     calls: list[dict[str, Any]] = [
         {
-            "id": f"call_{turn_index}_{i}",
+            "id": f"call_{turn_index}_{i}" if spec.id is None else spec.id,
             "type": "function",
             "function": {"name": spec.name, "arguments": spec.arguments_json()},
         }
         for i, spec in enumerate(turn.tool_calls)
     ]
+    for call in calls:
+        if call["id"] == "":
+            del call["id"]  # scripted as omitted, as some servers do
     message: dict[str, Any] = {
         "role": "assistant",
         "content": turn.content if (turn.content or not calls) else None,

@@ -69,7 +69,7 @@ def parse_response(data: dict[str, Any], requested_model: str) -> ChatResponse:
         message = choice["message"]
         calls = [
             ToolCall(
-                id=str(call["id"]),
+                id=str(call.get("id") or ""),  # some servers omit it: the workflow renames
                 name=str(call["function"]["name"]),
                 arguments=str(call["function"].get("arguments") or "{}"),
             )

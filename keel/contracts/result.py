@@ -19,6 +19,11 @@ class StepRecord(BaseModel):
     name: str = Field(description="model name, or tool name")
     server: str | None = None
     tool_call_id: str | None = None
+    model_tool_call_id: str | None = Field(
+        default=None,
+        description="the id the model gave this call when Keel renamed it (missing or repeated"
+        " in its turn); tool_call_id is the id the run used",
+    )
     started_at: datetime
     latency_ms: float = 0.0
     usage: Usage | None = None

@@ -17,6 +17,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from keel.contracts import ApprovalRule, ChatMessage, StepRecord, ToolCall
+    from workflows.agent.call_ids import Renamed
     from workflows.agent.state import RunContext, Stop
     from workflows.approvals.policy import approver_roles, needs_approval, reversibility
     from workflows.approvals.wait import Decided, await_decision, open_request
@@ -34,6 +35,7 @@ class _Slot:
     """One call of the turn on its way through the checks."""
 
     call: ToolCall
+    model_id: str | None = None  # the model's id for the call, when it had to be renamed
     prepared: PreparedCall | None = None
     checked: CheckedCall | None = None
     refusal: str | None = None  # tool-message content when the call is not run
@@ -42,13 +44,23 @@ class _Slot:
 
 
 async def run_tool_turn(
-    ctx: RunContext, calls: list[ToolCall], reason: str | None = None
+    ctx: RunContext,
+    calls: list[ToolCall],
+    reason: str | None = None,
+    renamed: list[Renamed] | None = None,
 ) -> tuple[list[ChatMessage], Stop | None]:
     """Process one turn's calls; return the tool messages and a stop condition, if one tripped.
 
-    ``reason`` is what the model said alongside its calls: shown to approvers.
+    Calls are kept by their position in the turn, and their ids are unique
+    (workflows/agent/call_ids.py); ``renamed`` says which ids the run gave in place of the
+    model's. ``reason`` is what the model said alongside its calls: shown to approvers.
     """
-    turn = _Turn(ctx, [_Slot(call) for call in calls])
+    slots = [_Slot(call) for call in calls]
+    for change in renamed or []:
+        slots[change.position].model_id = change.original
+        ctx.reporter.call_renamed(ctx.ledger.model_calls, calls[change.position].name,
+                                  change.position, change.original, change.id)  # fmt: skip
+    turn = _Turn(ctx, slots)
     turn.admit()
     await turn.check()
     await turn.run(reason)
@@ -138,6 +150,9 @@ class _Turn:
                 slot.record, slot.result = finished.record, finished.result
                 slot.refusal = None if finished.result is not None else finished.content
                 self.stop = self.stop or finished.stop
+        for slot in self.slots:
+            if slot.record is not None and slot.model_id is not None:
+                slot.record = slot.record.model_copy(update={"model_tool_call_id": slot.model_id})
         self.ctx.ledger.steps.extend(s.record for s in self.slots if s.record is not None)
         if failure is not None:
             raise failure

@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         extend_limits,
         names,
     )
+    from workflows.agent.call_ids import with_unique_ids
     from workflows.agent.model_step import ModelStep, before_model_call
     from workflows.agent.no_progress import ProgressTracker
     from workflows.agent.start import (
@@ -251,17 +252,15 @@ class AgentWorkflow:
             )
             if stop is None:
                 response = await model.call(catalog, cap)
+                # Missing or repeated ids are renamed before the conversation holds them.
+                calls, renamed = with_unique_ids(state.ledger.model_calls, response.tool_calls)
                 state.messages.append(
-                    ChatMessage(
-                        role="assistant", content=response.content, tool_calls=response.tool_calls
-                    )
+                    ChatMessage(role="assistant", content=response.content, tool_calls=calls)
                 )
-                if not response.tool_calls:
+                if not calls:
                     return self._finish("completed", final_answer=response.content or "")
-                state.last_event = (
-                    f"step {state.ledger.model_calls}: {len(response.tool_calls)} tool call(s)"
-                )
-                messages, stop = await run_tool_turn(ctx, response.tool_calls, response.content)
+                state.last_event = f"step {state.ledger.model_calls}: {len(calls)} tool call(s)"
+                messages, stop = await run_tool_turn(ctx, calls, response.content, renamed)
                 state.messages.extend(messages)
             if stop is not None and not await self._guided_past(profile, ctx, stop):
                 return self._finish("halted", stop=stop)

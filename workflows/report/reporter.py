@@ -15,6 +15,7 @@ The activity side (``model.call``, ``tool.call``, spans, ``gen_ai.*`` metrics) l
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -215,6 +216,11 @@ class Reporter:
         if layer is not None:
             what = "edited call to " + tool if edit else tool
             self.progress("tool.refused", f"refused {what} ({layer}): {reason}", **fields)
+
+    def call_renamed(self, step: int, tool: str, position: int, original: str, new: str) -> None:
+        """A tool call's id was missing or repeated in its turn and the run gave it another."""
+        emit("tool.call_renamed", level=logging.WARNING, step=step, tool=tool,
+             position=position, model_tool_call_id=original[:200], tool_call_id=new)  # fmt: skip
 
     def tool_started(self, step: int, tool: str, tool_call_id: str, server: str,
                      arguments: dict[str, Any]) -> None:  # fmt: skip
