@@ -51,7 +51,7 @@ class CheckedCall:
         the raw text of a lookup that answered without any (never a silent ``{}``)."""
         shown: dict[str, object] = {}
         for name, result in self.lookups.items():
-            if result.ok and result.data:
+            if result.ok and result.data is not None:
                 shown[name] = result.data
             elif result.ok and result.text:
                 shown[name] = result.text
