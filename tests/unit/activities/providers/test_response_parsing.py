@@ -63,7 +63,7 @@ def test_arguments_of_another_type_are_a_model_error() -> None:
     [
         {"prompt_tokens": -5, "completion_tokens": 2},
         {"prompt_tokens": 5, "completion_tokens": -1},
-        {"prompt_tokens": 5, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": -3}},
+        {"prompt_tokens": 5, "prompt_tokens_details": {"cached_tokens": -3}},
         {"prompt_tokens": MAX_USAGE_TOKENS + 1, "completion_tokens": 2},
         {"prompt_tokens": 2.5, "completion_tokens": 2},
         {"prompt_tokens": "12", "completion_tokens": 2},
