@@ -97,6 +97,22 @@ def estimate_prompt_tokens(messages: list[ChatMessage], tools: list[ToolSpec]) -
     return -(-size // BYTES_PER_TOKEN) + overhead
 
 
+def add_usage(total: Usage, usage: Usage) -> Usage:
+    """The run's usage after a call: every figure grows by the call's and never shrinks, so a
+    provider reporting negative usage cannot give a budget back (the provider refuses such
+    answers too: activities/providers/openai_compat.py)."""
+    return Usage(
+        input_tokens=total.input_tokens + max(usage.input_tokens, 0),
+        output_tokens=total.output_tokens + max(usage.output_tokens, 0),
+        cached_tokens=total.cached_tokens + max(usage.cached_tokens, 0),
+    )
+
+
+def add_cost(total: float, cost: float) -> float:
+    """The run's spend after a call: a negative or NaN cost is not a refund."""
+    return total + cost if cost > 0 else total
+
+
 def tokens_used(usage: Usage) -> int:
     """Tokens a call counts against ``max_tokens``: input (cached included, once) + output."""
     return usage.input_tokens + usage.output_tokens
