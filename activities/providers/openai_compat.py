@@ -53,7 +53,7 @@ def build_body(request: ChatRequest) -> dict[str, Any]:
     """The JSON body of a chat-completions request."""
     body: dict[str, Any] = {
         "model": request.model.name,
-        "messages": [_message_json(m) for m in request.messages],
+        "messages": messages_json(request.messages, request.model.accepts_images),
         "max_tokens": request.max_output_tokens or request.model.max_output_tokens,
         "temperature": request.model.temperature,
     }
@@ -61,6 +61,39 @@ def build_body(request: ChatRequest) -> dict[str, Any]:
         body["tools"] = [_tool_json(t) for t in request.tools]
         body["tool_choice"] = "auto"
     return body
+
+
+def messages_json(messages: list[ChatMessage], accepts_images: bool) -> list[dict[str, Any]]:
+    """The conversation on the wire. OpenAI's tool messages carry text only, so for a model
+    that accepts images the images of a run of tool messages follow it in one user message
+    (text naming the calls, then ``image_url`` parts with data URLs); the tool messages stay
+    together right after their assistant message, which keeps the conversation valid. For
+    other models images are left out: the tool text already names them with a marker."""
+    out: list[dict[str, Any]] = []
+    pending: list[ChatMessage] = []
+    for message in messages:
+        if pending and message.role != "tool":
+            out.append(_images_message(pending))
+            pending = []
+        out.append(_message_json(message))
+        if accepts_images and message.role == "tool" and message.images:
+            pending.append(message)
+    if pending:
+        out.append(_images_message(pending))
+    return out
+
+
+def _images_message(messages: list[ChatMessage]) -> dict[str, Any]:
+    calls = ", ".join(f"{m.tool_call_id} ({len(m.images)})" for m in messages)
+    parts: list[dict[str, Any]] = [
+        {"type": "text", "text": f"Images returned by tool call(s) {calls}, in order:"}
+    ]
+    for message in messages:
+        parts += [
+            {"type": "image_url", "image_url": {"url": f"data:{i.mime_type};base64,{i.data}"}}
+            for i in message.images
+        ]
+    return {"role": "user", "content": parts}
 
 
 MAX_USAGE_TOKENS = 100_000_000
