@@ -59,3 +59,18 @@ async def test_a_huge_model_answer_fails_once_as_payload_too_large(
     assert result.cost_usd > 0
     failed = next(s for s in result.steps if s.kind == "model")
     assert failed.outcome == "failed" and failed.usage == result.usage
+
+
+async def test_a_conversation_too_large_for_a_model_call_fails_the_run(
+    client: Client, stack: Stack
+) -> None:
+    before = exports(stack)
+    handle = await start(client, "big_conversation", task="Export three reports.")
+    result = await handle.result()
+
+    assert result.status == "failed"
+    assert result.failure_class == "payload_too_large"
+    assert result.error and result.error.startswith("the conversation is ")
+    assert exports(stack) - before == 3
+    turns = sim_turns(stack, handle.id)
+    assert turns == {0: {"requests": 1, "completed": 1}, 1: {"requests": 1, "completed": 1}}

@@ -19,7 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.llm import LLMActivities
-    from activities.payloads import PAYLOAD_TOO_LARGE, TEMPORAL_PAYLOAD_ERROR
+    from activities.payloads import PAYLOAD_TOO_LARGE, SAFE_PAYLOAD_BYTES, TEMPORAL_PAYLOAD_ERROR
     from keel.contracts import (
         ChatMessage,
         ChatRequest,
@@ -113,6 +113,7 @@ class ModelStep:
         fell_back: list[str] = []
         started = workflow.now()
         self.reporter.model_started(step, self.profile.model.name)
+        self._check_request_size(catalog, step, started)
         for index, model in enumerate(chain):
             last = index == len(chain) - 1
             self.on_event(f"step {step}: calling {model.name}")
@@ -149,6 +150,23 @@ class ModelStep:
             self.reporter.model_finished(step, response, cost)
             return response
         raise AssertionError("unreachable: the chain has at least the primary model")
+
+    def _check_request_size(self, catalog: list[ToolSpec], step: int, started: datetime) -> None:
+        """Fail the run, rather than the workflow task, when the conversation no longer fits in
+        an activity input: Temporal would refuse to schedule the call, again at every task."""
+        request = ChatRequest(model=self.profile.model, messages=self.messages, tools=catalog,
+                              conversation_id=workflow.info().workflow_id, step=step)  # fmt: skip
+        size = len(request.model_dump_json().encode())
+        if size <= SAFE_PAYLOAD_BYTES:
+            return
+        message = (
+            f"the conversation is {size:,} bytes, over the {SAFE_PAYLOAD_BYTES:,} bytes a model"
+            " call may carry (lower servers.max_result_bytes, or the run's steps)"
+        )
+        self.ledger.steps.append(
+            _record(step, self.profile.model.name, started, outcome="failed", detail=message)
+        )
+        raise RunFailed("payload_too_large", message)
 
     def _charge(self, model: ModelSettings, usage: Usage) -> float:
         """Add a call's usage and cost to the ledger (totals never decrease); its cost."""
