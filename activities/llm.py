@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 from activities.breaker import BreakerConfig, BreakerRegistry, Clock
 from activities.heartbeat import heartbeating
 from activities.observe import ModelCallObserver
+from activities.payloads import too_large
 from activities.providers.base import ChatProvider
 from keel.contracts import ChatRequest, ChatResponse, names
 from keel.runtime.telemetry import Telemetry
@@ -89,9 +90,25 @@ class LLMActivities:
         # A missing key is this worker's problem, not the provider's: it is raised above,
         # outside the circuit. The circuit sits inside ``heartbeating`` so a cancellation
         # reaches it as CancelledError (neutral unless Temporal timed the attempt out).
-        return await heartbeating(
+        response = await heartbeating(
             self._breakers.call(
                 request.model.base_url.rstrip("/"),
                 lambda: self._provider.chat(request, api_key),
             )
+        )
+        check_response_size(request, response)
+        return response
+
+
+def check_response_size(request: ChatRequest, response: ChatResponse) -> None:
+    """Fail an answer over ``max_response_bytes`` (non-retryable: it is paid for, and asking
+    again would be paid again). Its usage travels in the error's details, so the workflow
+    still counts the call against the run's budgets."""
+    size = len(response.model_dump_json().encode())
+    limit = request.model.max_response_bytes
+    if size > limit:
+        raise too_large(
+            f"model {request.model.name!r} answered {size:,} bytes, over its"
+            f" max_response_bytes={limit:,}; not retried (the answer is paid for)",
+            response.usage.model_dump(),
         )

@@ -31,6 +31,8 @@ from temporalio.worker import (
 from activities.breaker import BreakerConfig, BreakerRegistry, Clock
 from activities.heartbeat import heartbeating
 from activities.observe import ToolCallObserver
+from activities.payloads import SAFE_PAYLOAD_BYTES, json_size, too_large
+from activities.tool_results import DEFAULT_MAX_RESULT_BYTES, cut_result
 from keel.contracts import names
 from keel.runtime.config import MCPServerTarget
 from keel.runtime.telemetry import Telemetry
@@ -107,11 +109,14 @@ class _StampToolResults(ActivityInboundInterceptor):
         if server is None:
             return await super().execute_activity(input)
         if not info.activity_type.endswith(".call-tool"):
-            return await self._run(server, input)
+            return check_size(await self._run(server, input), info.activity_type)
+        limit = take_result_limit(input)
         with self._observer.observe(server, input.args[0] if input.args else None) as call:
             result = await self._run(server, input)
+            if isinstance(result, dict):
+                result = cut_result(result, limit)
             call.done(result)
-        return result
+        return check_size(result, info.activity_type)
 
     async def _run(self, server: str, input: ExecuteActivityInput) -> Any:
         is_tool_call = activity.info().activity_type.endswith(".call-tool")
@@ -128,6 +133,31 @@ class _StampToolResults(ActivityInboundInterceptor):
             meta[names.META_LATENCY_MS] = round((time.monotonic() - started) * 1000, 3)
             result = {**result, "meta": meta}
         return result
+
+
+def take_result_limit(input: ExecuteActivityInput) -> int:
+    """The size the call's result is cut to (``io.keel/max-result-bytes`` in the request's
+    ``_meta``, put there by the workflow from the server's settings), removed from the
+    request: it is for this worker, not for the server."""
+    request = input.args[0] if input.args else None
+    meta = request.get("meta") if isinstance(request, dict) else None
+    if not isinstance(request, dict) or not isinstance(meta, dict):
+        return DEFAULT_MAX_RESULT_BYTES
+    meta = dict(meta)
+    limit = meta.pop(names.META_MAX_RESULT_BYTES, None)
+    input.args = [{**request, "meta": meta or None}, *input.args[1:]]
+    return limit if isinstance(limit, int) and limit > 0 else DEFAULT_MAX_RESULT_BYTES
+
+
+def check_size(result: Any, activity_type: str) -> Any:
+    """Fail, without a retry, a result Temporal would refuse (its retry would repeat the call)."""
+    size = json_size(result)
+    if size > SAFE_PAYLOAD_BYTES:
+        raise too_large(
+            f"{activity_type} returned {size:,} bytes, over the {SAFE_PAYLOAD_BYTES:,} bytes an"
+            " activity result may have; not retried"
+        )
+    return result
 
 
 class ToolResultStamper(Interceptor):

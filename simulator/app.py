@@ -31,6 +31,7 @@ from simulator.webhooks import WebhookSink
 from simulator.wire import (
     ChatRequest,
     completion_body,
+    completion_response,
     conversation_id,
     fault_response,
     openai_error,
@@ -133,6 +134,7 @@ async def chat_completions(request: Request) -> Response:
     turn_index = sum(1 for m in chat.messages if m.role == "assistant")
     turn, scripted = scenario.turn(turn_index)
     attempt = sim.counters.record_request(conversation, turn_index)
+    sim.counters.record_body(conversation, turn_index, chat.model_dump(mode="json"))
     fault = turn.faults[attempt - 1] if scripted and attempt <= len(turn.faults) else None
     log.info(
         "%s conversation=%s turn=%d request=%d fault=%s",
@@ -163,7 +165,7 @@ async def chat_completions(request: Request) -> Response:
         return Response(status_code=499)
     body = completion_body(chat, turn, conversation, turn_index, attempt)
     sim.counters.record_completed(conversation, turn_index)
-    return JSONResponse(body)
+    return completion_response(body, turn.wire)
 
 
 async def list_models(request: Request) -> Response:
@@ -206,6 +208,17 @@ async def timeline(request: Request) -> Response:
     return JSONResponse({"conversation_id": conversation, "request_times": turns})
 
 
+async def received(request: Request) -> Response:
+    """The last request bodies of a conversation as received (``RECORDED_BODIES`` of them):
+    lets a test check what a client actually sent, e.g. the image parts of a message."""
+    sim: Simulator = request.app.state.sim
+    conversation = request.path_params["conversation_id"]
+    bodies = sim.counters.bodies(conversation)
+    if bodies is None:
+        return openai_error(404, f"no conversation {conversation!r}", code="not_found")
+    return JSONResponse({"conversation_id": conversation, "requests": bodies})
+
+
 async def reset(request: Request) -> Response:
     """Forget the counters and the webhook events: a clean slate for the next test."""
     sim: Simulator = request.app.state.sim
@@ -236,6 +249,7 @@ def create_app(simulator: Simulator) -> Starlette:
             Route("/v1/sim/conversations/{conversation_id}", one_conversation, methods=["GET"]),
             Route("/v1/sim/reset", reset, methods=["POST"]),
             Route("/v1/sim/conversations/{conversation_id}/timeline", timeline, methods=["GET"]),
+            Route("/v1/sim/conversations/{conversation_id}/requests", received, methods=["GET"]),
             *WEBHOOK_ROUTES,
             *CHAOS_ROUTES,
         ],

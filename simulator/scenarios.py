@@ -69,6 +69,9 @@ class FaultSpec(_Strict):
     kind: Literal["http", "hang"]
     status: int | None = Field(default=None, ge=400, le=599)
     retry_after: float | None = Field(default=None, ge=0, le=3600)
+    retry_after_format: Literal["seconds", "http_date"] = Field(
+        default="seconds", description="Retry-After as whole seconds, or as an HTTP date"
+    )
     seconds: float | None = Field(default=None, gt=0, le=3600)
     message: str | None = None
 
@@ -87,6 +90,21 @@ class FaultSpec(_Strict):
         return self
 
 
+WireVariant = Literal["standard", "content_parts", "object_arguments", "stream_only", "truncated"]
+"""How a turn's answer goes on the wire: ``standard`` as OpenAI sends it; ``content_parts`` with
+``content`` as a list of text parts; ``object_arguments`` with each call's ``arguments`` as a
+JSON object instead of a string; ``stream_only`` as a ``text/event-stream`` whatever the request
+asked; ``truncated`` as a JSON body cut in half (a complete HTTP answer, broken JSON)."""
+
+
+class UsageSpec(_Strict):
+    """Usage figures reported instead of the estimate (any integer: providers have bugs)."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+
+
 class TurnSpec(_Strict):
     """What the model answers at one turn (turn n = the request holds n assistant messages)."""
 
@@ -94,6 +112,19 @@ class TurnSpec(_Strict):
     content: str = ""
     tool_calls: list[ToolCallSpec] = Field(default_factory=list)
     faults: list[FaultSpec] = Field(default_factory=list)
+    content_bytes: int | None = Field(
+        default=None, ge=1, le=64_000_000, description="repeat 'content' to this many bytes"
+    )
+    wire: WireVariant = "standard"
+    usage: UsageSpec | None = None
+
+    def text(self) -> str:
+        """The answer's content, repeated to ``content_bytes`` when set (huge answers)."""
+        if self.content_bytes is None or not self.content:
+            return self.content
+        unit = self.content.encode()
+        whole = (unit * (self.content_bytes // len(unit) + 1))[: self.content_bytes]
+        return whole.decode("utf-8", "ignore")
 
     @model_validator(mode="after")
     def _says_something(self) -> TurnSpec:

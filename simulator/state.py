@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
+
+RECORDED_BODIES = 20
+"""Request bodies kept per conversation (the most recent ones), for tests to inspect."""
+RECORDED_CONVERSATIONS = 200
+"""Conversations whose bodies are kept (the most recently started): a long-running simulator
+must not grow without bound."""
 
 
 @dataclass
@@ -36,6 +44,7 @@ class Counters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._data: dict[str, dict[int, TurnCounters]] = {}
+        self._bodies: dict[str, deque[dict[str, Any]]] = {}
 
     def record_request(self, conversation: str, turn: int) -> int:
         """Count an arriving request; returns its 1-based number within this turn."""
@@ -44,6 +53,22 @@ class Counters:
             counters.requests += 1
             counters.request_times.append(time.time())
             return counters.requests
+
+    def record_body(self, conversation: str, turn: int, body: dict[str, Any]) -> None:
+        """Keep a request body as received (the last ``RECORDED_BODIES`` per conversation)."""
+        with self._lock:
+            kept = self._bodies.get(conversation)
+            if kept is None:
+                while len(self._bodies) >= RECORDED_CONVERSATIONS:
+                    del self._bodies[next(iter(self._bodies))]
+                kept = self._bodies[conversation] = deque(maxlen=RECORDED_BODIES)
+            kept.append({"turn": turn, "body": body})
+
+    def bodies(self, conversation: str) -> list[dict[str, Any]] | None:
+        """The kept request bodies of a conversation, oldest first; None if never seen."""
+        with self._lock:
+            kept = self._bodies.get(conversation)
+            return None if kept is None else list(kept)
 
     def record_completed(self, conversation: str, turn: int) -> None:
         """Count a 200 answer that was produced for a client still connected."""
@@ -80,4 +105,5 @@ class Counters:
         with self._lock:
             dropped = len(self._data)
             self._data.clear()
+            self._bodies.clear()
             return dropped

@@ -12,12 +12,13 @@ import json
 import math
 import time
 from collections.abc import Mapping
+from email.utils import formatdate
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
-from simulator.scenarios import FaultSpec, TurnSpec
+from simulator.scenarios import FaultSpec, ToolCallSpec, TurnSpec
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -148,6 +149,36 @@ def prompt_chars(chat: ChatRequest) -> int:
     return chars
 
 
+def _wire_arguments(spec: ToolCallSpec, wire: str) -> Any:
+    """``function.arguments``: the JSON string, or (``object_arguments``) the object itself."""
+    text = spec.arguments_json()
+    if wire != "object_arguments":
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _usage(chat: ChatRequest, turn: TurnSpec, content: str) -> dict[str, Any]:
+    """The estimate, or the scenario's figures where it gives them (even absurd ones)."""
+    prompt = estimate_tokens(prompt_chars(chat))
+    arguments = sum(len(spec.arguments_json()) for spec in turn.tool_calls)
+    completion = estimate_tokens(len(content) + arguments)
+    cached = 0
+    if turn.usage is not None:
+        prompt = turn.usage.prompt_tokens if turn.usage.prompt_tokens is not None else prompt
+        if turn.usage.completion_tokens is not None:
+            completion = turn.usage.completion_tokens
+        cached = turn.usage.cached_tokens if turn.usage.cached_tokens is not None else cached
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    }
+
+
 def completion_body(
     chat: ChatRequest, turn: TurnSpec, conversation: str, turn_index: int, attempt: int
 ) -> dict[str, Any]:
@@ -156,23 +187,20 @@ def completion_body(
         {
             "id": f"call_{turn_index}_{i}" if spec.id is None else spec.id,
             "type": "function",
-            "function": {"name": spec.name, "arguments": spec.arguments_json()},
+            "function": {"name": spec.name, "arguments": _wire_arguments(spec, turn.wire)},
         }
         for i, spec in enumerate(turn.tool_calls)
     ]
     for call in calls:
         if call["id"] == "":
             del call["id"]  # scripted as omitted, as some servers do
-    message: dict[str, Any] = {
-        "role": "assistant",
-        "content": turn.content if (turn.content or not calls) else None,
-        "refusal": None,
-    }
+    text = turn.text()
+    content: Any = text if (text or not calls) else None
+    if turn.wire == "content_parts" and content is not None:
+        content = [{"type": "text", "text": content}]
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
     if calls:
         message["tool_calls"] = calls
-    prompt = estimate_tokens(prompt_chars(chat))
-    arguments = sum(len(spec.arguments_json()) for spec in turn.tool_calls)
-    completion = estimate_tokens(len(turn.content) + arguments)
     return {
         "id": f"chatcmpl-sim-{conversation}-{turn_index}-{attempt}",
         "object": "chat.completion",
@@ -187,13 +215,32 @@ def completion_body(
                 "finish_reason": "tool_calls" if calls else "stop",
             }
         ],
-        "usage": {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": 0},
-        },
+        "usage": _usage(chat, turn, text),
     }
+
+
+def completion_response(body: dict[str, Any], wire: str) -> Response:
+    """The answer as the turn's wire variant sends it (see ``WireVariant``)."""
+    if wire == "stream_only":
+        return Response(sse_text(body), media_type="text/event-stream")
+    if wire == "truncated":
+        raw = json.dumps(body).encode()
+        return Response(raw[: len(raw) // 2], media_type="application/json")
+    return JSONResponse(body)
+
+
+def sse_text(body: dict[str, Any]) -> str:
+    """A completion as ``chat.completion.chunk`` server-sent events, as a streaming API sends
+    it: one chunk with the message, one with the finish reason and usage, then ``[DONE]``."""
+    choice = body["choices"][0]
+    base = {k: body[k] for k in ("id", "created", "model", "system_fingerprint")}
+    base["object"] = "chat.completion.chunk"
+    delta = {"index": 0, "delta": choice["message"], "finish_reason": None}
+    done = {"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}
+    first = {**base, "choices": [delta]}
+    last = {**base, "choices": [done], "usage": body["usage"]}
+    events = [f"data: {json.dumps(chunk)}\n\n" for chunk in (first, last)]
+    return "".join(events) + "data: [DONE]\n\n"
 
 
 def fault_response(fault: FaultSpec, attempt: int, turn_index: int) -> JSONResponse:
@@ -201,7 +248,10 @@ def fault_response(fault: FaultSpec, attempt: int, turn_index: int) -> JSONRespo
     status = fault.status or 500
     message = fault.message or f"simulated {status} (fault {attempt} of turn {turn_index})"
     headers: dict[str, str] = {}
-    if fault.retry_after is not None:
+    if fault.retry_after is not None and fault.retry_after_format == "http_date":
+        # HTTP dates have whole seconds: round up so the delay is never shorter than asked
+        headers["Retry-After"] = formatdate(math.ceil(time.time() + fault.retry_after), usegmt=True)
+    elif fault.retry_after is not None:
         headers["Retry-After"] = str(math.ceil(fault.retry_after))
         headers["retry-after-ms"] = str(round(fault.retry_after * 1000))
     code = "rate_limit_exceeded" if status == 429 else f"simulated_{status}"

@@ -10,6 +10,7 @@ the unit tier (``make test-unit``) never starts it.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import AsyncIterator, Iterator
 
@@ -22,8 +23,14 @@ from keel.procs import free_port
 from keel.stack import Stack, StackConfig
 from tests.helpers import REPO, TEST_PROFILES
 
+MEDIA_SERVER = REPO / "tests" / "integration" / "media_server.py"
+
 # A server name that points at a port where nothing listens: "an MCP server is down".
 DOWN_SERVER_ENV = "KEEL_MCP_OFFLINE_DESK"
+# The tests' own MCP server of large and non-text results (tests/integration/media_server.py),
+# run by the worker over stdio; it logs every export to MEDIA_CALLS under the stack's home.
+MEDIA_SERVER_ENV = "KEEL_MCP_MEDIA"
+MEDIA_CALLS = "media_calls.log"
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +41,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         extra_worker_env={
             "KEEL_PROFILES_PATH": os.pathsep.join([str(TEST_PROFILES), str(REPO / "profiles")]),
             DOWN_SERVER_ENV: f"http://127.0.0.1:{free_port()}/mcp",
+            MEDIA_SERVER_ENV: "stdio:"
+            + shlex.join([sys.executable, str(MEDIA_SERVER), "--calls", str(home / MEDIA_CALLS)]),
         },
     )
     # Slow tools make the concurrency of a turn's calls observable.

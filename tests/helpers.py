@@ -127,3 +127,13 @@ def desk_server(tmp: Path, env: dict[str, str] | None = None) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         stop(child)
+
+
+def sim_requests(stack: Stack, conversation_id: str) -> list[dict[str, Any]]:
+    """The request bodies the simulator received for one conversation (= workflow id), oldest
+    first, each as ``{"turn": n, "body": {...}}`` (the simulator keeps the last 20)."""
+    url = f"{stack.config.llm_base_url}/sim/conversations/{conversation_id}/requests"
+    response = httpx2.get(url, timeout=10.0)
+    response.raise_for_status()
+    requests: list[dict[str, Any]] = response.json()["requests"]
+    return requests

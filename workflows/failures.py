@@ -26,6 +26,7 @@ FailureClass = Literal[
     "approval_timeout",
     "config_error",
     "model_error",
+    "payload_too_large",
     "upstream_unavailable",
     "tool_catalog_error",
     "cancelled",
@@ -47,6 +48,11 @@ _BY_ERROR_TYPE: dict[str, FailureClass] = {
     "ProfileError": "config_error",
     "LLMRequestRejected": "model_error",
     "LLMBadResponse": "model_error",
+    "LLMBadUsage": "model_error",
+    # A result over the payload limit: Keel's own check (activities/payloads.py), or Temporal's
+    # when the namespace's limit is lower than Keel assumed; never worth a retry.
+    "PayloadTooLarge": "payload_too_large",
+    "PayloadsTooLarge": "payload_too_large",
     "LLMHttpError": "upstream_unavailable",
     "LLMTransportError": "upstream_unavailable",
     "UpstreamUnavailable": "upstream_unavailable",

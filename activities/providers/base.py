@@ -7,7 +7,9 @@ or not (any other 4xx), and pass ``Retry-After`` on as ``next_retry_delay``.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
+from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 from temporalio.exceptions import ApplicationError
@@ -15,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 from keel.contracts import ChatRequest, ChatResponse
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
+MAX_RETRY_AFTER_SECONDS = 600.0
 
 
 class ChatProvider(Protocol):
@@ -25,15 +28,27 @@ class ChatProvider(Protocol):
         ...
 
 
-def parse_retry_after(value: str | None) -> timedelta | None:
-    """``Retry-After`` in seconds (the HTTP-date form is rare for APIs and is ignored)."""
-    if not value:
+def parse_retry_after(value: str | None, now: float | None = None) -> timedelta | None:
+    """``Retry-After`` as seconds or as an HTTP date (RFC 9110), capped at ten minutes.
+
+    A date is turned into the delay from ``now`` (epoch seconds, default the current time); a
+    date in the past means "retry now". Anything unreadable is ignored (Temporal's backoff).
+    """
+    if not value or not value.strip():
         return None
     try:
         seconds = float(value)
     except ValueError:
+        try:
+            when = parsedate_to_datetime(value.strip())
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # RFC 9110 dates are GMT; obsolete forms may omit the zone
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds:  # NaN
         return None
-    return timedelta(seconds=max(0.0, min(seconds, 600.0)))
+    return timedelta(seconds=max(0.0, min(seconds, MAX_RETRY_AFTER_SECONDS)))
 
 
 def http_error(status: int, message: str, retry_after: str | None = None) -> ApplicationError:

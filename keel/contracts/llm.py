@@ -19,14 +19,27 @@ class ToolCall(BaseModel):
     arguments: str = "{}"
 
 
+class ImagePart(BaseModel):
+    """An image a tool returned (MCP ``ImageContent``): base64 data and its media type."""
+
+    mime_type: str
+    data: str = Field(description="base64, as MCP carries it")
+
+
 class ChatMessage(BaseModel):
-    """One message of the conversation, in a provider-neutral shape."""
+    """One message of the conversation, in a provider-neutral shape.
+
+    ``images`` (tool messages only) are the images of the tool's result: the provider sends
+    them to a model whose settings say ``accepts_images``, and leaves them out otherwise —
+    ``content`` already names each one with a marker such as ``[image/png, 5 KB]``.
+    """
 
     role: Literal["system", "user", "assistant", "tool"]
     content: str | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
     tool_call_id: str | None = None
     name: str | None = None
+    images: list[ImagePart] = Field(default_factory=list)
 
 
 class ToolSpec(BaseModel):

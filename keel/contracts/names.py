@@ -48,6 +48,10 @@ META_IDEMPOTENCY_KEY: Final = "io.keel/idempotency-key"
 # Result _meta, stamped by the worker: the attempt that produced it, and its latency.
 META_ATTEMPT: Final = "io.keel/attempt"
 META_LATENCY_MS: Final = "io.keel/latency-ms"
+# Request _meta for the worker only (removed before the call reaches the server): the size a
+# tool result is cut to. Result _meta: how many bytes the cut removed.
+META_MAX_RESULT_BYTES: Final = "io.keel/max-result-bytes"
+META_RESULT_CUT_BYTES: Final = "io.keel/result-cut-bytes"
 
 # ----------------------------------------------------------------------------- error codes
 # JSON-RPC error (implementation-defined band): a duplicate of a call still in progress;

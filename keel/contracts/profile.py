@@ -75,6 +75,16 @@ class ModelSettings(Strict):
         default_factory=list,
         description="models tried in order when this one's circuit is open or it fails for good",
     )
+    max_response_bytes: int = Field(
+        default=1_000_000,
+        ge=1024,
+        le=1_900_000,
+        description="a larger answer fails the call (payload_too_large) instead of being retried",
+    )
+    accepts_images: bool = Field(
+        default=False,
+        description="images from tool results are sent to the model (else a text marker)",
+    )
 
     def served_by(self, fallback: FallbackModel) -> ModelSettings:
         """The full settings of a fallback model: its own fields over this model's."""
@@ -105,6 +115,12 @@ class ServerSettings(Strict):
     )
     schedule_to_close_seconds: float | None = Field(
         default=None, gt=0, le=86400, description="bound on one tool call including retries"
+    )
+    max_result_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        le=900_000,
+        description="a larger tool result is cut to this size for the model, with a marker",
     )
 
     def allows(self, tool: str) -> bool:

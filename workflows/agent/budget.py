@@ -45,6 +45,10 @@ TOKENS_PER_REQUEST = 3
 TOKENS_PER_MESSAGE = 4
 TOKENS_PER_TOOL_CALL = 4
 TOKENS_PER_TOOL = 10
+# An image from a tool result, for models that accept images: OpenAI bills a high-detail
+# image at 85 tokens plus 170 per 512-px tile of the scaled image, about 1,500 at most; other
+# providers are similar. Counted for every model (those without images see a short marker).
+TOKENS_PER_IMAGE = 1_600
 
 
 BudgetName: TypeAlias = Literal["token_budget", "cost_budget"]
@@ -76,12 +80,14 @@ def estimate_prompt_tokens(messages: list[ChatMessage], tools: list[ToolSpec]) -
     """A conservative (upper) estimate of the prompt tokens a call with this history bills.
 
     Counts what the provider sees: message contents and names, the name and JSON arguments of
-    every tool call in the history, and each offered tool's name, description and input
-    schema as JSON; see the constants above for the ratio and overheads.
+    every tool call in the history, each offered tool's name, description and input schema as
+    JSON, and the images of tool results; see the constants above for the ratio and overheads.
     """
     size = 0
     calls = 0
+    images = 0
     for message in messages:
+        images += len(message.images)
         size += _bytes(message.content or "") + _bytes(message.name or "")
         for call in message.tool_calls:
             size += _bytes(call.name) + _bytes(call.arguments)
@@ -93,8 +99,25 @@ def estimate_prompt_tokens(messages: list[ChatMessage], tools: list[ToolSpec]) -
         + TOKENS_PER_MESSAGE * len(messages)
         + TOKENS_PER_TOOL_CALL * calls
         + TOKENS_PER_TOOL * len(tools)
+        + TOKENS_PER_IMAGE * images
     )
     return -(-size // BYTES_PER_TOKEN) + overhead
+
+
+def add_usage(total: Usage, usage: Usage) -> Usage:
+    """The run's usage after a call: every figure grows by the call's and never shrinks, so a
+    provider reporting negative usage cannot give a budget back (the provider refuses such
+    answers too: activities/providers/openai_compat.py)."""
+    return Usage(
+        input_tokens=total.input_tokens + max(usage.input_tokens, 0),
+        output_tokens=total.output_tokens + max(usage.output_tokens, 0),
+        cached_tokens=total.cached_tokens + max(usage.cached_tokens, 0),
+    )
+
+
+def add_cost(total: float, cost: float) -> float:
+    """The run's spend after a call: a negative or NaN cost is not a refund."""
+    return total + cost if cost > 0 else total
 
 
 def tokens_used(usage: Usage) -> int:

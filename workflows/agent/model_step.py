@@ -15,10 +15,11 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.llm import LLMActivities
+    from activities.payloads import PAYLOAD_TOO_LARGE, SAFE_PAYLOAD_BYTES, TEMPORAL_PAYLOAD_ERROR
     from keel.contracts import (
         ChatMessage,
         ChatRequest,
@@ -29,9 +30,16 @@ with workflow.unsafe.imports_passed_through():
         Profile,
         StepRecord,
         ToolSpec,
+        Usage,
         call_cost,
     )
-    from workflows.agent.budget import BudgetRefusal, estimate_prompt_tokens, plan_call
+    from workflows.agent.budget import (
+        BudgetRefusal,
+        add_cost,
+        add_usage,
+        estimate_prompt_tokens,
+        plan_call,
+    )
     from workflows.agent.budget import tokens_used as count_tokens
     from workflows.agent.no_progress import ProgressTracker
     from workflows.agent.state import Ledger, Stop
@@ -105,6 +113,7 @@ class ModelStep:
         fell_back: list[str] = []
         started = workflow.now()
         self.reporter.model_started(step, self.profile.model.name)
+        self._check_request_size(catalog, step, started)
         for index, model in enumerate(chain):
             last = index == len(chain) - 1
             self.on_event(f"step {step}: calling {model.name}")
@@ -112,17 +121,17 @@ class ModelStep:
                 response = await self._chat(model, catalog, cap, step, last)
             except ActivityError as exc:
                 failure, message = classify(exc, f"model {model.name!r}")
+                paid = paid_usage(exc)
+                spent = self._charge(model, paid) if paid is not None else None
                 if not last:
                     fell_back.append(f"{model.name}: {message}")
                     continue
                 detail = "; ".join([*fell_back, message])
-                self.ledger.steps.append(
-                    _record(step, model.name, started, outcome="failed", detail=detail)
-                )
+                record = _record(step, model.name, started, outcome="failed", detail=detail,
+                                 usage=paid, cost_usd=spent)  # fmt: skip
+                self.ledger.steps.append(record)
                 raise RunFailed(failure, message) from None
-            cost = call_cost(response.usage, model.price or UNPRICED)
-            self.ledger.usage = self.ledger.usage.plus(response.usage)
-            self.ledger.cost_usd += cost
+            cost = self._charge(model, response.usage)
             detail = f"{len(response.tool_calls)} tool call(s)" if response.tool_calls else "answer"
             if fell_back:
                 detail = f"{detail}; served by fallback {model.name} after " + "; ".join(fell_back)
@@ -141,6 +150,30 @@ class ModelStep:
             self.reporter.model_finished(step, response, cost)
             return response
         raise AssertionError("unreachable: the chain has at least the primary model")
+
+    def _check_request_size(self, catalog: list[ToolSpec], step: int, started: datetime) -> None:
+        """Fail the run, rather than the workflow task, when the conversation no longer fits in
+        an activity input: Temporal would refuse to schedule the call, again at every task."""
+        request = ChatRequest(model=self.profile.model, messages=self.messages, tools=catalog,
+                              conversation_id=workflow.info().workflow_id, step=step)  # fmt: skip
+        size = len(request.model_dump_json().encode())
+        if size <= SAFE_PAYLOAD_BYTES:
+            return
+        message = (
+            f"the conversation is {size:,} bytes, over the {SAFE_PAYLOAD_BYTES:,} bytes a model"
+            " call may carry (lower servers.max_result_bytes, or the run's steps)"
+        )
+        self.ledger.steps.append(
+            _record(step, self.profile.model.name, started, outcome="failed", detail=message)
+        )
+        raise RunFailed("payload_too_large", message)
+
+    def _charge(self, model: ModelSettings, usage: Usage) -> float:
+        """Add a call's usage and cost to the ledger (totals never decrease); its cost."""
+        cost = call_cost(usage, model.price or UNPRICED)
+        self.ledger.usage = add_usage(self.ledger.usage, usage)
+        self.ledger.cost_usd = add_cost(self.ledger.cost_usd, cost)
+        return cost
 
     async def _chat(
         self, model: ModelSettings, catalog: list[ToolSpec], cap: int | None, step: int,
@@ -170,10 +203,29 @@ class ModelStep:
                 initial_interval=timedelta(seconds=1),
                 maximum_interval=timedelta(seconds=30),
                 maximum_attempts=model.max_attempts,
-                non_retryable_error_types=None if last else ["CircuitOpen"],
+                # Temporal's own PayloadsTooLarge (a namespace limit below Keel's check) would
+                # fail the same way again after paying for the answer again: never retried.
+                non_retryable_error_types=[TEMPORAL_PAYLOAD_ERROR]
+                if last
+                else ["CircuitOpen", TEMPORAL_PAYLOAD_ERROR],
             ),
             summary=f"chat {model.name} · step {step}",
         )
+
+
+def paid_usage(error: ActivityError) -> Usage | None:
+    """The usage of a call that failed after the provider answered (an answer over the payload
+    limit carries it in its details): still paid, so still counted."""
+    cause = error.cause
+    if not isinstance(cause, ApplicationError) or cause.type != PAYLOAD_TOO_LARGE:
+        return None
+    details = cause.details
+    if not details or not isinstance(details[0], dict):
+        return None
+    try:
+        return Usage.model_validate(details[0])
+    except ValueError:
+        return None
 
 
 def _record(step: int, name: str, started: datetime, **fields: Any) -> StepRecord:

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
         ApprovalSettings,
         ChatMessage,
         Guidance,
+        ImagePart,
         Limits,
         Principal,
         RunState,
@@ -60,6 +61,9 @@ class AgentState:
     guidance: list[Guidance] = field(default_factory=list)
     escalated: bool = False
     guidance_used: int = 0
+    # images of tool results by tool-call id, from the call's execution until its tool message
+    # is built (workflows/agent/turn.py); the provider sends them to models that accept images
+    tool_images: dict[str, list[ImagePart]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -177,8 +177,14 @@ class _Turn:
 
     def messages(self) -> list[ChatMessage]:
         """One tool message per call, in the model's call order."""
+        images = self.ctx.state.tool_images
         return [
-            ChatMessage(role="tool", tool_call_id=s.call.id, content=s.refusal or s.result or "")
+            ChatMessage(
+                role="tool",
+                tool_call_id=s.call.id,
+                content=s.refusal or s.result or "",
+                images=images.pop(s.call.id, []),
+            )
             for s in self.slots
         ]
 

@@ -10,9 +10,18 @@ from __future__ import annotations
 
 import json
 
-from mcp.types import CallToolResult, ListToolsResult, TextContent
+from mcp.types import (
+    AudioContent,
+    CallToolResult,
+    ContentBlock,
+    ImageContent,
+    ListToolsResult,
+    ResourceLink,
+    TextContent,
+    TextResourceContents,
+)
 
-from keel.contracts import ServerSettings, ToolSpec
+from keel.contracts import ImagePart, ServerSettings, ToolSpec
 from workflows.tools.schemas import schema_problem
 
 
@@ -74,10 +83,56 @@ def compact_json(text: str) -> str:
 
 
 def result_text(result: CallToolResult) -> str:
-    """The text the model sees for a tool result (text blocks, else structured content)."""
-    texts = [compact_json(block.text) for block in result.content if isinstance(block, TextContent)]
-    if texts:
-        return "\n".join(texts)
-    if result.structured_content is not None:
-        return json.dumps(result.structured_content, separators=(",", ":"))
-    return "(the tool returned no text)"
+    """The text the model sees for a tool result.
+
+    Text blocks (compacted JSON), else the structured content; every other block becomes a
+    marker in its place: ``[image/png, 5 KB]`` (the image itself goes to models that accept
+    images, ``result_images``), ``[audio/wav, 12 KB: audio is not passed to the model]``,
+    ``[resource link: <uri> (name, type, size)]``, an embedded text resource inlined after
+    its ``[resource <uri> (type)]`` header (the worker has cut the result to the server's
+    ``max_result_bytes``), an embedded binary resource as ``[resource <uri> (type, size)]``.
+    """
+    parts = [_block_text(block) for block in result.content]
+    has_text = any(isinstance(block, TextContent) for block in result.content)
+    if not has_text and result.structured_content is not None:
+        parts.insert(0, json.dumps(result.structured_content, separators=(",", ":")))
+    return "\n".join(parts) if parts else "(the tool returned no text)"
+
+
+def result_images(result: CallToolResult) -> list[ImagePart]:
+    """The images of a tool result, in order, for models that accept images."""
+    return [
+        ImagePart(mime_type=block.mime_type, data=block.data)
+        for block in result.content
+        if isinstance(block, ImageContent) and block.mime_type.startswith("image/")
+    ]
+
+
+def _block_text(block: ContentBlock) -> str:
+    if isinstance(block, TextContent):
+        return compact_json(block.text)
+    if isinstance(block, ImageContent):
+        return f"[{block.mime_type}, {_size(block.data)}]"
+    if isinstance(block, AudioContent):
+        return f"[{block.mime_type}, {_size(block.data)}: audio is not passed to the model]"
+    if isinstance(block, ResourceLink):
+        facts = [block.name, block.mime_type, _human(block.size) if block.size else None]
+        return f"[resource link: {block.uri} ({', '.join(f for f in facts if f)})]"
+    resource = block.resource
+    mime = resource.mime_type or "unknown type"
+    if isinstance(resource, TextResourceContents):
+        return f"[resource {resource.uri} ({mime})]\n{resource.text}"
+    return f"[resource {resource.uri} ({mime}, {_size(resource.blob)})]"
+
+
+def _size(data: str) -> str:
+    """The decoded size of base64 ``data``, readable (3 bytes per 4 characters, less padding)."""
+    return _human(len(data) * 3 // 4 - data[-2:].count("="))
+
+
+def _human(size: int) -> str:
+    if size < 1000:
+        return f"{size} B"
+    if size < 1_000_000:
+        return f"{size / 1000:.0f} KB"
+    return f"{size / 1_000_000:.1f} MB"

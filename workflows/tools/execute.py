@@ -11,7 +11,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from keel.contracts import StepRecord, ToolCall, ToolSpec
     from workflows.failures import RunFailed, classify
-    from workflows.tools.catalog import result_text
+    from workflows.tools.catalog import result_images, result_text
     from workflows.tools.mcp_calls import activity_meta, call_tool, retry_is_unsafe
 
 if TYPE_CHECKING:
@@ -62,6 +62,8 @@ async def execute_call(
         ctx.reporter.tool_finished(record, arguments, message)
         raise ToolCallFailed(record, RunFailed(failure, message)) from None
     text = result_text(result)
+    if images := result_images(result):
+        ctx.state.tool_images[call.id] = images
     attempts, latency = activity_meta(result)
     record = tool_record(step, call, started, server=tool.server,
                          latency_ms=latency if latency is not None else _elapsed(started),

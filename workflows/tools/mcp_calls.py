@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from mcp.types import CallToolResult, ListToolsResult
     from temporalio.mcp import TemporalMCPClient
 
+    from activities.payloads import TEMPORAL_PAYLOAD_ERROR
     from keel.contracts import ServerSettings, ToolPolicy, names
     from workflows.failures import RunFailed, classify
     from workflows.tools.catalog import result_text
@@ -51,6 +52,9 @@ def activity_config(
             initial_interval=timedelta(milliseconds=500),
             maximum_interval=timedelta(seconds=10),
             maximum_attempts=1 if single_attempt else server.max_attempts,
+            # a result over Temporal's payload limit would be produced again by a retry, and
+            # the tool's side effect with it (the worker cuts results below it first)
+            non_retryable_error_types=[TEMPORAL_PAYLOAD_ERROR],
         ),
         "summary": summary,
     }
@@ -92,10 +96,14 @@ async def call_tool(
     policy: ToolPolicy | None = None,
     single_attempt: bool = False,
 ) -> CallToolResult:
-    """One tool call; ``key`` (the idempotency key) travels in the request's ``_meta``."""
+    """One tool call; ``key`` (the idempotency key) travels in the request's ``_meta``, and so
+    does the server's ``max_result_bytes``, which the worker takes out and cuts the result to
+    (activities/tool_results.py)."""
     config = activity_config(server, call_summary(tool, arguments), policy, single_attempt)
     client = TemporalMCPClient(server.name, activity_config=config)
-    meta: Any = {names.META_IDEMPOTENCY_KEY: key} if key else None
+    meta: Any = {names.META_MAX_RESULT_BYTES: server.max_result_bytes}
+    if key:
+        meta[names.META_IDEMPOTENCY_KEY] = key
     return await client.call_tool(tool, arguments, meta=meta)
 
 

@@ -8,8 +8,9 @@ import httpx2
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.llm import LLMActivities
+from activities.llm import LLMActivities, check_response_size
 from activities.providers.openai_compat import OpenAICompatProvider
+from keel.contracts import ChatResponse, Usage
 from tests.unit.activities.providers.test_openai_compat import dead_url, request
 
 
@@ -22,3 +23,17 @@ async def test_missing_api_key_is_a_config_error(monkeypatch: pytest.MonkeyPatch
             await llm.chat(req)
     assert info.value.non_retryable is True
     assert "KEEL_TEST_UNSET_KEY" in info.value.message
+
+
+def test_an_answer_over_max_response_bytes_fails_for_good_with_its_usage() -> None:
+    req = request(dead_url(), "sim/huge_answer")
+    req.model = req.model.model_copy(update={"max_response_bytes": 2048})
+    small = ChatResponse(content="x" * 100, model="m", usage=Usage(input_tokens=5))
+    check_response_size(req, small)  # within the limit: nothing happens
+    big = ChatResponse(content="x" * 5000, model="m", usage=Usage(input_tokens=7, output_tokens=9))
+    with pytest.raises(ApplicationError) as info:
+        check_response_size(req, big)
+    assert info.value.non_retryable is True
+    assert info.value.type == "PayloadTooLarge"
+    assert "max_response_bytes=2,048" in info.value.message
+    assert Usage.model_validate(info.value.details[0]) == big.usage

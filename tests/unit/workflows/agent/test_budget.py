@@ -22,6 +22,8 @@ from workflows.agent.budget import (
     MIN_OUTPUT_TOKENS,
     BudgetRefusal,
     CallAllowed,
+    add_cost,
+    add_usage,
     estimate_prompt_tokens,
     plan_call,
     tokens_used,
@@ -386,3 +388,34 @@ def test_non_ascii_text_costs_more_than_ascii_of_the_same_length() -> None:
 
 def test_lone_surrogates_do_not_crash_the_estimate() -> None:
     assert estimate_prompt_tokens([ChatMessage(role="user", content="\ud800x")], []) > 0
+
+
+# -- run totals: a provider's figures never lower them ------------------------------------------
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-(10**9), 10**9), st.integers(-(10**9), 10**9), st.integers(-(10**9), 10**9)
+        ),
+        max_size=8,
+    )
+)
+def test_run_usage_never_decreases(calls: list[tuple[int, int, int]]) -> None:
+    total = Usage()
+    for input_tokens, output_tokens, cached_tokens in calls:
+        usage = Usage(
+            input_tokens=input_tokens, output_tokens=output_tokens, cached_tokens=cached_tokens
+        )
+        after = add_usage(total, usage)
+        assert after.input_tokens >= total.input_tokens
+        assert after.output_tokens >= total.output_tokens
+        assert after.cached_tokens >= total.cached_tokens
+        assert after.input_tokens - total.input_tokens == max(input_tokens, 0)
+        total = after
+
+
+def test_negative_or_nan_cost_is_not_a_refund() -> None:
+    assert add_cost(1.5, -1.0) == 1.5
+    assert add_cost(1.5, math.nan) == 1.5
+    assert add_cost(1.5, 0.25) == 1.75

@@ -6,13 +6,32 @@ tests/test_validation.py; here the catalog is hand-made so allow-lists are easy 
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
-from mcp.types import CallToolResult, ListToolsResult, TextContent, Tool, ToolAnnotations
+from mcp.types import (
+    AudioContent,
+    BlobResourceContents,
+    CallToolResult,
+    EmbeddedResource,
+    ImageContent,
+    ListToolsResult,
+    ResourceLink,
+    TextContent,
+    TextResourceContents,
+    Tool,
+    ToolAnnotations,
+)
 
-from keel.contracts import ServerSettings, ToolCall
-from workflows.tools.catalog import CatalogError, build_catalog, compact_json, result_text
+from keel.contracts import ImagePart, ServerSettings, ToolCall
+from workflows.tools.catalog import (
+    CatalogError,
+    build_catalog,
+    compact_json,
+    result_images,
+    result_text,
+)
 from workflows.tools.validation import PreparedCall, Rejection, check_schema
 
 SCHEMA = {"type": "object", "properties": {"order_id": {"type": "string"}}}
@@ -114,3 +133,45 @@ def test_result_text_compacts_json_and_keeps_plain_text() -> None:
     assert compact_json("{broken") == "{broken"
     empty = CallToolResult(content=[], structured_content={"x": 1})
     assert result_text(empty) == '{"x":1}'
+
+
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 5112).decode()  # 5,120 bytes
+
+
+def test_multimodal_blocks_become_markers_in_place() -> None:
+    link = ResourceLink(type="resource_link", uri="file:///r/q3.pdf", name="q3.pdf",
+                        mime_type="application/pdf", size=2_400_000)  # fmt: skip
+    notes = TextResourceContents(uri="file:///r/notes.md", mime_type="text/markdown",
+                                 text="# Notes")  # fmt: skip
+    raw = BlobResourceContents(uri="file:///r/raw.bin", mime_type="application/octet-stream",
+                               blob=PNG)  # fmt: skip
+    result = CallToolResult(
+        content=[
+            TextContent(type="text", text="Sales chart:"),
+            ImageContent(type="image", data=PNG, mime_type="image/png"),
+            AudioContent(type="audio", data=PNG, mime_type="audio/wav"),
+            link,
+            EmbeddedResource(type="resource", resource=notes),
+            EmbeddedResource(type="resource", resource=raw),
+        ]
+    )
+    assert result_text(result).splitlines() == [
+        "Sales chart:",
+        "[image/png, 5 KB]",
+        "[audio/wav, 5 KB: audio is not passed to the model]",
+        "[resource link: file:///r/q3.pdf (q3.pdf, application/pdf, 2.4 MB)]",
+        "[resource file:///r/notes.md (text/markdown)]",
+        "# Notes",
+        "[resource file:///r/raw.bin (application/octet-stream, 5 KB)]",
+    ]
+    assert result_images(result) == [ImagePart(mime_type="image/png", data=PNG)]
+
+
+def test_an_image_only_result_is_not_silent() -> None:
+    only = CallToolResult(content=[ImageContent(type="image", data=PNG, mime_type="image/png")])
+    assert result_text(only) == "[image/png, 5 KB]"
+    both = CallToolResult(
+        content=[ImageContent(type="image", data=PNG, mime_type="image/png")],
+        structured_content={"chart": "sales"},
+    )
+    assert result_text(both) == '{"chart":"sales"}\n[image/png, 5 KB]'

@@ -1,0 +1,105 @@
+"""A small MCP server for the tests only: tool results that are large or not text.
+
+Run by the test stack's worker over stdio (``KEEL_MCP_MEDIA``, tests/conftest.py):
+
+- ``export_report(kilobytes)`` has a side effect (it appends a line to the ``--calls`` file, the
+  tests' ledger of executions) and returns that many kilobytes of text: over Temporal's
+  payload limit once its structured copy is added, unless the worker cuts it;
+- ``sales_chart()`` returns a caption, a PNG image, a resource link and an embedded text
+  resource: the content kinds a model must not silently lose.
+
+Not part of the product (nothing under mcp_servers/ would ship a tool like these).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import struct
+import zlib
+from pathlib import Path
+from typing import Annotated
+
+from mcp.server.mcpserver import MCPServer
+from mcp_types import (
+    CallToolResult,
+    EmbeddedResource,
+    ImageContent,
+    ResourceLink,
+    TextContent,
+    TextResourceContents,
+    ToolAnnotations,
+)
+from pydantic import Field
+
+LINE = "Q3 sales export: region=EMEA month=2026-09 orders=1042 revenue=42000.00 USD\n"
+
+
+def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A valid one-colour PNG (8-bit RGB), built by hand so the test needs no image library."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    row = b"\x00" + bytes(rgb) * width
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row * height))
+        + chunk(b"IEND", b"")
+    )
+
+
+CHART_PNG = base64.b64encode(png(32, 16, (200, 30, 30))).decode()
+
+
+def create_server(calls: Path) -> MCPServer:
+    server: MCPServer = MCPServer("media", log_level="WARNING")
+
+    @server.tool(
+        name="export_report",
+        description="Export the sales report (records the export) and return its text.",
+        annotations=ToolAnnotations(read_only_hint=False, idempotent_hint=True),
+    )
+    async def export_report(
+        kilobytes: Annotated[int, Field(ge=1, le=8192, description="Size of the report.")],
+    ) -> str:
+        with calls.open("a", encoding="utf-8") as ledger:
+            ledger.write(f"export_report {kilobytes}\n")
+        return (LINE * (kilobytes * 1024 // len(LINE) + 1))[: kilobytes * 1024]
+
+    @server.tool(
+        name="sales_chart",
+        description="The monthly sales chart as an image, with its data file.",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True),
+        structured_output=False,
+    )
+    async def sales_chart() -> CallToolResult:
+        notes = TextResourceContents(uri="file:///reports/q3-notes.md", mime_type="text/markdown",
+                                     text="# Q3 notes\nEMEA grew 12%.")  # fmt: skip
+        link = ResourceLink(type="resource_link", uri="file:///reports/q3.csv", name="q3.csv",
+                            mime_type="text/csv", size=48_000)  # fmt: skip
+        return CallToolResult(
+            content=[
+                TextContent(type="text", text="Monthly sales, Q3 2026:"),
+                ImageContent(type="image", data=CHART_PNG, mime_type="image/png"),
+                link,
+                EmbeddedResource(type="resource", resource=notes),
+            ]
+        )
+
+    return server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=Path, required=True, help="file logging each export")
+    args = parser.parse_args()
+    asyncio.run(create_server(args.calls).run_stdio_async())
+
+
+if __name__ == "__main__":
+    main()
