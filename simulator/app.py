@@ -34,6 +34,7 @@ from simulator.wire import (
     conversation_id,
     fault_response,
     openai_error,
+    text_of,
 )
 
 log = logging.getLogger("simulator")
@@ -101,6 +102,11 @@ async def _parse(request: Request) -> ChatRequest | JSONResponse:
         )
 
 
+def _task_of(chat: ChatRequest) -> str:
+    """The run's task: the first user message (what a scenario's ``from_task`` reads)."""
+    return next((text_of(m.content) for m in chat.messages if m.role == "user"), "")
+
+
 async def chat_completions(request: Request) -> Response:
     """``POST /v1/chat/completions``: count, maybe inject a fault, wait, answer the turn."""
     sim: Simulator = request.app.state.sim
@@ -126,7 +132,7 @@ async def chat_completions(request: Request) -> Response:
         )
     conversation = conversation_id(chat, scenario.name, request.headers.get(CONVERSATION_HEADER))
     turn_index = sum(1 for m in chat.messages if m.role == "assistant")
-    turn, scripted = scenario.turn(turn_index)
+    turn, scripted = scenario.turn(turn_index, _task_of(chat))
     attempt = sim.counters.record_request(conversation, turn_index)
     fault = turn.faults[attempt - 1] if scripted and attempt <= len(turn.faults) else None
     log.info(
