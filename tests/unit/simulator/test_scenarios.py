@@ -37,8 +37,7 @@ def test_unmatched_placeholders_stay_and_other_scenarios_are_unchanged(tmp_path:
 def test_group_and_content_placeholders(tmp_path: Path) -> None:
     path = tmp_path / "greet.toml"
     path.write_text(
-        'from_task = { who = "name is (\\\\w+)" }\n'
-        '[[turns]]\ncontent = "Hello {who}, {who}!"\n'
+        'from_task = { who = "name is (\\\\w+)" }\n[[turns]]\ncontent = "Hello {who}, {who}!"\n'
     )
     turn, _ = load_scenario(path).turn(0, "my name is Ada")
     assert turn.content == "Hello Ada, Ada!"
@@ -47,5 +46,5 @@ def test_group_and_content_placeholders(tmp_path: Path) -> None:
 def test_invalid_pattern_fails_loading(tmp_path: Path) -> None:
     path = tmp_path / "broken.toml"
     path.write_text('from_task = { x = "(" }\n[[turns]]\ncontent = "hi"\n')
-    with pytest.raises(ScenarioError, match="from_task.x: invalid regular expression"):
+    with pytest.raises(ScenarioError, match=r"from_task\.x: invalid regular expression"):
         load_scenario(path)
