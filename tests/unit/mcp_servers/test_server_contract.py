@@ -73,8 +73,9 @@ def servers(desk_db: Path) -> dict[str, Any]:
 async def test_server_info_version_is_keels_package_version(desk_db: Path) -> None:
     for name, server in servers(desk_db).items():
         async with Client(server) as client:
-            assert client.server_info.name == name
-            assert client.server_info.version == metadata.version("keel")
+            info = client.server_info
+            assert info is not None
+            assert (info.name, info.version) == (name, metadata.version("keel"))
 
 
 async def test_prompts_capability_comes_with_real_prompts(desk_db: Path) -> None:
