@@ -40,7 +40,14 @@ from keel.client import build_input, connect, query_status, start_run
 from keel.contracts import ApprovalRequest, Decision, ProgressEvent, RunResult
 from keel.contracts.errors import InputError, KeelError
 from keel.demo import run_demo
-from keel.render import approval_lines, decision_line, progress_line, result_text, status_line
+from keel.render import (
+    approval_lines,
+    decision_line,
+    progress_line,
+    result_text,
+    status_line,
+    terminal_safe,
+)
 from keel.report import add_arguments as add_report_arguments
 from keel.report import run_report
 from keel.runtime.config import Settings
@@ -268,17 +275,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         }[args.command]
         return asyncio.run(handler(args, settings))
     except KeelError as exc:
-        print(f"keel: {exc}", file=sys.stderr)
+        print(terminal_safe(f"keel: {exc}", multiline=True), file=sys.stderr)
         return 2
     except procs.ProcessStartError as exc:
         print(f"keel: {exc}", file=sys.stderr)
         return 2
     except WorkflowFailureError as exc:
         cause = exc.cause
-        print(f"keel: run failed: {getattr(cause, 'message', cause)}", file=sys.stderr)
+        message = f"keel: run failed: {getattr(cause, 'message', cause)}"
+        print(terminal_safe(message, multiline=True), file=sys.stderr)
         return 1
     except RPCError as exc:
-        print(f"keel: Temporal refused the request: {exc.message}", file=sys.stderr)
+        print(terminal_safe(f"keel: Temporal refused the request: {exc.message}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

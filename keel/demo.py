@@ -20,7 +20,7 @@ from temporalio.client import WorkflowHandle
 
 from keel.client import build_input, connect, query_status, start_run
 from keel.contracts import ApprovalRequest, Decision, DecisionOutcome, ProgressEvent, RunResult
-from keel.render import progress_line, result_text
+from keel.render import progress_line, result_text, terminal_safe
 from keel.runtime.config import Settings
 from keel.stack import Stack
 from keel.watch import watch
@@ -73,7 +73,7 @@ def show_request(request: ApprovalRequest) -> None:
     print(f"    class: {request.reversibility} · for: {request.principal.id} ·"
           f" approvers: {', '.join(request.approver_roles) or 'anyone'}")  # fmt: skip
     if request.reason:
-        print(f"    agent's reason: {request.reason}")
+        print(terminal_safe(f"    agent's reason: {request.reason}"))
     order = request.context.get("order")
     if isinstance(order, dict):
         print(f"    acts on: {order.get('order_id')} paid {order.get('paid')}"

@@ -1,8 +1,14 @@
-"""Plain-text rendering of run status, results and pending approvals for terminals."""
+"""Plain-text rendering of run status, results and pending approvals for terminals.
+
+Everything here may carry text from a model (arguments, answers, reasons), a tool (results,
+errors) or a user (decision reasons), so every rendered line goes through
+:func:`terminal_safe`: an escape sequence in a model-proposed argument is shown, never run.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from datetime import UTC, datetime
 from typing import Any
@@ -17,10 +23,37 @@ from keel.contracts import (
     StepRecord,
 )
 
+# C0 and C1 control characters (ESC starts every ANSI sequence; CSI is also U+009B), DEL,
+# and the invisible characters that reorder or break lines (bidi overrides, line separators).
+_UNSAFE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def terminal_safe(text: str, *, multiline: bool = False) -> str:
+    """``text`` with every control character shown as its escape (ESC as ``\\x1b``), so
+    nothing a model, a tool or a user wrote can move the cursor, recolour, retitle or clear
+    the terminal, or fake a line. ``multiline`` keeps newlines and tabs.
+
+    The one sanitiser of everything Keel prints for people (``keel run``, ``keel watch``,
+    ``keel status``, ``keel approvals``, decisions, errors).
+    """
+
+    def neutral(match: re.Match[str]) -> str:
+        char = match.group()
+        return char if multiline and char in "\n\t" else _escape(char)
+
+    return _UNSAFE.sub(neutral, text)
+
 
 def status_line(status: RunStatus) -> str:
     usage = status.usage
-    return (
+    return terminal_safe(
         f"[{status.state}] step {status.step} · {status.tool_calls} tool call(s) ·"
         f" {usage.total_tokens} tokens · {status.last_event}"
     )
@@ -43,7 +76,7 @@ _MARKS = {
 def progress_line(event: ProgressEvent) -> str:
     """``12:01:02  → looking up order ORD-1042…``: one line per live progress event."""
     at = _aware(event.at).astimezone().strftime("%H:%M:%S")
-    return f"{at}  {_MARKS.get(event.kind, '·')} {event.message}"
+    return terminal_safe(f"{at}  {_MARKS.get(event.kind, '·')} {event.message}")
 
 
 def step_line(record: StepRecord) -> str:
@@ -56,7 +89,7 @@ def step_line(record: StepRecord) -> str:
     detail = record.detail.replace("\n", " ")
     if len(detail) > 70:
         detail = detail[:67] + "..."
-    return (
+    return terminal_safe(
         f"  {record.step:>2} {record.kind:<5} {what:<34} {record.latency_ms:>8.0f} ms"
         f"{tokens}{retry} {record.outcome}  {detail}"
     )
@@ -88,7 +121,7 @@ def result_text(result: RunResult) -> str:
     if result.final_answer:
         lines.append("final answer:")
         lines.append(textwrap.indent(textwrap.fill(result.final_answer, 96), "  "))
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines), multiline=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,7 +240,7 @@ def approval_lines(requests: list[ApprovalRequest], now: datetime | None = None)
         "decide: keel approve RUN APPROVAL | keel reject RUN APPROVAL --reason TEXT"
         " | keel edit RUN APPROVAL --arguments JSON",
     ]
-    return "\n".join(out)
+    return terminal_safe("\n".join(out), multiline=True)
 
 
 _VERBS = {"approve": "approved", "reject": "rejected", "edit": "edited"}
@@ -218,4 +251,4 @@ def decision_line(decision: Decision, workflow_id: str, outcome: DecisionOutcome
     verb = _VERBS[decision.decision]
     head = verb if outcome.accepted else f"not {verb}"
     text = f"{head}: {outcome.approval_id} in run {workflow_id}: {outcome.status}"
-    return f"{text} ({outcome.message})" if outcome.message else text
+    return terminal_safe(f"{text} ({outcome.message})" if outcome.message else text)

@@ -35,6 +35,7 @@ from simulator.wire import (
     conversation_id,
     fault_response,
     openai_error,
+    text_of,
     tool_message_problem,
 )
 
@@ -107,6 +108,11 @@ async def _parse(request: Request) -> ChatRequest | JSONResponse:
     return chat
 
 
+def _task_of(chat: ChatRequest) -> str:
+    """The run's task: the first user message (what a scenario's ``from_task`` reads)."""
+    return next((text_of(m.content) for m in chat.messages if m.role == "user"), "")
+
+
 async def chat_completions(request: Request) -> Response:
     """``POST /v1/chat/completions``: count, maybe inject a fault, wait, answer the turn."""
     sim: Simulator = request.app.state.sim
@@ -132,7 +138,7 @@ async def chat_completions(request: Request) -> Response:
         )
     conversation = conversation_id(chat, scenario.name, request.headers.get(CONVERSATION_HEADER))
     turn_index = sum(1 for m in chat.messages if m.role == "assistant")
-    turn, scripted = scenario.turn(turn_index)
+    turn, scripted = scenario.turn(turn_index, _task_of(chat))
     attempt = sim.counters.record_request(conversation, turn_index)
     sim.counters.record_body(conversation, turn_index, chat.model_dump(mode="json"))
     fault = turn.faults[attempt - 1] if scripted and attempt <= len(turn.faults) else None

@@ -140,27 +140,70 @@ class Scenario(_Strict):
     description: str = ""
     turns: list[TurnSpec] = Field(min_length=1)
     after_last: Literal["repeat_last", "final"] = "final"
+    from_task: dict[str, str] = Field(default_factory=dict)
+    """Placeholders filled from the run's task (its first user message): name → regular
+    expression. ``{name}`` in a turn's content and in its tool calls' string arguments becomes
+    the first match (group 1 when the pattern has a group), so one scenario can act on each
+    run's own records (``order_id = 'ORD-\\d{4}'``). A placeholder whose pattern does not match
+    stays as written."""
+
+    @model_validator(mode="after")
+    def _patterns_compile(self) -> Scenario:
+        for name, pattern in self.from_task.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"from_task.{name}: invalid regular expression: {exc}") from None
+        return self
 
     @property
     def model_id(self) -> str:
         """The model name clients select this scenario with."""
         return f"sim/{self.name}"
 
-    def turn(self, index: int) -> tuple[TurnSpec, bool]:
-        """The turn to play at ``index`` and whether it is scripted (faults apply only then).
+    def turn(self, index: int, task: str = "") -> tuple[TurnSpec, bool]:
+        """The turn to play at ``index`` and whether it is scripted (faults apply only then),
+        its placeholders filled from ``task`` (see ``from_task``).
 
         Past the script, ``final`` answers a fixed closing text so a misbehaving agent loop ends
         instead of repeating tool calls; ``repeat_last`` replays the last turn to exercise loop
         detection.
         """
         if index < len(self.turns):
-            return self.turns[index], True
+            return self._filled(self.turns[index], task), True
         if self.after_last == "repeat_last":
-            last = self.turns[-1]
+            last = self._filled(self.turns[-1], task)
             return TurnSpec(
                 latency_ms=last.latency_ms, content=last.content, tool_calls=last.tool_calls
             ), False
         return TurnSpec(content=f"(scenario {self.name} has no more turns)"), False
+
+    def _filled(self, turn: TurnSpec, task: str) -> TurnSpec:
+        values: dict[str, str] = {}
+        for name, pattern in self.from_task.items():
+            match = re.search(pattern, task)
+            if match:
+                values[name] = match.group(1) if match.groups() else match.group(0)
+        if not values:
+            return turn
+        calls = [
+            call.model_copy(update={"arguments": _fill(call.arguments, values)})
+            for call in turn.tool_calls
+        ]
+        return turn.model_copy(update={"content": _fill(turn.content, values), "tool_calls": calls})
+
+
+def _fill(value: Any, values: dict[str, str]) -> Any:
+    """``value`` with every ``{name}`` of ``values`` replaced, in strings at any depth."""
+    if isinstance(value, str):
+        for name, text in values.items():
+            value = value.replace(f"{{{name}}}", text)
+        return value
+    if isinstance(value, dict):
+        return {key: _fill(item, values) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_fill(item, values) for item in value]
+    return value
 
 
 def _describe(error: ValidationError) -> str:

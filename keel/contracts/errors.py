@@ -40,3 +40,21 @@ def describe_validation_error(exc: ValidationError, source: str) -> str:
 def closest(name: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
     """Names from ``candidates`` that look like ``name`` (for "did you mean" hints)."""
     return difflib.get_close_matches(name, list(candidates), n=limit, cutoff=0.5)
+
+
+def names_hint(name: str, candidates: Iterable[str], noun: str = "names", show: int = 5) -> str:
+    """What to tell a user who asked for an unknown ``name``, bounded however many exist.
+
+    A few candidates are all listed (``available: a, b``); of many, only the closest few
+    (``closest of 812 profiles: support, support-eu``), so the message stays one short line.
+    Ends with ``(did you mean 'x'?)`` when one is close.
+    """
+    known = list(candidates)
+    near = closest(name, known, limit=show)
+    if len(known) <= show:
+        listed = f"available: {', '.join(known) or '(none)'}"
+    elif near:
+        listed = f"closest of {len(known)} {noun}: {', '.join(near)}"
+    else:
+        listed = f"none of the {len(known)} {noun} is close (e.g. {', '.join(known[:show])}, …)"
+    return listed + (f" (did you mean {near[0]!r}?)" if near else "")

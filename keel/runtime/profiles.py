@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from keel.contracts import Profile
-from keel.contracts.errors import ProfileError, closest, describe_validation_error
+from keel.contracts.errors import ProfileError, describe_validation_error, names_hint
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
@@ -27,7 +27,7 @@ def available_profiles(search_path: Sequence[Path]) -> list[str]:
 
 
 def find_profile(name: str, search_path: Sequence[Path]) -> Path:
-    """The file of profile ``name``, or a ProfileError that lists the known profiles."""
+    """The file of profile ``name``, or a ProfileError that names the closest known ones."""
     if not _NAME.match(name):
         raise ProfileError(
             f"profile name {name!r} is invalid: use lowercase letters, digits, '-' and '_'"
@@ -36,12 +36,8 @@ def find_profile(name: str, search_path: Sequence[Path]) -> Path:
         candidate = directory / f"{name}.toml"
         if candidate.is_file():
             return candidate
-    known = available_profiles(search_path)
-    hint = closest(name, known)
-    message = f"unknown profile {name!r}; available: {', '.join(known) or '(none)'}"
-    if hint:
-        message += f" (did you mean {hint[0]!r}?)"
-    raise ProfileError(message)
+    hint = names_hint(name, available_profiles(search_path), noun="profiles")
+    raise ProfileError(f"unknown profile {name!r}; {hint}")
 
 
 def load_profile_file(path: Path) -> Profile:

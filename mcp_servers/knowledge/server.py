@@ -33,6 +33,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from mcp_servers.shared.server import KeelMCPServer
+
 SERVER_NAME = "knowledge"
 ARTICLES_DIR = Path(__file__).parent / "articles"
 TITLE_WEIGHT = 3.0
@@ -212,7 +214,7 @@ def create_server(kb: KnowledgeBase | None = None, latency_ms: int = 0) -> MCPSe
     that concurrent calls overlap).
     """
     kb = kb or KnowledgeBase(load_articles())
-    server: MCPServer = MCPServer(
+    server: MCPServer = KeelMCPServer(
         SERVER_NAME,
         title="Knowledge base",
         description="Support policies: refunds, returns, shipping, damaged items, warranty.",
@@ -260,4 +262,23 @@ def create_server(kb: KnowledgeBase | None = None, latency_ms: int = 0) -> MCPSe
             raise ToolError(f"Article '{article_id}' does not exist. Valid article ids: {valid}.")
         return ArticleText(article_id=article.article_id, title=article.title, text=article.text)
 
+    _add_prompts(server)
     return server
+
+
+def _add_prompts(server: MCPServer) -> None:
+    """``answer_from_policy``: answer a question from the articles, citing the one used."""
+
+    @server.prompt(
+        name="answer_from_policy",
+        title="Answer from policy",
+        description="Answer a customer's question from the support-policy articles, citing"
+        " the article id used.",
+    )
+    def answer_from_policy(question: str) -> str:
+        return (
+            f"Question: {question}\n"
+            "Call search_knowledge with the question's key words, read the best match with"
+            " get_article, and answer from that article only. Cite its article id. If no"
+            " article covers the question, say so instead of guessing."
+        )

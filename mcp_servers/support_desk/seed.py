@@ -138,34 +138,7 @@ def seed(conn: sqlite3.Connection) -> None:
     refunded_by_order: dict[str, int] = {}
     for refund in REFUNDS:
         refunded_by_order[refund[1]] = refunded_by_order.get(refund[1], 0) + refund[2]
-    for oid, cid, status, shipping, placed, shipped, delivered, cancelled, lines in ORDERS:
-        subtotal = sum(PRICES[pid] * qty for pid, qty in lines)
-        # Nothing is captured for pending (payment failed) or cancelled (voided) orders.
-        paid = 0 if status in ("pending", "cancelled") else subtotal + shipping
-        conn.execute(
-            "INSERT INTO orders (order_id, customer_id, status, subtotal_cents, shipping_cents,"
-            " total_cents, paid_cents, refunded_cents, placed_at, shipped_at, delivered_at,"
-            " cancelled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                oid,
-                cid,
-                status,
-                subtotal,
-                shipping,
-                subtotal + shipping,
-                paid,
-                refunded_by_order.get(oid, 0),
-                placed,
-                shipped,
-                delivered,
-                cancelled,
-            ),
-        )
-        conn.executemany(
-            "INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents)"
-            " VALUES (?, ?, ?, ?)",
-            [(oid, pid, qty, PRICES[pid]) for pid, qty in lines],
-        )
+    insert_orders(conn, ORDERS, refunded_by_order)
     conn.executemany(
         "INSERT INTO refunds (id, order_id, amount_cents, reason, note, status, created_at)"
         " VALUES (?, ?, ?, ?, ?, 'issued', ?)",
@@ -181,3 +154,42 @@ def seed(conn: sqlite3.Connection) -> None:
         " VALUES (?, ?, ?, ?, ?, 'sent', ?)",
         EMAILS,
     )
+
+
+def insert_orders(
+    conn: sqlite3.Connection, orders: list[OrderSeed], refunded: dict[str, int] | None = None
+) -> None:
+    """Insert orders and their items; totals and the captured amount follow from the lines.
+
+    ``refunded`` gives the cents already refunded per order (the refund rows are the
+    caller's). Also used by the chaos benchmark to give each of its runs an order of its own.
+    """
+    refunded = refunded or {}
+    for oid, cid, status, shipping, placed, shipped, delivered, cancelled, lines in orders:
+        subtotal = sum(PRICES[pid] * qty for pid, qty in lines)
+        # Nothing is captured for pending (payment failed) or cancelled (voided) orders.
+        paid = 0 if status in ("pending", "cancelled") else subtotal + shipping
+        conn.execute(
+            "INSERT INTO orders (order_id, customer_id, status, subtotal_cents, shipping_cents,"
+            " total_cents, paid_cents, refunded_cents, placed_at, shipped_at, delivered_at,"
+            " cancelled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                oid,
+                cid,
+                status,
+                subtotal,
+                shipping,
+                subtotal + shipping,
+                paid,
+                refunded.get(oid, 0),
+                placed,
+                shipped,
+                delivered,
+                cancelled,
+            ),
+        )
+        conn.executemany(
+            "INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents)"
+            " VALUES (?, ?, ?, ?)",
+            [(oid, pid, qty, PRICES[pid]) for pid, qty in lines],
+        )

@@ -14,7 +14,11 @@ latency from ``SUPPORT_DESK_LATENCY_MS`` is an ``asyncio.sleep`` — so concurre
 
 The four write tools are wrapped by the idempotency ledger (:mod:`mcp_servers.shared.ledger`, in the
 same SQLite file): a call repeated with the same ``io.keel/idempotency-key`` in ``_meta``
-replays the recorded result instead of refunding, emailing or writing twice.
+replays the recorded result instead of refunding, emailing or writing twice. Their parameters
+are strict (``STRICT``): ``amount: "5"`` is refused, never coerced into a refund of 5.00.
+
+One prompt, ``handle_refund_request``, gives an MCP client the workflow the instructions
+describe (look up, check the refundable amount, refund, confirm).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from mcp_servers.shared.ledger import Ledger
+from mcp_servers.shared.server import STRICT, KeelMCPServer
 from mcp_servers.support_desk.db import DomainError, SupportDesk
 from mcp_servers.support_desk.models import (
     Customer,
@@ -47,11 +52,16 @@ SERVER_NAME = "support-desk"
 T = TypeVar("T")
 
 CustomerId = Annotated[
-    str, Field(pattern=r"^CUS-\d{4}$", description="Customer ID, e.g. CUS-1001.")
+    str, STRICT, Field(pattern=r"^CUS-\d{4}$", description="Customer ID, e.g. CUS-1001.")
 ]
-OrderId = Annotated[str, Field(pattern=r"^ORD-\d{4}$", description="Order ID, e.g. ORD-1042.")]
-TicketId = Annotated[str, Field(pattern=r"^TCK-\d{4}$", description="Ticket ID, e.g. TCK-5001.")]
+OrderId = Annotated[
+    str, STRICT, Field(pattern=r"^ORD-\d{4}$", description="Order ID, e.g. ORD-1042.")
+]
+TicketId = Annotated[
+    str, STRICT, Field(pattern=r"^TCK-\d{4}$", description="Ticket ID, e.g. TCK-5001.")
+]
 OrderStatus = Literal["pending", "paid", "shipped", "delivered", "cancelled", "refunded"]
+# Literals match exactly already (pydantic cannot make them stricter).
 RefundReason = Literal["damaged", "not_received", "wrong_item", "changed_mind", "other"]
 TicketStatus = Literal["open", "pending", "resolved", "closed"]
 
@@ -70,7 +80,7 @@ def create_server(
     if ledger is None:
         ledger = Ledger(desk.path)
         ledger.initialize()
-    server: MCPServer = MCPServer(
+    server: MCPServer = KeelMCPServer(
         SERVER_NAME,
         title="Support desk",
         description="Customers, orders, refunds, outbound email and tickets of an outdoor shop.",
@@ -87,6 +97,7 @@ def create_server(
     _add_refund_tool(server, desk, run, ledger)
     _add_email_tool(server, desk, run, ledger)
     _add_ticket_tools(server, desk, run, ledger)
+    _add_prompts(server)
     return server
 
 
@@ -190,6 +201,7 @@ def _add_refund_tool(server: MCPServer, desk: SupportDesk, run: _Calls, ledger: 
         order_id: OrderId,
         amount: Annotated[
             float,
+            STRICT,
             Field(
                 gt=0,
                 le=10000,
@@ -200,6 +212,7 @@ def _add_refund_tool(server: MCPServer, desk: SupportDesk, run: _Calls, ledger: 
         reason: Annotated[RefundReason, Field(description="Why the customer is refunded.")],
         note: Annotated[
             str | None,
+            STRICT,
             Field(max_length=500, description="Optional internal note kept with the refund."),
         ] = None,
     ) -> Refund:
@@ -225,9 +238,13 @@ def _add_email_tool(server: MCPServer, desk: SupportDesk, run: _Calls, ledger: L
     @ledger.idempotent
     async def send_email(
         customer_id: CustomerId,
-        subject: Annotated[str, Field(min_length=1, max_length=200, description="Subject line.")],
+        subject: Annotated[
+            str, STRICT, Field(min_length=1, max_length=200, description="Subject line.")
+        ],
         body: Annotated[
-            str, Field(min_length=1, max_length=5000, description="Plain-text message body.")
+            str,
+            STRICT,
+            Field(min_length=1, max_length=5000, description="Plain-text message body."),
         ],
     ) -> Email:
         return await run(partial(desk.send_email, customer_id, subject, body))
@@ -269,9 +286,34 @@ def _add_ticket_tools(server: MCPServer, desk: SupportDesk, run: _Calls, ledger:
     @ledger.idempotent
     async def add_ticket_note(
         ticket_id: TicketId,
-        note: Annotated[str, Field(min_length=1, max_length=2000, description="The note text.")],
+        note: Annotated[
+            str, STRICT, Field(min_length=1, max_length=2000, description="The note text.")
+        ],
         author: Annotated[
-            str, Field(min_length=1, max_length=100, description="Who writes the note.")
+            str, STRICT, Field(min_length=1, max_length=100, description="Who writes the note.")
         ] = "agent",
     ) -> TicketNote:
         return await run(partial(desk.add_ticket_note, ticket_id, note, author))
+
+
+def _add_prompts(server: MCPServer) -> None:
+    """``handle_refund_request``: the refund workflow the server's instructions describe."""
+
+    @server.prompt(
+        name="handle_refund_request",
+        title="Handle a refund request",
+        description="Check an order and refund it within what is refundable, then confirm to"
+        " the customer by email.",
+    )
+    def handle_refund_request(order_id: str, problem: str = "") -> str:
+        told = f" The customer says: {problem}" if problem else ""
+        return (
+            f"A customer asks for a refund on order {order_id}.{told}\n"
+            f"1. Call get_order with order_id {order_id}; check its status and 'refundable'.\n"
+            "2. If a refund is justified, call refund_order with at most the refundable amount"
+            " (USD, 2 decimals) and the reason that fits: damaged, not_received, wrong_item,"
+            " changed_mind or other.\n"
+            "3. Confirm with send_email to the order's customer: the amount and when it arrives"
+            " (5-7 business days).\n"
+            "Refunds are irreversible: never refund more than once for one request."
+        )

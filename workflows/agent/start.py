@@ -9,6 +9,7 @@ is found after the run started, so it raises ``RunFailed``: the run ends with a 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -38,18 +39,37 @@ START_FAILURES = {
 }
 
 
-def parse_input(raw: Any) -> AgentInput:
-    """Validate workflow input; a mistake fails the workflow with a message naming the field."""
+INPUT_EXAMPLE = '{"profile": "support", "task": "..."}'
+
+
+def parse_input(raw: Any, extra: Sequence[Any] = ()) -> AgentInput:
+    """Validate workflow input; a mistake fails the workflow with a message naming the field.
+
+    ``extra`` holds the inputs after the first (``temporal workflow start`` given ``--input``
+    twice): a run takes exactly one, an ``AgentInput``.
+    """
+    if extra:
+        raise _invalid_input(
+            f"AgentWorkflow takes exactly one input, an AgentInput object, but was given"
+            f" {1 + len(extra)}: pass a single --input {INPUT_EXAMPLE}"
+        )
     if isinstance(raw, AgentInput):
         return raw
+    if raw is None:
+        raise _invalid_input(
+            f"AgentWorkflow needs one input, an AgentInput object, and was given none (or"
+            f" null): pass --input {INPUT_EXAMPLE}"
+        )
     try:
         return AgentInput.model_validate(raw)
     except ValidationError as exc:
-        raise ApplicationError(
-            "invalid AgentWorkflow input:\n" + describe_validation_error(exc, "input"),
-            type=names.ERROR_INVALID_INPUT,
-            non_retryable=True,
+        raise _invalid_input(
+            "invalid AgentWorkflow input:\n" + describe_validation_error(exc, "input")
         ) from None
+
+
+def _invalid_input(message: str) -> ApplicationError:
+    return ApplicationError(message, type=names.ERROR_INVALID_INPUT, non_retryable=True)
 
 
 async def load_profile(name: str) -> Profile:

@@ -69,6 +69,8 @@ with workflow.unsafe.imports_passed_through():
 KEEL_STATE = SearchAttributeKey.for_keyword(names.SA_STATE)
 KEEL_FAILURE_CLASS = SearchAttributeKey.for_keyword(names.SA_FAILURE_CLASS)
 KEEL_PROFILE = SearchAttributeKey.for_keyword(names.SA_PROFILE)
+# workflow.patched id: runs that end without a result also upsert KeelFailureClass.
+FAILURE_CLASS_WITHOUT_RESULT = "failure-class-without-result"
 
 
 @workflow.defn(name=names.WORKFLOW_TYPE)
@@ -87,15 +89,17 @@ class AgentWorkflow:
     # ---------------------------------------------------------------- public interface
 
     @workflow.run
-    async def run(self, request: Any) -> RunResult:
+    async def run(self, request: Any = None, *extra: Any) -> RunResult:
         """Run one task. ``request`` is an ``AgentInput`` or its JSON form.
 
         Typed as ``Any`` on purpose: with a concrete type, a payload that does not decode
         (``--input '"hello"'``) fails every workflow task and the run hangs; decoding here
-        turns it into a failed workflow with a message naming the field.
+        turns it into a failed workflow with a message naming the field. For the same reason
+        the run takes any number of inputs (``--input`` given twice, or not at all) and fails
+        with ``InvalidInput`` unless there is exactly one.
         """
         try:
-            return await self._run(request)
+            return await self._run(request, extra)
         except ApplicationError as exc:
             failure_class = START_FAILURES.get(exc.type or "", "config_error")
             self._ended_without_result(failure_class, exc.message)
@@ -146,9 +150,9 @@ class AgentWorkflow:
 
     # ---------------------------------------------------------------- the run
 
-    async def _run(self, request: Any) -> RunResult:
+    async def _run(self, request: Any, extra: tuple[Any, ...] = ()) -> RunResult:
         try:
-            agent_input = parse_input(request)
+            agent_input = parse_input(request, extra)
         except ApplicationError:
             self._set_state("failed")
             raise
@@ -355,7 +359,10 @@ class AgentWorkflow:
     def _ended_without_result(self, failure_class: str, message: str) -> None:
         """A run that could not start (bad input, profile, configuration) or was cancelled
         ends as a failed or cancelled workflow, not a result; watchers, logs and metrics
-        still hear of it."""
+        still hear of it, and ``KeelFailureClass`` names why (a new command: histories
+        recorded before it replay without it)."""
+        if workflow.patched(FAILURE_CLASS_WITHOUT_RESULT):
+            workflow.upsert_search_attributes([KEEL_FAILURE_CLASS.value_set(failure_class)])
         self._reporter.finished(
             self._result("failed", failure_class=failure_class, error=message),
             self._state.ledger.model_calls,

@@ -80,6 +80,26 @@ def test_unknown_profile_lists_available_and_suggests() -> None:
     assert "did you mean 'support'" in str(info.value)
 
 
+def test_unknown_profile_among_many_names_only_the_closest_few(tmp_path: Path) -> None:
+    for i in range(800):
+        write(tmp_path, f"team-{i:03d}-agent", GOOD)
+    write(tmp_path, "support", GOOD)
+    write(tmp_path, "support-eu", GOOD)
+
+    with pytest.raises(ProfileError) as info:
+        load_profile("suport", [tmp_path])
+    message = str(info.value)
+    assert message.startswith("unknown profile 'suport'; closest of 802 profiles: support")
+    assert "did you mean 'support'" in message
+    assert "team-" not in message
+    assert len(message) < 300
+
+    with pytest.raises(ProfileError) as info:
+        load_profile("zzz", [tmp_path])
+    assert "none of the 802 profiles is close" in str(info.value)
+    assert len(str(info.value)) < 300
+
+
 def test_profile_name_must_match_file(tmp_path: Path) -> None:
     write(tmp_path, "one", 'name = "two"\n' + GOOD)
     with pytest.raises(ProfileError, match="must match the file name"):
