@@ -13,7 +13,7 @@ FALSE_READONLY = "a false readOnlyHint on an untrusted server runs a write witho
 TEXT_ERRORS = "text-only errors ('Error: ...' as a normal result) count as success"
 PLAIN_LOOKUPS = "a plain-text lookup answer passes an 'exists' check"
 DIGEST = "decisions carry no argument digest and approval ids are predictable"
-ESCAPES = "escape sequences reach what `keel result` prints"
+ESCAPES = "escape sequences reach what `keel result` / `keel watch` print"
 NESTING = "deeply nested JSON raises RecursionError in the workflow (task fails until wall clock)"
 LOST_AUDIT = "an approved call whose delivery fails is missing from RunResult.approvals"
 RAW_TEXT = "a tool's multi-line / traceback-shaped text is shown raw as the step detail"
@@ -63,6 +63,8 @@ AWAITING_FIX: dict[str, str] = {
     "hallucinated_escape_in_name": ESCAPES,
     "escape_in_answer": ESCAPES,
     "result_ansi_banner": ESCAPES,
+    "escape_in_argument": ESCAPES,
+    "escape_in_refund_note": ESCAPES,
     "malformed_deeply_nested": NESTING,
     "result_deeply_nested_json": NESTING,
     "slow_write_approved": LOST_AUDIT,

@@ -22,9 +22,18 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
-from keel.contracts import AgentInput, ApprovalRequest, LimitOverrides, Principal, RunResult
+from keel import render
+from keel.contracts import (
+    AgentInput,
+    ApprovalRequest,
+    LimitOverrides,
+    Principal,
+    RunResult,
+    RunStatus,
+)
 from keel.procs import Child, free_port, python_argv, spawn, stop, wait_http
 from keel.stack import Stack, StackConfig
+from keel.watch import stream_events
 from tests.corpus.case import Act, Case
 from tests.corpus.decide import decide
 from tests.corpus.files import write_cases
@@ -49,6 +58,7 @@ class Outcome:
     requests: list[ApprovalRequest] = field(default_factory=list)
     effects: list[tuple[str, str]] = field(default_factory=list)  # (tool, canonical args)
     seconds: float = 0.0  # from start to end, as the harness saw it
+    printed: list[tuple[str, str]] = field(default_factory=list)  # what `keel status`/`watch` show
 
 
 @dataclass
@@ -221,6 +231,20 @@ class _Runner:
             await asyncio.wait({self.result_task}, timeout=POLL)
 
 
+async def _what_a_user_sees(
+    client: Client, handle: WorkflowHandle[Any, Any], outcome: Outcome
+) -> None:
+    """The lines ``keel status`` and ``keel watch`` print for the closed run (best effort:
+    both are queries the worker answers by replaying the run)."""
+    lines: list[str] = []
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(30):
+            status = await handle.query("status", result_type=RunStatus)
+            outcome.printed.append(("keel status", render.status_line(status)))
+            await stream_events(client, handle.id, lambda e: lines.append(render.progress_line(e)))
+            outcome.printed.append(("keel watch", "\n".join(lines)))
+
+
 async def run_case(
     client: Client, case: Case, watcher: Watcher, slots: asyncio.Semaphore
 ) -> Outcome:
@@ -241,6 +265,7 @@ async def _run_case(client: Client, case: Case, watcher: Watcher) -> Outcome:
             await runner.drain()
             outcome.result = runner.result_task.result()
         outcome.requests = list(runner.seen.values())
+        await _what_a_user_sees(client, handle, outcome)
     except WorkflowFailureError as exc:
         cause = exc.cause
         if isinstance(cause, ApplicationError):

@@ -7,8 +7,8 @@
    complete carries a failure class of ``workflows.failures.FailureClass``; a run that cannot
    start fails with one of Keel's typed ``ApplicationError`` types.
 3. **No traceback reaches a user**: no ``Traceback``, no raw pydantic dump, no multi-line
-   error in the result's error, step details or final answer, and nothing ``keel result`` /
-   ``keel approvals`` would print holds a raw ESC character.
+   error in the result's error, step details or final answer, and nothing ``keel result``,
+   ``keel approvals``, ``keel status`` or ``keel watch`` would print holds a raw ESC.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def no_raw_errors(outcome: Outcome) -> list[str]:
             problems.append(f"{where} shows {dumps[0]!r}: {text[:160]!r}")
         if one_line and "\n" in text.strip():
             problems.append(f"{where} is a multi-line error: {text[:160]!r}")
-    printed = []
+    printed = list(outcome.printed)
     if outcome.result is not None:
         printed.append(("keel result", render.result_text(outcome.result)))
     if outcome.requests:
