@@ -25,16 +25,22 @@ BY = "corpus-decider"
 
 
 def payload(
-    approval_id: str,
+    request: ApprovalRequest | str,
     kind: str,
     *,
     arguments: dict[str, Any] | None,
     reason: str | None,
     roles: tuple[str, ...],
 ) -> Decision:
-    """The ``decide`` payload of today's contract (approval id, decision, arguments)."""
+    """The ``decide`` payload of today's contract (approval id, decision, arguments).
+
+    ``request`` is the pending request the decider read, or only an id (an unknown or guessed
+    one). The arguments the decider means are ``arguments`` if given, else the request's own:
+    that is what an argument digest would be computed from.
+    """
     if kind == "reject" and reason is None:
         reason = "the corpus does not approve this"
+    approval_id = request if isinstance(request, str) else request.approval_id
     return Decision(
         approval_id=approval_id,
         decision=kind,  # type: ignore[arg-type]
@@ -56,8 +62,7 @@ async def decide(
     via: str = "update",
 ) -> tuple[bool, str]:
     """Send one decision; (accepted, what the run said). A signal is accepted unseen."""
-    approval_id = request if isinstance(request, str) else request.approval_id
-    decision = payload(approval_id, kind, arguments=arguments, reason=reason, roles=roles)
+    decision = payload(request, kind, arguments=arguments, reason=reason, roles=roles)
     if via == "signal":
         await handle.signal("decide", decision)
         return True, "signalled"
