@@ -253,7 +253,7 @@ def _call_ids() -> list[Case]:
         Case(
             "ids_very_long",
             k,
-            [turn(call(REFUND, r1, id="i" * 300)), answer()],
+            [turn(call(REFUND, r1, id="i" * 128)), answer()],
             acts=approve_first,
             needs=needs,
         ),
