@@ -67,7 +67,9 @@ async def test_fresh_approval_history_replays_without_nondeterminism(client: Cli
         await asyncio.sleep(0.05)
     [request] = requests
     assert (request.tool, request.arguments["order_id"]) == ("refund_order", "ORD-1048")
-    decision = Decision(approval_id=request.approval_id, decision="approve", by="alice")
+    decision = Decision(
+        approval_id=request.approval_id, digest=request.digest, decision="approve", by="alice"
+    )
     outcome = await handle.execute_update("decide", decision, result_type=DecisionOutcome)
     assert outcome.accepted and outcome.status == "executed"
     run_result = await handle.result()
