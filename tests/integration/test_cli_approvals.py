@@ -146,14 +146,6 @@ def test_refused_decisions_from_the_cli_leave_the_request_open(stack: Stack) -> 
     try:
         request = wait_for_request(stack, run_id)
         approval = request["approval_id"]
-        assert request["digest"].startswith("sha256:")
-        table = keel(stack, "approvals")
-        assert f"digest     {request['digest']}" in table.stdout
-
-        wrong = keel(stack, "approve", run_id, approval, "--digest", "sha256:" + "0" * 64,
-                     "--role", "supervisor")  # fmt: skip
-        message = user_error(wrong)
-        assert len(message.splitlines()) == 1 and "does not match" in message
 
         too_much = json.dumps({**request["arguments"], "amount": 5000.0})
         edit = keel(stack, "edit", run_id, approval, "--arguments", too_much,
@@ -162,6 +154,14 @@ def test_refused_decisions_from_the_cli_leave_the_request_open(stack: Stack) -> 
         assert message.splitlines()[-1].startswith(f"keel: run {run_id} refused the decision:")
         assert "edit refused" in message and "refundable" in message
         assert wait_for_request(stack, run_id)["approval_id"] == approval  # still open
+
+        assert request["digest"].startswith("sha256:")
+        table = keel(stack, "approvals")
+        assert f"digest     {request['digest']}" in table.stdout
+        wrong = keel(stack, "approve", run_id, approval, "--digest", "sha256:" + "0" * 64,
+                     "--role", "supervisor")  # fmt: skip
+        message = user_error(wrong)
+        assert len(message.splitlines()) == 1 and "does not match" in message
 
         rejected = keel(stack, "reject", run_id, approval, "--digest", request["digest"],
                         "--reason", "not covered", "--role", "supervisor")  # fmt: skip
