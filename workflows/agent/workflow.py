@@ -343,14 +343,13 @@ class AgentWorkflow:
             )
         else:
             self._state.last_event = status
-        error = error if error is not None else (stop.message if stop else None)
-        self._approvals.run_ended(status, error)  # answers decide updates still waiting
+        self._approvals.run_ended(status, error or (stop.message if stop else None))
         result = self._result(
             status,
             final_answer=final_answer,
             stop_reason=(stop.reason or None) if stop else None,
             failure_class=stop.failure_class if stop else None,
-            error=error,
+            error=error if error is not None else (stop.message if stop else None),
         )
         self._reporter.finished(result, self._state.ledger.model_calls)
         return result
@@ -359,8 +358,7 @@ class AgentWorkflow:
         """A run that could not start (bad input, profile, configuration) or was cancelled
         ends as a failed or cancelled workflow, not a result; watchers, logs and metrics
         still hear of it."""
-        self._approvals.run_ended("cancelled" if failure_class == "cancelled" else "failed",
-                                  message)  # fmt: skip
+        self._approvals.run_ended(failure_class, message)
         self._reporter.finished(
             self._result("failed", failure_class=failure_class, error=message),
             self._state.ledger.model_calls,

@@ -109,10 +109,13 @@ class ApprovalHandlers:
             raise refused(str(exc)) from None
 
     def run_ended(self, how: str, why: str | None) -> None:
-        """The run is ending (``completed``, ``halted``, ``failed``, ``cancelled``): updates
-        still waiting are answered with this (runs recorded before digests: left waiting)."""
+        """The run is ending: ``how`` is its status (``completed``, ``halted``, ``failed``) or
+        the failure class of a run that ends without a result (``cancelled``, anything else
+        meaning failed). Updates still waiting are answered with it (runs recorded before
+        digests: left waiting, as they were)."""
         if self._desk.bound:
-            self._desk.end(how, why or how, workflow.now())
+            ended = how if how in ("completed", "halted", "failed", "cancelled") else "failed"
+            self._desk.end(ended, why or ended, workflow.now())
 
     def _check_edit(self, decision: Decision, request: ApprovalRequest | None) -> None:
         """The schema layer of the run's pipeline, on an edit's arguments (a handler may not
