@@ -43,12 +43,15 @@ class ApprovalRequest(BaseModel):
 def approval_digest(server: str, tool: str, arguments: dict[str, Any]) -> str:
     """``sha256:<hex>`` of the canonical JSON of what an approval would let run.
 
-    Canonical: keys sorted, no whitespace, UTF-8, no NaN. The workflow computes it when it
-    opens a request; a decision names it, so it decides exactly what the approver read.
+    Canonical: keys sorted, no whitespace, UTF-8 (a NaN, which the JSON parser of a model's
+    arguments accepts, is written ``NaN`` rather than refused: the workflow must not raise
+    here). The workflow computes it when it opens a request; a decision names it, so it
+    decides exactly what the approver read. Copy it from the request rather than recompute it:
+    other JSON encoders write numbers differently.
     """
     canonical = json.dumps(
         {"server": server, "tool": tool, "arguments": arguments},
-        sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
     )  # fmt: skip
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
