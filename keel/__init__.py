@@ -18,7 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what mypy and IDEs see; at run time __getattr__ below supplies these
-    from keel.approvals import decide, list_pending
+    from keel.approvals import decide, list_pending, pending_request
     from keel.client import build_input, connect, follow, query_status, start_run
     from keel.contracts.approvals import (
         ApprovalRequest,
@@ -46,6 +46,7 @@ _EXPORTS: dict[str, str] = {
     # approvals: what waits for a human, and deciding it
     "list_pending": "keel.approvals",
     "decide": "keel.approvals",
+    "pending_request": "keel.approvals",
     # a run's input
     "AgentInput": "keel.contracts.run",
     "Principal": "keel.contracts.run",
@@ -101,6 +102,7 @@ __all__ = [
     "decide",
     "follow",
     "list_pending",
+    "pending_request",
     "query_status",
     "start_run",
 ]

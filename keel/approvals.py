@@ -4,8 +4,12 @@ Pending approvals live in the workflows themselves (the ``pending_approvals`` qu
 separate store: Temporal's visibility (``KeelState = 'awaiting_approval'``) says which runs to
 ask, and each run answers for itself. Decisions go through the ``decide`` *update*, not the
 signal, because a person at a terminal needs an answer: the update's validator refuses an
-unknown or expired id, a decider without the required role or an invalid edit *before*
-anything is recorded, and the accepted update answers with what came of the decision.
+unknown or expired id, another digest, a decider without the required role or an invalid edit
+*before* anything is recorded, and the accepted update answers with what came of the decision.
+
+A decision names the request's digest (what exactly would run). ``decide`` sends the one the
+caller read; given none, it reads the pending request first and sends that one — callers that
+show the decider what is decided use ``pending_request`` and ``bind`` themselves (the CLI does).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from keel.contracts import ApprovalRequest, Decision, DecisionOutcome
 from keel.contracts.errors import InputError, KeelError
-from keel.contracts.names import SA_STATE, WORKFLOW_TYPE
+from keel.contracts.names import QUERY_PENDING_APPROVALS, SA_STATE, UPDATE_DECIDE, WORKFLOW_TYPE
 
 AWAITING_QUERY = (
     f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
@@ -58,14 +62,18 @@ async def list_pending(client: Client) -> list[ApprovalRequest]:
     return sorted(requests, key=lambda r: (r.created_at, r.workflow_id, r.approval_id))
 
 
-async def _query_pending(client: Client, workflow_id: str) -> list[ApprovalRequest]:
+async def _query_pending(
+    client: Client, workflow_id: str, *, gone_ok: bool = True
+) -> list[ApprovalRequest]:
     handle = client.get_workflow_handle(workflow_id)
     try:
         requests: list[ApprovalRequest] = await handle.query(
-            "pending_approvals", result_type=list[ApprovalRequest], rpc_timeout=QUERY_TIMEOUT
+            QUERY_PENDING_APPROVALS, result_type=list[ApprovalRequest], rpc_timeout=QUERY_TIMEOUT
         )
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
+            if not gone_ok:
+                raise _rpc_error(exc, workflow_id) from None
             return []  # finished and gone between the list and the query
         if exc.status == RPCStatusCode.DEADLINE_EXCEEDED:
             raise KeelError(
@@ -78,16 +86,39 @@ async def _query_pending(client: Client, workflow_id: str) -> list[ApprovalReque
     return requests
 
 
+async def pending_request(client: Client, workflow_id: str, approval_id: str) -> ApprovalRequest:
+    """The request ``approval_id`` of run ``workflow_id``, as the run shows it now; an
+    ``InputError`` when the run has no such request open."""
+    requests = await _query_pending(client, workflow_id, gone_ok=False)
+    for request in requests:
+        if request.approval_id == approval_id:
+            return request
+    known = ", ".join(r.approval_id for r in requests) or "none"
+    raise InputError(
+        f"approval {approval_id} is not pending in run {workflow_id} (pending: {known})"
+    )
+
+
+def bind(decision: Decision, request: ApprovalRequest) -> Decision:
+    """``decision`` naming ``request``'s digest: it decides exactly what the request shows."""
+    return decision.model_copy(update={"approval_id": request.approval_id,
+                                       "digest": request.digest})  # fmt: skip
+
+
 async def decide(client: Client, workflow_id: str, decision: Decision) -> DecisionOutcome:
     """Deliver ``decision`` to run ``workflow_id`` and wait for what came of it.
 
-    A refusal by the update's validator is the decider's mistake (wrong id, missing role,
-    invalid edit) and becomes an ``InputError`` carrying the workflow's own explanation.
+    Without a ``digest`` the pending request is read first and its digest sent. A refusal
+    (wrong id or digest, missing role, invalid edit — also an edit the checks refuse once
+    carried out: the request then stays open) is the decider's mistake and becomes an
+    ``InputError`` carrying the workflow's own explanation.
     """
+    if decision.digest is None:
+        decision = bind(decision, await pending_request(client, workflow_id, decision.approval_id))
     handle = client.get_workflow_handle(workflow_id)
     try:
         outcome: DecisionOutcome = await handle.execute_update(
-            "decide", decision, result_type=DecisionOutcome
+            UPDATE_DECIDE, decision, result_type=DecisionOutcome
         )
     except WorkflowUpdateFailedError as exc:
         why = getattr(exc.cause, "message", None) or str(exc.cause)

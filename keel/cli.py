@@ -10,6 +10,8 @@
   keel approve RUN APPROVAL           run the call as proposed
   keel reject RUN APPROVAL --reason   refuse it (the model is told why)
   keel edit RUN APPROVAL --arguments  run it with corrected arguments
+      (each names the request's digest: --digest, else the CLI reads the request, prints
+      what exactly it decides on stderr, and sends that digest)
   keel report [--since 24h]          latency, tokens, tools, cost, failures over finished runs
 
 User mistakes (bad input, unknown profile, unreachable server) print one readable line and
@@ -35,13 +37,14 @@ except ModuleNotFoundError as missing:
     sys.exit(f"keel: {missing}: the keel command needs pip install 'keel[runtime]'")
 
 from keel import procs
-from keel.approvals import decide, list_pending
+from keel.approvals import bind, decide, list_pending, pending_request
 from keel.client import build_input, connect, query_status, start_run
 from keel.contracts import ApprovalRequest, Decision, ProgressEvent, RunResult
 from keel.contracts.errors import InputError, KeelError
 from keel.demo import run_demo
 from keel.render import (
     approval_lines,
+    deciding_line,
     decision_line,
     progress_line,
     result_text,
@@ -101,6 +104,11 @@ def _decision_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("workflow_id", metavar="RUN_ID", help="the run (workflow id)")
         cmd.add_argument("approval_id", metavar="APPROVAL_ID", help="from `keel approvals`")
+        cmd.add_argument(
+            "--digest",
+            help="the request's digest from `keel approvals` (sha256:...): decide only if the"
+            " request is still exactly that; default: read the request and print what is decided",
+        )
         if name == "edit":
             cmd.add_argument(
                 "--arguments", required=True, help="the corrected arguments, a JSON object"
@@ -214,9 +222,12 @@ def edited_arguments(text: str) -> dict[str, object]:
 
 
 async def _decide(args: argparse.Namespace, settings: Settings) -> int:
+    """Decide one request. The decision names the request's digest: ``--digest`` as given,
+    else the request is read and what exactly is decided is printed (stderr) first."""
     arguments = edited_arguments(args.arguments) if args.command == "edit" else None
     decision = Decision(
         approval_id=args.approval_id,
+        digest=args.digest,
         decision=args.command,
         arguments=arguments,
         reason=args.reason,
@@ -224,12 +235,16 @@ async def _decide(args: argparse.Namespace, settings: Settings) -> int:
         roles=args.roles,
     )
     client = await connect(settings)
+    if decision.digest is None:
+        request = await pending_request(client, args.workflow_id, args.approval_id)
+        print(deciding_line(request), file=sys.stderr)
+        decision = bind(decision, request)
     outcome = await decide(client, args.workflow_id, decision)
     if args.json:
         print(outcome.model_dump_json(indent=2))
     else:
         print(decision_line(decision, args.workflow_id, outcome))
-    return 0 if outcome.accepted else 1
+    return 0 if outcome.accepted and not outcome.run_ended else 1
 
 
 def _stack_command(command: str) -> int:

@@ -32,11 +32,12 @@ DEMO_TASK = (
 )
 
 
-def approval(approval_id: str) -> Decision:
-    """What the demo's supervisor decides."""
+def approval(request: ApprovalRequest) -> Decision:
+    """What the demo's supervisor decides: exactly this request (its id and digest)."""
     return Decision(
-        approval_id=approval_id, decision="approve", by="demo-supervisor", roles=["supervisor"]
-    )
+        approval_id=request.approval_id, digest=request.digest, decision="approve",
+        by="demo-supervisor", roles=["supervisor"],
+    )  # fmt: skip
 
 
 def effects(db_path: Path) -> tuple[int, int]:
@@ -70,6 +71,7 @@ async def wait_for_approvals(
 
 def show_request(request: ApprovalRequest) -> None:
     print(f"  ▸ {request.approval_id}: {request.tool} {json.dumps(request.arguments)}")
+    print(f"    digest: {request.digest} (what an approval of it lets run)")
     print(f"    class: {request.reversibility} · for: {request.principal.id} ·"
           f" approvers: {', '.join(request.approver_roles) or 'anyone'}")  # fmt: skip
     if request.reason:
@@ -89,15 +91,15 @@ async def approve(
         show_request(request)
     print("\nA supervisor approves them. The same from a terminal would be:")
     for request in requests:
-        command = f"keel approve {handle.id} {request.approval_id}"
+        command = f"keel approve {handle.id} {request.approval_id} --digest {request.digest}"
         print(f"  {command} --by demo-supervisor --role supervisor")
-    payload = approval(requests[0].approval_id)
+    payload = approval(requests[0])
     print(
         f"  temporal workflow update execute --workflow-id {handle.id} --name decide"
         f" --input '{payload.model_dump_json(exclude_none=True)}'"
     )
     for request in requests:
-        decision = approval(request.approval_id)
+        decision = approval(request)
         outcome = await handle.execute_update("decide", decision, result_type=DecisionOutcome)
         print(f"  {request.approval_id}: {outcome.status}")
     print()

@@ -235,10 +235,13 @@ def approval_lines(requests: list[ApprovalRequest], now: datetime | None = None)
             out.append(f"    context    {context_summary(request.context)}")
         if request.approver_roles:
             out.append(f"    deciders   roles {', '.join(request.approver_roles)}")
+        if request.digest:
+            out.append(f"    digest     {request.digest}")
     out += [
         "",
         "decide: keel approve RUN APPROVAL | keel reject RUN APPROVAL --reason TEXT"
-        " | keel edit RUN APPROVAL --arguments JSON",
+        " | keel edit RUN APPROVAL --arguments JSON  (add --digest DIGEST to decide only"
+        " what you read)",
     ]
     return terminal_safe("\n".join(out), multiline=True)
 
@@ -246,8 +249,16 @@ def approval_lines(requests: list[ApprovalRequest], now: datetime | None = None)
 _VERBS = {"approve": "approved", "reject": "rejected", "edit": "edited"}
 
 
+def deciding_line(request: ApprovalRequest) -> str:
+    """What a decision is about to decide: ``deciding apr-…: support_desk.refund_order
+    {"amount":20.0,…} (digest sha256:…)``: printed before it is sent."""
+    what = f"{request.server}.{request.tool} {compact_json(request.arguments, 400)}"
+    return f"deciding {request.approval_id}: {what} (digest {request.digest or 'none'})"
+
+
 def decision_line(decision: Decision, workflow_id: str, outcome: DecisionOutcome) -> str:
-    """``approved: apr-1-call_0_1 in run X: executed`` (or ``not approved: ...``)."""
+    """``approved: apr-… in run X: executed`` (or ``not approved: ...``, or ``approved: … in
+    run X: run failed (…)`` when the run ended before the decision was carried out)."""
     verb = _VERBS[decision.decision]
     head = verb if outcome.accepted else f"not {verb}"
     text = f"{head}: {outcome.approval_id} in run {workflow_id}: {outcome.status}"

@@ -18,7 +18,13 @@ This package imports nothing else from Keel. Evolve its models only by adding op
 fields: running workflows replay against the payloads already in history.
 """
 
-from keel.contracts.approvals import ApprovalRequest, Decision, DecisionOutcome, DecisionRecord
+from keel.contracts.approvals import (
+    ApprovalRequest,
+    Decision,
+    DecisionOutcome,
+    DecisionRecord,
+    approval_digest,
+)
 from keel.contracts.errors import ConfigError, InputError, KeelError, ProfileError
 from keel.contracts.limits import LimitError, effective_limits, extend_limits
 from keel.contracts.llm import (
@@ -111,6 +117,7 @@ __all__ = [
     "ToolPolicy",
     "ToolSpec",
     "Usage",
+    "approval_digest",
     "call_cost",
     "effective_limits",
     "extend_limits",

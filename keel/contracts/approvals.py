@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from typing import Any, Literal
 
@@ -31,6 +33,27 @@ class ApprovalRequest(BaseModel):
     created_at: datetime
     expires_at: datetime
     escalated: bool = False
+    digest: str | None = Field(
+        default=None,
+        description="sha256 of exactly what is approved (server, tool, arguments); a decision"
+        " must name it. None only on requests of runs recorded before digests existed",
+    )
+
+
+def approval_digest(server: str, tool: str, arguments: dict[str, Any]) -> str:
+    """``sha256:<hex>`` of the canonical JSON of what an approval would let run.
+
+    Canonical: keys sorted, no whitespace, UTF-8 (a NaN, which the JSON parser of a model's
+    arguments accepts, is written ``NaN`` rather than refused: the workflow must not raise
+    here). The workflow computes it when it opens a request; a decision names it, so it
+    decides exactly what the approver read. Copy it from the request rather than recompute it:
+    other JSON encoders write numbers differently.
+    """
+    canonical = json.dumps(
+        {"server": server, "tool": tool, "arguments": arguments},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    )  # fmt: skip
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class Decision(BaseModel):
@@ -39,6 +62,11 @@ class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     approval_id: str = Field(min_length=1)
+    digest: str | None = Field(
+        default=None,
+        description="the request's digest (ApprovalRequest.digest): what the decider read;"
+        " a decision without it, or with another one, is refused",
+    )
     decision: Literal["approve", "reject", "edit"]
     arguments: dict[str, Any] | None = None
     reason: str | None = None
@@ -59,6 +87,7 @@ class DecisionRecord(BaseModel):
     reason: str | None = None
     arguments: dict[str, Any] | None = None
     outcome: str = ""
+    digest: str | None = Field(default=None, description="the digest the decision named")
     requested_at: datetime | None = Field(
         default=None, description="when the request was made (time to decision = at - this)"
     )
@@ -72,3 +101,8 @@ class DecisionOutcome(BaseModel):
     accepted: bool
     status: str
     message: str = ""
+    run_ended: bool = Field(
+        default=False,
+        description="the run ended before the decision was carried out to the end (status"
+        " says how: run failed, run halted, ...; message why)",
+    )

@@ -63,3 +63,6 @@ ERROR_INVALID_INPUT: Final = "InvalidInput"
 ERROR_PROFILE: Final = "ProfileError"
 ERROR_CONFIG: Final = "ConfigError"
 ERROR_UPSTREAM_UNAVAILABLE: Final = "UpstreamUnavailable"
+# A ``decide`` update refused (unknown request, wrong digest, role, invalid edit): the
+# decider's mistake, never retried.
+ERROR_DECISION_REFUSED: Final = "DecisionRefused"

@@ -117,7 +117,8 @@ async def approve_pending(handle: WorkflowHandle[Any, Any], seen: set[tuple[str,
         return 0  # worker or server restarting: try again on the next round
     sent = 0
     for request in requests:
-        decision = {"approval_id": request.approval_id, "decision": "approve", "by": "chaos"}
+        decision = {"approval_id": request.approval_id, "digest": request.digest,
+                    "decision": "approve", "by": "chaos"}  # fmt: skip
         try:
             await handle.signal("decide", decision)
         except RPCError:

@@ -40,7 +40,7 @@ def test_nothing_pending(stack: Stack) -> None:
 
 
 def test_deciding_on_an_unknown_run_is_one_line(stack: Stack) -> None:
-    out = keel(stack, "approve", f"no-such-run-{uuid.uuid4().hex[:8]}", "apr-1-call_0_1")
+    out = keel(stack, "approve", f"no-such-run-{uuid.uuid4().hex[:8]}", "apr-0123456789abcdef0123")
     message = user_error(out)
     assert "no run with id no-such-run-" in message
 
@@ -110,6 +110,11 @@ def test_approve_from_cli_end_to_end(stack: Stack) -> None:
         )  # fmt: skip
         assert approved.returncode == 0, approved.stderr
         assert approved.stdout.startswith(f"approved: {request['approval_id']} in run {run_id}")
+        # Without --digest the CLI read the request and said what exactly it decided.
+        assert (
+            f"deciding {request['approval_id']}: support_desk.refund_order" in approved.stderr
+            and f"(digest {request['digest']})" in approved.stderr
+        )
 
         result_out = keel(stack, "result", run_id, "--json")
         assert result_out.returncode == 0, (result_out.stdout, result_out.stderr)
@@ -122,6 +127,55 @@ def test_approve_from_cli_end_to_end(stack: Stack) -> None:
 
         again = keel(stack, "approve", run_id, request["approval_id"], "--role", "supervisor")
         assert again.returncode == 2 and "Traceback" not in again.stderr
+    finally:
+        if not finished:
+            terminate(stack, run_id)
+
+
+def test_refused_decisions_from_the_cli_leave_the_request_open(stack: Stack) -> None:
+    """A wrong digest and an edit the checks refuse each cost one line and exit 2; the
+    request stays pending, so the approver decides again (here: rejects, naming the digest)."""
+    before = last_refund_id(stack)
+    run_id = f"cli-refused-{uuid.uuid4().hex[:10]}"
+    started = keel(
+        stack, "run", "approvals", "James Okafor: my watch strap broke within a week (ORD-1050).",
+        "--id", run_id, "--principal", "tester", "--role", "agent", "--no-wait",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    finished = False
+    try:
+        request = wait_for_request(stack, run_id)
+        approval = request["approval_id"]
+
+        too_much = json.dumps({**request["arguments"], "amount": 5000.0})
+        edit = keel(stack, "edit", run_id, approval, "--arguments", too_much,
+                    "--by", "bob", "--role", "supervisor")  # fmt: skip
+        message = user_error(edit)
+        assert message.splitlines()[-1].startswith(f"keel: run {run_id} refused the decision:")
+        assert "edit refused" in message and "refundable" in message
+        assert wait_for_request(stack, run_id)["approval_id"] == approval  # still open
+
+        assert request["digest"].startswith("sha256:")
+        table = keel(stack, "approvals")
+        assert f"digest     {request['digest']}" in table.stdout
+        wrong = keel(stack, "approve", run_id, approval, "--digest", "sha256:" + "0" * 64,
+                     "--role", "supervisor")  # fmt: skip
+        message = user_error(wrong)
+        assert len(message.splitlines()) == 1 and "does not match" in message
+
+        rejected = keel(stack, "reject", run_id, approval, "--digest", request["digest"],
+                        "--reason", "not covered", "--role", "supervisor")  # fmt: skip
+        assert rejected.returncode == 0, rejected.stderr
+        assert rejected.stdout.startswith(f"rejected: {approval} in run {run_id}: rejected")
+        assert "deciding" not in rejected.stderr  # the digest was given: nothing to read
+
+        result_out = keel(stack, "result", run_id, "--json")
+        assert result_out.returncode == 0, (result_out.stdout, result_out.stderr)
+        finished = True
+        records = json.loads(result_out.stdout)["approvals"]
+        assert [r["decision"] for r in records] == ["refused", "reject"]
+        assert (records[0]["by"], records[0]["arguments"]["amount"]) == ("bob", 5000.0)
+        assert refunds_after(stack, before) == []
     finally:
         if not finished:
             terminate(stack, run_id)

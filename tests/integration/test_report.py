@@ -109,6 +109,7 @@ async def report_runs(client: Client) -> ReportRuns:
         "decide",
         Decision(
             approval_id=request.approval_id,
+            digest=request.digest,
             decision="reject",
             reason="goodwill refunds need a photo first",
             by="alice",

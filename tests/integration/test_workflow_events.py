@@ -27,6 +27,7 @@ import httpx2
 from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle
 from temporalio.client import Interceptor as ClientInterceptor
+from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.worker import (
     ExecuteWorkflowInput,
     Interceptor,
@@ -34,7 +35,15 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
-from keel.contracts import AgentInput, ApprovalRequest, Decision, DecisionOutcome, Principal
+from keel.contracts import (
+    PROGRESS_TOPIC,
+    AgentInput,
+    ApprovalRequest,
+    Decision,
+    DecisionOutcome,
+    Principal,
+    ProgressEvent,
+)
 from keel.contracts import RunResult as RunResultModel
 from keel.runtime.config import Settings
 from keel.runtime.logs import configure_logging
@@ -124,11 +133,26 @@ async def start_on(
     )
 
 
-def rejection(approval_id: str) -> Decision:
+def rejection(approval_id: str, digest: str | None) -> Decision:
     return Decision(
-        approval_id=approval_id, decision="reject", reason="not today", by="alice",
-        roles=["supervisor"],
+        approval_id=approval_id, digest=digest, decision="reject", reason="not today",
+        by="alice", roles=["supervisor"],
     )  # fmt: skip
+
+
+async def reject_as_announced(client: Client, handle: WorkflowHandle[Any, Any], count: int) -> None:
+    """Reject ``count`` requests by signal as the run announces them on its progress stream
+    (``approval.requested`` carries the id and digest): no query, see the module docstring."""
+    stream = WorkflowStreamClient.create(client, handle.id)
+    decided = 0
+    async for item in stream.subscribe([PROGRESS_TOPIC], result_type=ProgressEvent):
+        event = item.data
+        if event.kind == "approval.requested":
+            data = event.data
+            await handle.signal("decide", rejection(data["approval_id"], data["digest"]))
+            decided += 1
+            if decided == count:
+                return
 
 
 async def reject_all(handle: WorkflowHandle[Any, Any], count: int) -> None:
@@ -140,7 +164,9 @@ async def reject_all(handle: WorkflowHandle[Any, Any], count: int) -> None:
             if request.approval_id in decided:
                 continue
             await handle.execute_update(
-                "decide", rejection(request.approval_id), result_type=DecisionOutcome
+                "decide",
+                rejection(request.approval_id, request.digest),
+                result_type=DecisionOutcome,
             )
             decided.add(request.approval_id)
 
@@ -159,10 +185,9 @@ async def test_workflow_events_are_logged_once_under_forced_replay(
     with captured_logs() as buffer:
         async with replaying_worker(client, stack) as queue:
             refunds = await start_on(client, queue, "approvals_two")
-            # Decided by signal before the requests open (their ids are predictable), not by
-            # polling the pending_approvals query: see the note on queries in the docstring.
-            for call in ("call_0_0", "call_0_1"):
-                await refunds.signal("decide", rejection(f"apr-1-{call}"))
+            # Decided by signal as the progress stream announces the requests, not by polling
+            # the pending_approvals query: see the note on queries in the docstring.
+            await reject_as_announced(client, refunds, 2)
             refunds_result = await refunds.result()
             guarded_result = await (guarded := await start_on(client, queue, "guarded")).result()
             loop_result = await (loop := await start_on(client, queue, "loop")).result()

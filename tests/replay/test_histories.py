@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -32,8 +33,11 @@ FIXTURE_FILES = {
 # sim/report_refund refunds 1.00 of ORD-1048, an order no other session-stack test refunds
 # (tests/integration/test_approvals.py: the approving tests there share ORD-1050).
 APPROVAL_PROFILE = "report_approval"
-APPROVAL_FILE = "approval_run_history.json"
-RECORDED = sorted([*FIXTURE_FILES.values(), APPROVAL_FILE])
+APPROVAL_FILE = "approval_run_history.json"  # before decisions were bound: no digest
+# The same run once decisions are bound to their request (random id, digest; patch
+# keel-bound-decisions). Fresh approval runs are recorded into this file.
+BOUND_APPROVAL_FILE = "bound_approval_run_history.json"
+RECORDED = sorted([*FIXTURE_FILES.values(), APPROVAL_FILE, BOUND_APPROVAL_FILE])
 
 
 def _replayer() -> Replayer:
@@ -67,7 +71,9 @@ async def test_fresh_approval_history_replays_without_nondeterminism(client: Cli
         await asyncio.sleep(0.05)
     [request] = requests
     assert (request.tool, request.arguments["order_id"]) == ("refund_order", "ORD-1048")
-    decision = Decision(approval_id=request.approval_id, decision="approve", by="alice")
+    decision = Decision(
+        approval_id=request.approval_id, digest=request.digest, decision="approve", by="alice"
+    )
     outcome = await handle.execute_update("decide", decision, result_type=DecisionOutcome)
     assert outcome.accepted and outcome.status == "executed"
     run_result = await handle.result()
@@ -81,7 +87,7 @@ async def test_fresh_approval_history_replays_without_nondeterminism(client: Cli
     result = await _replayer().replay_workflow(history)
     assert result.replay_failure is None
     if os.environ.get("KEEL_RECORD_FIXTURE") == APPROVAL_PROFILE:
-        (HISTORIES / APPROVAL_FILE).write_text(history.to_json())
+        (HISTORIES / BOUND_APPROVAL_FILE).write_text(history.to_json())
 
 
 @pytest.mark.parametrize("name", RECORDED)
@@ -93,10 +99,9 @@ async def test_recorded_fixture_history_replays(name: str) -> None:
     assert len(history.events) > 20
 
 
-def test_recorded_approval_history_holds_an_approved_decision() -> None:
-    """The approval fixture guards the approval path only if it really waited and was
-    approved through the update (a re-recording that lost the decision would pass silently)."""
-    raw = json.loads((HISTORIES / APPROVAL_FILE).read_text())
+def _decisions(name: str) -> tuple[list[Decision], list[DecisionOutcome], WorkflowHistory]:
+    """The ``decide`` updates a recorded history accepted, and what they answered."""
+    raw = json.loads((HISTORIES / name).read_text())
     history = WorkflowHistory.from_json("fixture-run", raw)
     decisions: list[Decision] = []
     outcomes: list[DecisionOutcome] = []
@@ -109,6 +114,26 @@ def test_recorded_approval_history_holds_an_approved_decision() -> None:
         elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
             success = event.workflow_execution_update_completed_event_attributes.outcome.success
             outcomes += converter.from_payloads(success.payloads, [DecisionOutcome])
-    assert [(d.decision, d.by) for d in decisions] == [("approve", "alice")]
+    return decisions, outcomes, history
+
+
+def test_recorded_approval_history_holds_an_approved_decision() -> None:
+    """The approval fixture guards the approval path only if it really waited and was
+    approved through the update (a re-recording that lost the decision would pass silently).
+    It predates digests: its decision names the old predictable id and no digest."""
+    decisions, outcomes, history = _decisions(APPROVAL_FILE)
+    assert [(d.decision, d.by, d.digest) for d in decisions] == [("approve", "alice", None)]
+    assert decisions[0].approval_id.startswith("apr-1-")
     assert [(o.accepted, o.status) for o in outcomes] == [(True, "executed")]
     assert EventType.EVENT_TYPE_TIMER_CANCELED in _event_types(history)  # the wait ended
+
+
+def test_recorded_bound_approval_history_names_the_digest() -> None:
+    """The bound generation: the patch marker is recorded and the decision named the
+    request's random id and its digest."""
+    decisions, outcomes, history = _decisions(BOUND_APPROVAL_FILE)
+    assert [(d.decision, d.by) for d in decisions] == [("approve", "alice")]
+    assert re.fullmatch(r"apr-[0-9a-f]{20}", decisions[0].approval_id)
+    assert (decisions[0].digest or "").startswith("sha256:")
+    assert [(o.accepted, o.status) for o in outcomes] == [(True, "executed")]
+    assert EventType.EVENT_TYPE_MARKER_RECORDED in _event_types(history)

@@ -346,6 +346,7 @@ class AgentWorkflow:
             )
         else:
             self._state.last_event = status
+        self._approvals.run_ended(status, error or (stop.message if stop else None))
         result = self._result(
             status,
             final_answer=final_answer,
@@ -363,6 +364,7 @@ class AgentWorkflow:
         recorded before it replay without it)."""
         if workflow.patched(FAILURE_CLASS_WITHOUT_RESULT):
             workflow.upsert_search_attributes([KEEL_FAILURE_CLASS.value_set(failure_class)])
+        self._approvals.run_ended(failure_class, message)
         self._reporter.finished(
             self._result("failed", failure_class=failure_class, error=message),
             self._state.ledger.model_calls,

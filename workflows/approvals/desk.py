@@ -1,9 +1,13 @@
 """The approval desk: one run's pending requests, accepted decisions and audit trail.
 
 Workflow state behind the ``pending_approvals`` query and the ``decide`` signal and update.
-Decisions are checked the same way on both paths; one that arrives before its request exists
-(the approval id is predictable) is kept and applied when the request is created, so no
-decision is ever lost.
+Decisions are checked the same way on both paths. A decision is bound to what its decider
+read: it names the request (its id, not guessable) and the request's digest of exactly what
+would run; one for a request that is not open, or for another digest, is refused.
+
+Runs recorded before digests existed (``bound`` False, see workflows/approvals/versions.py)
+keep their rules: predictable ids, no digest, and a decision that arrived before its request
+(``early``) applied when the request is created.
 """
 
 from __future__ import annotations
@@ -24,9 +28,14 @@ class ApprovalDesk:
 
     pending: dict[str, ApprovalRequest] = field(default_factory=dict)
     accepted: dict[str, Decision] = field(default_factory=dict)
-    early: dict[str, Decision] = field(default_factory=dict)
+    early: dict[str, Decision] = field(default_factory=dict)  # unbound runs only
     closed: dict[str, str] = field(default_factory=dict)  # approval id -> final outcome
     audit: list[DecisionRecord] = field(default_factory=list)
+    bound: bool | None = None  # decisions bound to digests; None until first asked
+    serials: dict[str, int] = field(default_factory=dict)  # approval id -> accepted decision
+    refused_edits: dict[int, str] = field(default_factory=dict)  # serial -> why
+    ended: tuple[str, str] | None = None  # (how, why) once the run has ended
+    _next_serial: int = 0
 
     def open(self, request: ApprovalRequest) -> None:
         self.pending[request.approval_id] = request
@@ -45,17 +54,8 @@ class ApprovalDesk:
                 f"approval {decision.approval_id!r} was already decided"
                 f" ({earlier.decision} by {earlier.by or 'unknown'}); a decision is final"
             )
-        request = self.pending.get(decision.approval_id)
-        if request is None:
-            if decision.approval_id in self.closed:
-                raise DecisionError(
-                    f"approval {decision.approval_id!r} is closed:"
-                    f" {self.closed[decision.approval_id]}"
-                )
-            known = ", ".join(sorted(self.pending)) or "none"
-            raise DecisionError(
-                f"approval {decision.approval_id!r} is not pending in this run (pending: {known})"
-            )
+        request = self._open_request(decision.approval_id)
+        _check_digest(request, decision)
         if now > request.expires_at and not request.escalated:
             raise DecisionError(
                 f"approval {decision.approval_id!r} expired at {request.expires_at}"
@@ -72,29 +72,95 @@ class ApprovalDesk:
             raise DecisionError("a 'reject' decision needs a 'reason' (the model is told why)")
         return request
 
-    def accept(self, decision: Decision) -> None:
-        self.accepted[decision.approval_id] = decision
+    def _open_request(self, approval_id: str) -> ApprovalRequest:
+        request = self.pending.get(approval_id)
+        if request is not None:
+            return request
+        if approval_id in self.closed:
+            raise DecisionError(f"approval {approval_id!r} is closed: {self.closed[approval_id]}")
+        known = ", ".join(sorted(self.pending)) or "none"
+        raise DecisionError(
+            f"approval {approval_id!r} is not pending in this run (pending: {known})"
+        )
 
-    def refuse(self, decision: Decision, why: str, now: datetime, tool: str = "") -> None:
-        """Record a decision that arrived by signal but could not be accepted (audit only)."""
+    def accept(self, decision: Decision) -> int:
+        """Accept ``decision``; returns its serial (how an update waits for what became of it)."""
+        self._next_serial += 1
+        self.accepted[decision.approval_id] = decision
+        self.serials[decision.approval_id] = self._next_serial
+        return self._next_serial
+
+    def serial(self, approval_id: str) -> int:
+        return self.serials[approval_id]
+
+    def refuse(
+        self, decision: Decision, why: str, now: datetime, request: ApprovalRequest | None = None
+    ) -> None:
+        """Record a decision that could not be accepted or carried out (audit only)."""
         self.audit.append(
             DecisionRecord(
                 approval_id=decision.approval_id,
-                tool=tool,
+                tool=request.tool if request is not None else "",
                 decision="refused",
                 by=decision.by,
                 at=now,
                 reason=decision.reason,
                 arguments=decision.arguments,
                 outcome=why,
+                digest=decision.digest,
+                requested_at=request.created_at if request is not None else None,
+                step=request.step if request is not None else None,
             )
         )
+
+    def refuse_edit(
+        self, request: ApprovalRequest, decision: Decision, why: str, now: datetime
+    ) -> None:
+        """An accepted edit whose arguments the checks refused: audited with the edited
+        arguments, withdrawn, and the request stays open for another decision."""
+        self.refuse(decision, why, now, request)
+        self.accepted.pop(request.approval_id, None)
+        serial = self.serials.pop(request.approval_id, None)
+        if serial is not None:
+            self.refused_edits[serial] = why
 
     def close(self, request: ApprovalRequest, record: DecisionRecord) -> None:
         self.pending.pop(request.approval_id, None)
         self.closed[request.approval_id] = record.outcome
         self.audit.append(record)
 
+    def end(self, how: str, why: str, now: datetime) -> None:
+        """The run ended: accepted decisions not carried out to the end are audited as such
+        (an update waiting for one answers with this)."""
+        self.ended = (how, why)
+        for approval_id, decision in self.accepted.items():
+            request = self.pending.get(approval_id)
+            if request is None:
+                continue
+            record = DecisionRecord(
+                approval_id=approval_id, tool=request.tool, decision=decision.decision,
+                by=decision.by, at=now, reason=decision.reason,
+                arguments=decision.arguments or request.arguments,
+                outcome=f"run {how} before this decision was carried out: {why}",
+                digest=decision.digest, requested_at=request.created_at, step=request.step,
+            )  # fmt: skip
+            self.audit.append(record)
+
+
+def _check_digest(request: ApprovalRequest, decision: Decision) -> None:
+    if request.digest is None:  # a request of a run recorded before digests
+        return
+    if decision.digest is None:
+        raise DecisionError(
+            f"a decision must name the digest of approval {request.approval_id!r}"
+            f" ({request.digest}): read the request first (pending_approvals)"
+        )
+    if decision.digest != request.digest:
+        raise DecisionError(
+            f"digest {decision.digest} does not match approval {request.approval_id!r}"
+            f" ({request.digest}): the decision is for something else; read the request again"
+        )
+
 
 def _same(a: Decision, b: Decision) -> bool:
-    return (a.decision, a.arguments) == (b.decision, b.arguments)
+    return (a.decision, a.arguments, a.digest) == (b.decision, b.arguments, b.digest)

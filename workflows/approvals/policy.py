@@ -69,5 +69,6 @@ def approver_roles(policy: ToolPolicy | None, settings: ApprovalSettings) -> lis
 
 
 def approval_id(step: int, tool_call_id: str) -> str:
-    """Predictable, so a decision may be sent before the request is visible."""
+    """The id of a request in a run recorded before decisions were bound to digests (newer
+    runs draw a random one: workflows/approvals/wait.py)."""
     return f"apr-{step}-{tool_call_id}"

@@ -1,9 +1,14 @@
 """Waiting for a human decision on one tool call, and carrying the decision out.
 
 Approve runs the call as proposed; edit validates the new arguments through all three layers
-again and runs them; reject tells the model who rejected it and why. A request nobody decides
+again and runs them — arguments the checks refuse are audited and the request stays open for
+another decision; reject tells the model who rejected it and why. A request nobody decides
 in time is auto-rejected, or — if the profile says ``escalate`` — announced to a webhook (an
 activity) and given a second, longer wait, after which the run halts (``approval_timeout``).
+
+A request's id is random (``workflow.uuid4``, the same on replay) and it carries the digest of
+exactly what would run; runs recorded before that keep ``apr-<step>-<call id>`` and no digest
+(workflows/approvals/versions.py).
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ with workflow.unsafe.imports_passed_through():
         Reversibility,
         StepRecord,
         ToolCall,
+        approval_digest,
     )
     from workflows.agent.state import RunContext, Stop
     from workflows.approvals.desk import DecisionError
     from workflows.approvals.policy import approval_id
+    from workflows.approvals.versions import bound
     from workflows.report.events import emit
     from workflows.tools.execute import execute_call, tool_record
     from workflows.tools.validation import PreparedCall, Rejection
@@ -52,80 +59,127 @@ def open_request(
     ctx: RunContext, step: int, prepared: PreparedCall, kind: Reversibility,
     roles: list[str], reason: str | None, context: dict[str, Any],
 ) -> ApprovalRequest:  # fmt: skip
-    """Create the request, apply a decision that arrived early, and show the new state."""
+    """Create the request (with its digest), and show the new state."""
     now = workflow.now()
+    tool, arguments = prepared.tool, prepared.arguments
+    digested = bound(ctx.desk)
+    aid = f"apr-{workflow.uuid4().hex[:20]}" if digested else approval_id(step, prepared.call.id)
     request = ApprovalRequest(
-        approval_id=approval_id(step, prepared.call.id), workflow_id=ctx.workflow_id, step=step,
-        tool_call_id=prepared.call.id, tool=prepared.tool.name, server=prepared.tool.server,
-        arguments=prepared.arguments, principal=ctx.principal, reversibility=kind,
+        approval_id=aid, workflow_id=ctx.workflow_id, step=step, tool_call_id=prepared.call.id,
+        tool=tool.name,
+        server=tool.server, arguments=arguments, principal=ctx.principal, reversibility=kind,
         reason=reason, context=context, approver_roles=roles, created_at=now,
         expires_at=now + timedelta(seconds=ctx.approvals.timeout_seconds),
+        digest=approval_digest(tool.server, tool.name, arguments) if digested else None,
     )  # fmt: skip
     ctx.desk.open(request)
+    if not digested:
+        _apply_early(ctx, request, now)
+    ctx.on_pending_change()
+    ctx.reporter.approval_requested(request)
+    return request
+
+
+def _apply_early(ctx: RunContext, request: ApprovalRequest, now: Any) -> None:
+    """Runs recorded before digests: a decision that arrived before its request applies."""
     early = ctx.desk.early.pop(request.approval_id, None)
     if early is not None:
         try:
             ctx.desk.check(early, now)
             ctx.desk.accept(early)
         except DecisionError as exc:
-            ctx.desk.refuse(early, str(exc), now, request.tool)
-            ctx.reporter.decision_refused(early, str(exc))
-    ctx.on_pending_change()
-    ctx.reporter.approval_requested(request)
-    return request
+            ctx.desk.refuse(early, str(exc), now, request)
+            ctx.reporter.decision_refused(early, str(exc), request)
 
 
 async def await_decision(
     ctx: RunContext, request: ApprovalRequest, prepared: PreparedCall
 ) -> Decided:
-    decision = await _wait(ctx, request)
+    """Wait for the decision and carry it out; a refused edit waits for another decision."""
+    while True:
+        decision = await _wait(ctx, request)
+        now = workflow.now()
+        ctx.reporter.approval_decided(request, decision, now)
+        if decision is None:
+            return _timed_out(ctx, request, prepared.call, now)
+        if decision.decision == "reject":
+            by = decision.by or "a human"
+            message = f"{request.tool} was not called: {by} rejected it: {decision.reason}"
+            decided = _refused(request.step, prepared.call, "rejected_by_human", message,
+                               "rejected")  # fmt: skip
+            _close(ctx, request, "reject", decision, now, "rejected")
+            return decided
+        arguments: dict[str, Any] | Decided | None = prepared.arguments
+        if decision.decision == "edit":
+            arguments = await _edited(ctx, request, prepared, decision, now)
+        if arguments is None:
+            continue  # the edit was refused; the request is still open
+        if isinstance(arguments, Decided):
+            return arguments
+        return await _carry_out(ctx, request, prepared, decision, arguments, now)
+
+
+def _timed_out(ctx: RunContext, request: ApprovalRequest, call: ToolCall, now: Any) -> Decided:
+    if request.escalated:
+        message = (
+            f"no decision on {request.tool} ({request.approval_id}) after escalation;"
+            f" the run stops for a human to pick it up"
+        )
+        decided = _refused(request.step, call, "approval_timeout", message, "timeout")
+        decided.stop = Stop("approval_timeout", "approval_timeout", message)
+    else:
+        message = (
+            f"{request.tool} was not called: nobody approved it within"
+            f" {ctx.approvals.timeout_seconds:g}s, so it was rejected automatically"
+        )
+        decided = _refused(request.step, call, "approval_timeout", message, "timeout")
+    _close(ctx, request, "timeout", None, now, decided.record.detail)
+    return decided
+
+
+async def _edited(
+    ctx: RunContext, request: ApprovalRequest, prepared: PreparedCall, decision: Decision,
+    now: Any,
+) -> dict[str, Any] | Decided | None:  # fmt: skip
+    """The edited arguments once all three layers passed them. Refused: None, the refusal
+    audited and the request left open — or, in runs recorded before digests, the request
+    closed and the model told (a ``Decided``)."""
+    assert decision.arguments is not None
     step, call = request.step, prepared.call
-    now = workflow.now()
-    ctx.reporter.approval_decided(request, decision, now)
-    if decision is None:
-        if request.escalated:
-            message = (
-                f"no decision on {request.tool} ({request.approval_id}) after escalation;"
-                f" the run stops for a human to pick it up"
-            )
-            decided = _refused(step, call, "approval_timeout", message, "timeout")
-            decided.stop = Stop("approval_timeout", "approval_timeout", message)
-        else:
-            message = (
-                f"{request.tool} was not called: nobody approved it within"
-                f" {ctx.approvals.timeout_seconds:g}s, so it was rejected automatically"
-            )
-            decided = _refused(step, call, "approval_timeout", message, "timeout")
-        _close(ctx, request, "timeout", None, now, decided.record.detail)
-        return decided
-    by = decision.by or "a human"
-    if decision.decision == "reject":
-        message = f"{request.tool} was not called: {by} rejected it: {decision.reason}"
-        decided = _refused(step, call, "rejected_by_human", message, "rejected")
-        _close(ctx, request, "reject", decision, now, "rejected")
-        return decided
-    arguments = prepared.arguments
-    if decision.decision == "edit":
-        assert decision.arguments is not None
-        edited = await _revalidate(ctx, prepared, decision.arguments)
-        if isinstance(edited, Rejection):
-            ctx.reporter.validated(step, call.name, call.id, layer=edited.layer,
-                                   reason=edited.message, edit=True)  # fmt: skip
-            content = edited.as_tool_content()
-            record = tool_record(
-                step, call, now, outcome="invalid",
-                validation=f"edit: {edited.layer}: {edited.message}",
-                detail=f"edited arguments refused: {edited.message}",
-            )  # fmt: skip
-            _close(ctx, request, "edit", decision, now, f"edit refused: {edited.message}")
-            return Decided(content, record)
-        arguments = edited.arguments
+    edited = await _revalidate(ctx, prepared, decision.arguments)
+    if not isinstance(edited, Rejection):
         ctx.reporter.validated(step, call.name, call.id, edit=True)
-    text, record = await execute_call(
-        ctx, step, call, prepared.tool, arguments,
-        validation=f"passed; {'approved' if decision.decision == 'approve' else 'edited'} by {by}",
+        return edited.arguments
+    ctx.reporter.validated(step, call.name, call.id, layer=edited.layer, reason=edited.message,
+                           edit=True)  # fmt: skip
+    why = f"edit refused: {edited.message}"
+    if ctx.desk.bound:
+        ctx.desk.refuse_edit(request, decision, why, now)
+        ctx.reporter.decision_refused(decision, why, request)
+        ctx.on_pending_change()
+        return None
+    record = tool_record(
+        step, call, now, outcome="invalid", validation=f"edit: {edited.layer}: {edited.message}",
+        detail=f"edited arguments refused: {edited.message}",
     )  # fmt: skip
-    outcome = "executed" if decision.decision == "approve" else "executed with edited arguments"
+    _close(ctx, request, "edit", decision, now, why)
+    return Decided(edited.as_tool_content(), record)
+
+
+async def _carry_out(
+    ctx: RunContext, request: ApprovalRequest, prepared: PreparedCall, decision: Decision,
+    arguments: dict[str, Any], now: Any,
+) -> Decided:  # fmt: skip
+    """Run the approved (or edited) call and close the request with what came of it."""
+    approved = decision.decision == "approve"
+    text, record = await execute_call(
+        ctx, request.step, prepared.call, prepared.tool, arguments,
+        validation=f"passed; {'approved' if approved else 'edited'} by {decision.by or 'a human'}",
+    )  # fmt: skip
+    outcome = "executed" if approved else "executed with edited arguments"
+    if record.outcome == "tool_error" and ctx.desk.bound:
+        first = next((line for line in text.splitlines() if line.strip()), "")
+        outcome = f"tool error: {first.strip()[:300]}"
     _close(ctx, request, decision.decision, decision, now, outcome, arguments)
     return Decided(text, record, result=text)
 
@@ -133,7 +187,7 @@ async def await_decision(
 async def _wait(ctx: RunContext, request: ApprovalRequest) -> Decision | None:
     """The accepted decision, or None when every wait timed out."""
     aid = request.approval_id
-    for attempt in (1, 2):
+    for attempt in (2,) if request.escalated else (1, 2):
         remaining = (request.expires_at - workflow.now()).total_seconds()
         try:
             await workflow.wait_condition(
@@ -208,6 +262,7 @@ def _close(
         reason=decision.reason if decision else None,
         arguments=arguments if arguments is not None else request.arguments,
         outcome=outcome, requested_at=request.created_at, step=request.step,
+        digest=decision.digest if decision else None,
     )  # fmt: skip
     ctx.desk.close(request, record)
     ctx.on_pending_change()

@@ -262,6 +262,7 @@ class Reporter:
             tool_call_id=request.tool_call_id,
             reversibility=request.reversibility,
             approver_roles=request.approver_roles,
+            digest=request.digest,
         )
         self.progress("approval.requested", f"waiting for approval: {what}", **fields)
         emit(
@@ -320,16 +321,22 @@ class Reporter:
         )
         metrics.approval_decided(self.profile, record)
 
-    def decision_refused(self, decision: Decision, why: str) -> None:
-        """A ``decide`` signal that could not be accepted (audit only; the run is unchanged)."""
+    def decision_refused(
+        self, decision: Decision, why: str, request: ApprovalRequest | None = None
+    ) -> None:
+        """A decision that could not be accepted (a ``decide`` signal), or an accepted edit
+        the checks refused (audit only; the request, if any, stays open)."""
         emit(
             "approval.decision",
+            step=request.step if request is not None else None,
             approval_id=decision.approval_id,
+            tool=request.tool if request is not None else None,
             decision="refused",
             requested=decision.decision,
             by=decision.by,
             reason=decision.reason,
             outcome=why,
+            digest=decision.digest,
         )
 
 
