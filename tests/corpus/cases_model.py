@@ -284,7 +284,7 @@ def _usage() -> list[Case]:
              for n, u in usages.items()]  # fmt: skip
     cases.append(Case("usage_absurd_trips_budget", k, [turn(call(GET, OK_ORDER),
                  usage=usages["usage_absurd"]), answer()], needs=needs,
-                 expect=Expect(status=("halted",))))  # fmt: skip
+                 expect=Expect(status=("failed",), failure_class="model_error")))  # fmt: skip
     return cases
 
 

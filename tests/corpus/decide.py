@@ -19,7 +19,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
-from keel.contracts import ApprovalRequest, Decision, DecisionOutcome
+from keel.contracts import ApprovalRequest, Decision, DecisionOutcome, approval_digest
 
 BY = "corpus-decider"
 
@@ -32,19 +32,29 @@ def payload(
     reason: str | None,
     roles: tuple[str, ...],
 ) -> Decision:
-    """The ``decide`` payload of today's contract (approval id, decision, arguments).
+    """The ``decide`` payload: approval id, the digest of what the decider means, decision.
 
     ``request`` is the pending request the decider read, or only an id (an unknown or guessed
-    one). The arguments the decider means are ``arguments`` if given, else the request's own:
-    that is what an argument digest would be computed from.
+    one: no digest can be named, so the id's own text stands in). An approve or reject names
+    the digest of the request's tool with ``arguments`` if given (what the decider believes
+    the request asks), else with the request's own arguments; an edit names the request's own
+    digest (it changes what it read) and carries the new arguments.
     """
     if kind == "reject" and reason is None:
         reason = "the corpus does not approve this"
-    approval_id = request if isinstance(request, str) else request.approval_id
+    digest: str | None
+    if isinstance(request, str):
+        approval_id, digest = request, approval_digest("unknown", "unknown", {"id": request})
+    else:
+        approval_id = request.approval_id
+        digest = request.digest
+        if kind != "edit" and arguments is not None and arguments != request.arguments:
+            digest = approval_digest(request.server, request.tool, arguments)
     return Decision(
         approval_id=approval_id,
+        digest=digest,
         decision=kind,  # type: ignore[arg-type]
-        arguments=arguments,
+        arguments=arguments if kind == "edit" else None,
         reason=reason,
         by=BY,
         roles=list(roles),

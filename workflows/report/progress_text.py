@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from keel.contracts import ProgressTemplates, ToolPolicy, ToolSpec, template_fields
+from workflows.json_text import loads_bounded
 
 MESSAGE_WIDTH = 200
 VALUE_WIDTH = 40
@@ -77,8 +78,8 @@ def parse_result(text: str, structured: Any = None) -> Any:
     if structured is not None:
         return structured
     try:
-        return json.loads(text)
-    except (json.JSONDecodeError, TypeError):
+        return loads_bounded(text)
+    except (ValueError, TypeError):
         return None
 
 

@@ -22,6 +22,7 @@ from mcp.types import (
 )
 
 from keel.contracts import ImagePart, ServerSettings, ToolSpec
+from workflows.json_text import loads_bounded
 from workflows.tools.schemas import schema_problem
 
 
@@ -77,8 +78,8 @@ def compact_json(text: str) -> str:
     if not stripped.startswith(("{", "[")):
         return text
     try:
-        return json.dumps(json.loads(stripped), separators=(",", ":"), ensure_ascii=False)
-    except json.JSONDecodeError:
+        return json.dumps(loads_bounded(stripped), separators=(",", ":"), ensure_ascii=False)
+    except ValueError:  # not JSON, or too deep to re-serialise: keep the text as it is
         return text
 
 

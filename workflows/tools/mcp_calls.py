@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.payloads import TEMPORAL_PAYLOAD_ERROR
     from keel.contracts import ServerSettings, ToolPolicy, names
     from workflows.failures import RunFailed, classify
+    from workflows.json_text import loads_bounded
     from workflows.tools.catalog import result_text
     from workflows.tools.validation import LookupRequest, LookupResult
 
@@ -128,8 +129,8 @@ def lookup_result(result: CallToolResult) -> LookupResult:
     data = result.structured_content
     if data is None:
         try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError:
+            parsed = loads_bounded(text)
+        except ValueError:  # not JSON (or nested too deep): plain text
             parsed = None
         data = parsed if isinstance(parsed, dict) else None
     if data is None and not _plain_text_fails():

@@ -25,6 +25,7 @@ from jsonschema.protocols import Validator as SchemaValidator
 
 from keel.contracts import Principal, ToolCall, ToolPolicy, ToolSpec
 from keel.contracts.errors import closest
+from workflows.json_text import TooDeep, loads_bounded
 from workflows.tools.policy_problems import policy_problems
 from workflows.tools.schemas import Issue, ToolInputValidator, describe_schema, schema_issues, show
 from workflows.tools.semantics import (
@@ -180,7 +181,9 @@ def _parse_arguments(text: str) -> tuple[dict[str, Any], str | None]:
         raise ValueError(f"{name} is not a JSON number")
 
     try:
-        value = json.loads(text or "{}", parse_constant=no_constant)
+        value = loads_bounded(text or "{}", parse_constant=no_constant)
+    except TooDeep as exc:
+        return {}, f"are {exc}: flatten them"
     except json.JSONDecodeError as exc:
         return {}, f"are not valid JSON: {exc.msg} (character {exc.pos})"
     except ValueError as exc:  # NaN/Infinity, or an integer too long to convert
