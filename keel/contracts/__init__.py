@@ -34,6 +34,7 @@ from keel.contracts.names import PROGRESS_TOPIC
 from keel.contracts.profile import (
     LIMIT_FIELDS,
     ApprovalCondition,
+    ApprovalDefault,
     ApprovalRule,
     ApprovalSettings,
     Check,
@@ -69,6 +70,7 @@ __all__ = [
     "PROGRESS_TOPIC",
     "AgentInput",
     "ApprovalCondition",
+    "ApprovalDefault",
     "ApprovalRequest",
     "ApprovalRule",
     "ApprovalSettings",

@@ -28,6 +28,10 @@ ACTIVITY_PROFILE_LOAD: Final = "keel.profile.load"
 ACTIVITY_LLM_CHAT: Final = "keel.llm.chat"
 ACTIVITY_NOTIFY_WEBHOOK: Final = "keel.notify.webhook"
 
+# workflow.patched ids: workflow commands that changed, guarded so recorded runs replay.
+# Servers' `approval` / `deduplicates` (an untrusted server's read-only hints not believed).
+PATCH_SERVER_TRUST: Final = "keel-server-trust-v1"
+
 # The progress topic of a run's workflow stream.
 PROGRESS_TOPIC: Final = "progress"
 

@@ -57,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         discover_tools,
         load_profile,
         parse_input,
+        run_servers,
     )
     from workflows.agent.state import AgentState, RunContext, Stop
     from workflows.agent.turn import run_tool_turn
@@ -216,8 +217,8 @@ class AgentWorkflow:
         """List the tools, check the profile against them, and wire up the run."""
         self._state.last_event = "listing tools"
         catalog, catalog_all = await discover_tools(profile.servers)
-        check_profile(profile, catalog_all)
-        servers = {s.name: s for s in profile.servers}
+        servers = run_servers(profile, workflow.patched(names.PATCH_SERVER_TRUST))
+        check_profile(profile, catalog_all, servers)
         checks = CheckPipeline(catalog, catalog_all, profile.tools, servers,
                                agent_input.principal)  # fmt: skip
         self._approvals.checks = checks

@@ -12,7 +12,8 @@ with workflow.unsafe.imports_passed_through():
     from keel.contracts import StepRecord, ToolCall, ToolSpec
     from workflows.failures import RunFailed, classify
     from workflows.tools.catalog import result_text
-    from workflows.tools.mcp_calls import activity_meta, call_tool, retry_is_unsafe
+    from workflows.tools.mcp_calls import activity_meta, call_tool
+    from workflows.tools.trust import retry_is_unsafe
 
 if TYPE_CHECKING:
     from workflows.agent.state import RunContext
@@ -41,7 +42,7 @@ async def execute_call(
     """Run the call with its stable idempotency key; return (text for the model, record)."""
     key = f"{ctx.workflow_id}:{step}:{call.id}"
     server = ctx.servers[tool.server]
-    single = retry_is_unsafe(server, tool.annotations)
+    single = retry_is_unsafe(server, tool, ctx.policies.get(tool.name))
     started = workflow.now()
     ctx.reporter.tool_started(step, tool.name, call.id, tool.server, arguments)
     try:

@@ -57,17 +57,6 @@ def activity_config(
     return config
 
 
-def retry_is_unsafe(server: ServerSettings, annotations: dict[str, Any]) -> bool:
-    """A third-party (untrusted) server cannot be trusted to deduplicate a repeated call: for
-    its tools that are neither read-only nor declared idempotent Keel makes one attempt only,
-    and a lost answer ends the run for a human to check, instead of repeating a side effect."""
-    if server.trusted:
-        return False
-    return not (
-        annotations.get("read_only_hint") is True or annotations.get("idempotent_hint") is True
-    )
-
-
 def call_summary(tool: str, arguments: dict[str, Any]) -> str:
     args = json.dumps(arguments, separators=(",", ":"))
     return f"{tool} {args[:120]}"
