@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -83,7 +84,24 @@ async def call_tool(
     config = activity_config(server, call_summary(tool, arguments), policy, single_attempt)
     client = TemporalMCPClient(server.name, activity_config=config)
     meta: Any = {names.META_IDEMPOTENCY_KEY: key} if key else None
-    return await client.call_tool(tool, arguments, meta=meta)
+    result = await client.call_tool(tool, arguments, meta=meta)
+    return as_tool_error(result, error_pattern(server, policy))
+
+
+def error_pattern(server: ServerSettings, policy: ToolPolicy | None) -> str | None:
+    """The profile's error pattern for a tool: its policy's, else its server's."""
+    if policy is not None and policy.error_pattern is not None:
+        return policy.error_pattern
+    return server.error_pattern
+
+
+def as_tool_error(result: CallToolResult, pattern: str | None) -> CallToolResult:
+    """A result whose text matches the profile's error pattern (``Error: …`` from a server
+    that answers errors as plain text) is a tool error, as if the server had set ``isError``:
+    the step's outcome is ``tool_error`` and a lookup that returns it fails."""
+    if result.is_error or pattern is None or not re.search(pattern, result_text(result)):
+        return result
+    return result.model_copy(update={"is_error": True})
 
 
 def activity_meta(result: CallToolResult) -> tuple[int, float | None]:
