@@ -9,7 +9,7 @@ from workflows.tools.mcp_calls import _lookup_result, as_tool_error, error_patte
 
 
 def text_result(text: str, is_error: bool = False) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=text)], isError=is_error)
+    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=is_error)
 
 
 def test_a_matching_text_result_is_a_tool_error() -> None:
