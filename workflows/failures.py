@@ -51,6 +51,7 @@ _BY_ERROR_TYPE: dict[str, FailureClass] = {
     "LLMTransportError": "upstream_unavailable",
     "UpstreamUnavailable": "upstream_unavailable",
     "MCPProtocolError": "upstream_unavailable",
+    "MCPServerUnavailable": "upstream_unavailable",
     "CircuitOpen": "upstream_unavailable",
 }
 
