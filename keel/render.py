@@ -20,10 +20,14 @@ from keel.contracts import (
 
 def status_line(status: RunStatus) -> str:
     usage = status.usage
-    return (
+    line = (
         f"[{status.state}] step {status.step} · {status.tool_calls} tool call(s) ·"
         f" {usage.total_tokens} tokens · {status.last_event}"
     )
+    for call in status.unresolved_calls:  # lost write answers: what `keel resolve` needs
+        arguments = json.dumps(call.arguments, separators=(",", ":"))
+        line += f"\n  unresolved {call.tool}({arguments}) key {call.idempotency_key}: {call.error}"
+    return line
 
 
 _MARKS = {

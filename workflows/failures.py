@@ -24,6 +24,8 @@ FailureClass = Literal[
     "semantic_violation",
     "unauthorized",
     "approval_timeout",
+    "lost_result_aborted",
+    "lost_result_timeout",
     "config_error",
     "model_error",
     "upstream_unavailable",
@@ -40,6 +42,11 @@ class RunFailed(Exception):
         super().__init__(message)
         self.failure_class = failure_class
         self.message = message
+
+
+class RunHalted(RunFailed):
+    """Ends the run ``halted`` (not ``failed``): a human or a bound stopped it on purpose, e.g.
+    a lost write answer aborted or left unresolved (workflows/tools/lost.py)."""
 
 
 _BY_ERROR_TYPE: dict[str, FailureClass] = {

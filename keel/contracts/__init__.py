@@ -51,6 +51,7 @@ from keel.contracts.profile import (
     ToolPolicy,
 )
 from keel.contracts.progress import PROGRESS_KINDS, ProgressEvent
+from keel.contracts.resolution import Resolution, ResolveAction, ResolveOutcome, UnresolvedCall
 from keel.contracts.result import RunResult, RunStatus, StepRecord
 from keel.contracts.run import (
     AgentInput,
@@ -98,6 +99,9 @@ __all__ = [
     "ProfileError",
     "ProgressEvent",
     "ProgressTemplates",
+    "Resolution",
+    "ResolveAction",
+    "ResolveOutcome",
     "Reversibility",
     "RunOutcome",
     "RunResult",
@@ -110,6 +114,7 @@ __all__ = [
     "ToolCall",
     "ToolPolicy",
     "ToolSpec",
+    "UnresolvedCall",
     "Usage",
     "call_cost",
     "effective_limits",

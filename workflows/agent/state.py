@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.failures import FailureClass
     from workflows.report.reporter import Reporter
     from workflows.tools.check import CheckPipeline
+    from workflows.tools.lost import LostAnswers
 
 
 @dataclass
@@ -60,6 +61,8 @@ class AgentState:
     guidance: list[Guidance] = field(default_factory=list)
     escalated: bool = False
     guidance_used: int = 0
+    # one-attempt writes whose answer was lost, waiting for a human's resolve
+    lost: LostAnswers = field(default_factory=LostAnswers)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.agent.model_step import ModelStep, before_model_call
     from workflows.agent.no_progress import ProgressTracker
+    from workflows.agent.resolve_handlers import ResolveHandlers
     from workflows.agent.start import (
         START_FAILURES,
         check_profile,
@@ -62,7 +63,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.agent.state import AgentState, RunContext, Stop
     from workflows.agent.turn import run_tool_turn
     from workflows.approvals.handlers import ApprovalHandlers
-    from workflows.failures import RunFailed
+    from workflows.failures import RunFailed, RunHalted
     from workflows.report.reporter import Reporter
     from workflows.tools.check import CheckPipeline
 
@@ -72,7 +73,7 @@ KEEL_PROFILE = SearchAttributeKey.for_keyword(names.SA_PROFILE)
 
 
 @workflow.defn(name=names.WORKFLOW_TYPE)
-class AgentWorkflow:
+class AgentWorkflow(ResolveHandlers):
     """Runs one agent task under a profile; see the module docstring for the loop."""
 
     def __init__(self) -> None:
@@ -118,6 +119,7 @@ class AgentWorkflow:
             cost_usd=state.ledger.cost_usd,
             last_event=state.last_event,
             pending_approvals=len(state.desk.pending),
+            unresolved_calls=state.lost.unresolved(),
         )
 
     @workflow.signal(name=names.SIGNAL_GUIDE)
@@ -206,7 +208,7 @@ class AgentWorkflow:
         except RunFailed as failure:
             self._state.last_event = f"failed: {failure.message}"
             return self._finish(
-                "failed",
+                "halted" if isinstance(failure, RunHalted) else "failed",
                 stop=Stop("", failure.failure_class, failure.message),
                 error=failure.message,
             )
@@ -222,6 +224,7 @@ class AgentWorkflow:
         checks = CheckPipeline(catalog, catalog_all, profile.tools, servers,
                                agent_input.principal)  # fmt: skip
         self._approvals.checks = checks
+        self._lost_answers_for(profile)
         self._state.messages = [
             ChatMessage(role="system", content=profile.system_prompt),
             ChatMessage(role="user", content=agent_input.task),
