@@ -148,8 +148,10 @@ async def _resolve(args: argparse.Namespace, settings: Settings) -> int:
     try:
         resolution = Resolution(action=action, idempotency_key=args.key, result=args.confirm,
                                 by=args.by, reason=args.reason)  # fmt: skip
-    except ValueError as exc:
-        raise InputError(f"--confirm needs the result the call had: {exc}") from None
+    except ValueError:
+        raise InputError(
+            "--confirm needs the result the call had (what the model is told)"
+        ) from None
     client = await connect(settings)
     outcome = await resolve_call(client, args.workflow_id, resolution)
     if args.json:
