@@ -47,6 +47,7 @@ from keel.runtime.config import env_number
 T = TypeVar("T")
 Clock = Callable[[], float]
 FailurePredicate = Callable[[BaseException], bool]
+Pause = Callable[[float], Awaitable[None]]
 
 log = logging.getLogger("keel.breaker")
 
@@ -167,6 +168,7 @@ class CircuitBreaker:
         self._consecutive_failures = 0
         self._opened_at = 0.0
         self._probe_in_flight = False
+        self._last_cause = ""
         self._opens = 0
         self._rejected = 0
 
@@ -212,6 +214,7 @@ class CircuitBreaker:
                 return
             self._consecutive_failures += 1
             why = f": {_describe(exc)}" if exc is not None else ""
+            self._last_cause = why[2:]
             if permit.probe:
                 self._probe_in_flight = False
                 self._open(f"(probe failed{why})")
@@ -224,9 +227,29 @@ class CircuitBreaker:
             if permit.probe and permit.generation == self._generation:
                 self._probe_in_flight = False
 
-    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """Run ``fn()`` through the circuit; its exception is re-raised after being counted."""
-        permit = self.acquire()
+    async def admit(self, max_wait: float = 0.0, pause: Pause = asyncio.sleep) -> _Permit:
+        """Admit one call, waiting out an open circuit for up to ``max_wait`` seconds.
+
+        A call that waits has not been sent, so waiting is safe for any call; it lets an
+        activity attempt outlast a short outage instead of failing at once and spending one
+        of its run's retries on ``CircuitOpen``. Raises ``CircuitOpen`` when the circuit would
+        stay closed to this call longer than ``max_wait``.
+        """
+        deadline = self._clock() + max_wait
+        while True:
+            try:
+                return self.acquire()
+            except ApplicationError:
+                delay = self.retry_in()
+                if self._clock() + delay > deadline:
+                    raise
+            await pause(max(delay, 0.05))
+
+    async def call(self, fn: Callable[[], Awaitable[T]], max_wait: float = 0.0) -> T:
+        """Run ``fn()`` through the circuit; its exception is re-raised after being counted.
+
+        ``max_wait``: how long the call may wait for an open circuit (see ``admit``)."""
+        permit = await self.admit(max_wait) if max_wait > 0 else self.acquire()
         try:
             result = await fn()
         except asyncio.CancelledError as exc:
@@ -289,6 +312,8 @@ class CircuitBreaker:
         delay = self._retry_in_locked(now)
         if self._state is CircuitState.OPEN:
             why = f"is open after {self._consecutive_failures} consecutive failures"
+            if self._last_cause:
+                why += f" (last: {self._last_cause})"
             when = f"next probe in {delay:.1f}s"
         else:
             why = "is half-open and its probe call is still running"
@@ -301,8 +326,17 @@ class CircuitBreaker:
         )
 
 
+def root_cause(exc: BaseException) -> BaseException:
+    """The first leaf of an exception group (anyio task groups wrap a connection error in
+    one: "unhandled errors in a TaskGroup (1 sub-exception)"); any other exception itself."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def _describe(exc: BaseException) -> str:
     """The cause of a transition, squeezed onto one short line for the log."""
+    exc = root_cause(exc)
     if isinstance(exc, ApplicationError) and exc.type:
         text = f"{exc.type}: {exc.message}"
     else:
@@ -350,9 +384,10 @@ class BreakerRegistry:
                 self._circuits[key] = circuit
             return circuit
 
-    async def call(self, key: str, fn: Callable[[], Awaitable[T]]) -> T:
-        """Run ``fn()`` through the circuit of ``key``."""
-        return await self.get(key).call(fn)
+    async def call(self, key: str, fn: Callable[[], Awaitable[T]], max_wait: float = 0.0) -> T:
+        """Run ``fn()`` through the circuit of ``key`` (waiting up to ``max_wait`` seconds for
+        an open circuit)."""
+        return await self.get(key).call(fn, max_wait)
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """Every circuit's snapshot, by circuit name."""

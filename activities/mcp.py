@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mcp import Client, StdioServerParameters
@@ -28,7 +28,7 @@ from temporalio.worker import (
     Interceptor,
 )
 
-from activities.breaker import BreakerConfig, BreakerRegistry, Clock
+from activities.breaker import BreakerConfig, BreakerRegistry, Clock, root_cause
 from activities.heartbeat import heartbeating
 from activities.observe import ToolCallObserver
 from activities.payloads import SAFE_PAYLOAD_BYTES, json_size, too_large
@@ -39,6 +39,7 @@ from keel.runtime.telemetry import Telemetry
 
 MCP_ACTIVITY_PREFIX = "temporalio.mcp."
 MCP_PROTOCOL_ERROR_TYPE = "MCPProtocolError"
+MCP_UNAVAILABLE_ERROR_TYPE = "MCPServerUnavailable"
 
 
 def client_factory(target: MCPServerTarget, read_timeout: float) -> Callable[[], Client]:
@@ -92,6 +93,37 @@ def mcp_breakers(
     return BreakerRegistry("mcp", "MCP server", config, is_failure=mcp_server_failed, clock=clock)
 
 
+def circuit_wait_budget(now: datetime | None = None) -> float:
+    """How long this attempt may wait for its server's open circuit: what is left of its
+    start-to-close (and schedule-to-close) timeout, less a reserve for the call itself (a
+    quarter of the timeout, at least a second). Waiting instead of failing at once keeps a
+    short outage from spending the run's retries on ``CircuitOpen``."""
+    info = activity.info()
+    now = now or datetime.now(UTC)
+    limits = []
+    if info.start_to_close_timeout:
+        spent = (now - info.started_time).total_seconds()
+        total = info.start_to_close_timeout.total_seconds()
+        limits.append(total - spent - max(1.0, total / 4))
+    if info.schedule_to_close_timeout:
+        spent = (now - info.scheduled_time).total_seconds()
+        total = info.schedule_to_close_timeout.total_seconds()
+        limits.append(total - spent - max(1.0, total / 4))
+    return max(0.0, min(limits)) if limits else 0.0
+
+
+def server_unavailable(server: str, error: BaseException) -> ApplicationError:
+    """A retryable error naming the server and the underlying cause (an exception group from
+    the MCP client's task groups unwrapped), instead of "unhandled errors in a TaskGroup"."""
+    cause = root_cause(error)
+    text = " ".join(str(cause).split()) or "no details"
+    return ApplicationError(
+        f"MCP server {server!r} unavailable: {type(cause).__name__}: {text}",
+        type=MCP_UNAVAILABLE_ERROR_TYPE,
+        non_retryable=False,
+    )
+
+
 class _StampToolResults(ActivityInboundInterceptor):
     def __init__(
         self,
@@ -124,9 +156,14 @@ class _StampToolResults(ActivityInboundInterceptor):
         # temporalio-mcp's activities do not heartbeat (and 0.2 does not surface MCP progress
         # notifications); heartbeating here while the call runs lets Temporal notice a dead
         # worker within the heartbeat timeout and deliver cancellations to the call.
-        result = await self._breakers.call(
-            server, lambda: heartbeating(self.next.execute_activity(input))
-        )
+        try:
+            result = await heartbeating(
+                self._breakers.call(
+                    server, lambda: self.next.execute_activity(input), circuit_wait_budget()
+                )
+            )
+        except BaseExceptionGroup as group:
+            raise server_unavailable(server, group) from None
         if is_tool_call and isinstance(result, dict):
             meta = dict(result.get("meta") or {})
             meta[names.META_ATTEMPT] = activity.info().attempt

@@ -12,6 +12,7 @@
   keel edit RUN APPROVAL --arguments  run it with corrected arguments
       (each names the request's digest: --digest, else the CLI reads the request, prints
       what exactly it decides on stderr, and sends that digest)
+  keel resolve RUN --confirm RESULT | --retry | --abort   a write whose answer was lost
   keel report [--since 24h]          latency, tokens, tools, cost, failures over finished runs
 
 User mistakes (bad input, unknown profile, unreachable server) print one readable line and
@@ -38,8 +39,15 @@ except ModuleNotFoundError as missing:
 
 from keel import procs
 from keel.approvals import bind, decide, list_pending, pending_request
-from keel.client import build_input, connect, query_status, start_run
-from keel.contracts import ApprovalRequest, Decision, ProgressEvent, RunResult
+from keel.client import build_input, connect, query_status, resolve_call, start_run
+from keel.contracts import (
+    ApprovalRequest,
+    Decision,
+    ProgressEvent,
+    Resolution,
+    ResolveAction,
+    RunResult,
+)
 from keel.contracts.errors import InputError, KeelError
 from keel.demo import run_demo
 from keel.render import (
@@ -88,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     approvals = sub.add_parser("approvals", help="tool calls waiting for a human decision")
     approvals.add_argument("--json", action="store_true", help="print the requests as JSON")
     _decision_parsers(sub)
+    _resolve_parser(sub)
     report = sub.add_parser("report", help="operations report over finished runs of a window")
     add_report_arguments(report)
     return parser
@@ -132,6 +141,40 @@ def _decision_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
             help="a role of the decider, checked against the approver roles (repeatable)",
         )
         cmd.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
+
+def _resolve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cmd = sub.add_parser("resolve", help="a write whose answer was lost: confirm, retry, abort")
+    cmd.add_argument("workflow_id", metavar="RUN_ID", help="the run (workflow id)")
+    action = cmd.add_mutually_exclusive_group(required=True)
+    action.add_argument("--confirm", metavar="RESULT", help="it took effect; the model sees RESULT")
+    action.add_argument("--retry", action="store_true", help="send it once more (same key)")
+    action.add_argument("--abort", action="store_true", help="end the run (halted)")
+    cmd.add_argument("--key", help="the call's idempotency key (needed if several are lost)")
+    cmd.add_argument("--by", default=os.environ.get("USER", "cli-user"), help="who resolves")
+    cmd.add_argument("--reason", default="", help="why (kept in the run's progress)")
+    cmd.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
+
+async def _resolve(args: argparse.Namespace, settings: Settings) -> int:
+    action: ResolveAction = (
+        "confirm" if args.confirm is not None else ("retry" if args.retry else "abort")
+    )
+    try:
+        resolution = Resolution(action=action, idempotency_key=args.key, result=args.confirm,
+                                by=args.by, reason=args.reason)  # fmt: skip
+    except ValueError:
+        raise InputError(
+            "--confirm needs the result the call had (what the model is told)"
+        ) from None
+    client = await connect(settings)
+    outcome = await resolve_call(client, args.workflow_id, resolution)
+    if args.json:
+        print(outcome.model_dump_json(indent=2))
+    else:
+        key, run = outcome.idempotency_key, args.workflow_id
+        print(f"{outcome.action}: {outcome.tool} ({key}) in run {run}")
+    return 0
 
 
 def _print_result(result: RunResult, as_json: bool) -> int:
@@ -286,6 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "approve": _decide,
             "reject": _decide,
             "edit": _decide,
+            "resolve": _resolve,
             "report": run_report,
         }[args.command]
         return asyncio.run(handler(args, settings))

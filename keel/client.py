@@ -7,14 +7,14 @@ import uuid
 from collections.abc import Callable
 
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
-from keel.contracts import AgentInput, RunResult, RunStatus
+from keel.contracts import AgentInput, Resolution, ResolveOutcome, RunResult, RunStatus
 from keel.contracts.errors import ConfigError, InputError, KeelError, describe_validation_error
 from keel.contracts.limits import LimitError, effective_limits
-from keel.contracts.names import QUERY_STATUS, WORKFLOW_TYPE
+from keel.contracts.names import QUERY_STATUS, UPDATE_RESOLVE, WORKFLOW_TYPE
 from keel.runtime.config import Settings
 from keel.runtime.pricing import resolve_price
 from keel.runtime.profiles import load_profile
@@ -115,3 +115,26 @@ async def follow(
     finally:
         if not result_task.done():
             result_task.cancel()
+
+
+async def resolve_call(client: Client, workflow_id: str, resolution: Resolution) -> ResolveOutcome:
+    """Deliver a human's ``resolve`` of a lost write answer to run ``workflow_id``.
+
+    A refusal by the update's validator (no such call, several unresolved and none named) is
+    the human's mistake and becomes an ``InputError`` with the workflow's explanation.
+    """
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        outcome: ResolveOutcome = await handle.execute_update(
+            UPDATE_RESOLVE, resolution, result_type=ResolveOutcome
+        )
+    except WorkflowUpdateFailedError as exc:
+        why = getattr(exc.cause, "message", None) or str(exc.cause)
+        raise InputError(f"run {workflow_id} refused the resolve: {why}") from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise InputError(f"no running run with id {workflow_id}") from None
+        raise KeelError(
+            f"Temporal refused the resolve for run {workflow_id}: {exc.message}"
+        ) from None
+    return outcome

@@ -53,10 +53,16 @@ def terminal_safe(text: str, *, multiline: bool = False) -> str:
 
 def status_line(status: RunStatus) -> str:
     usage = status.usage
-    return terminal_safe(
+    line = terminal_safe(
         f"[{status.state}] step {status.step} · {status.tool_calls} tool call(s) ·"
         f" {usage.total_tokens} tokens · {status.last_event}"
     )
+    for call in status.unresolved_calls:  # lost write answers: what `keel resolve` needs
+        arguments = json.dumps(call.arguments, separators=(",", ":"))
+        line += "\n  " + terminal_safe(
+            f"unresolved {call.tool}({arguments}) key {call.idempotency_key}: {call.error}"
+        )
+    return line
 
 
 _MARKS = {

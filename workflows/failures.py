@@ -24,6 +24,8 @@ FailureClass = Literal[
     "semantic_violation",
     "unauthorized",
     "approval_timeout",
+    "lost_result_aborted",
+    "lost_result_timeout",
     "config_error",
     "model_error",
     "payload_too_large",
@@ -43,6 +45,11 @@ class RunFailed(Exception):
         self.message = message
 
 
+class RunHalted(RunFailed):
+    """Ends the run ``halted`` (not ``failed``): a human or a bound stopped it on purpose, e.g.
+    a lost write answer aborted or left unresolved (workflows/tools/lost.py)."""
+
+
 _BY_ERROR_TYPE: dict[str, FailureClass] = {
     "ConfigError": "config_error",
     "ProfileError": "config_error",
@@ -57,6 +64,7 @@ _BY_ERROR_TYPE: dict[str, FailureClass] = {
     "LLMTransportError": "upstream_unavailable",
     "UpstreamUnavailable": "upstream_unavailable",
     "MCPProtocolError": "upstream_unavailable",
+    "MCPServerUnavailable": "upstream_unavailable",
     "CircuitOpen": "upstream_unavailable",
 }
 

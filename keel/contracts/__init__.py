@@ -41,6 +41,7 @@ from keel.contracts.names import PROGRESS_TOPIC
 from keel.contracts.profile import (
     LIMIT_FIELDS,
     ApprovalCondition,
+    ApprovalDefault,
     ApprovalRule,
     ApprovalSettings,
     Check,
@@ -57,6 +58,7 @@ from keel.contracts.profile import (
     ToolPolicy,
 )
 from keel.contracts.progress import PROGRESS_KINDS, ProgressEvent
+from keel.contracts.resolution import Resolution, ResolveAction, ResolveOutcome, UnresolvedCall
 from keel.contracts.result import RunResult, RunStatus, StepRecord
 from keel.contracts.run import (
     AgentInput,
@@ -76,6 +78,7 @@ __all__ = [
     "PROGRESS_TOPIC",
     "AgentInput",
     "ApprovalCondition",
+    "ApprovalDefault",
     "ApprovalRequest",
     "ApprovalRule",
     "ApprovalSettings",
@@ -104,6 +107,9 @@ __all__ = [
     "ProfileError",
     "ProgressEvent",
     "ProgressTemplates",
+    "Resolution",
+    "ResolveAction",
+    "ResolveOutcome",
     "Reversibility",
     "RunOutcome",
     "RunResult",
@@ -116,6 +122,7 @@ __all__ = [
     "ToolCall",
     "ToolPolicy",
     "ToolSpec",
+    "UnresolvedCall",
     "Usage",
     "approval_digest",
     "call_cost",

@@ -23,10 +23,20 @@ QUERY_PENDING_APPROVALS: Final = "pending_approvals"
 SIGNAL_GUIDE: Final = "guide"
 SIGNAL_DECIDE: Final = "decide"
 UPDATE_DECIDE: Final = "decide"
+# A write whose answer was lost: the query lists them, the signal / update resolves one.
+QUERY_UNRESOLVED_CALLS: Final = "unresolved_calls"
+SIGNAL_RESOLVE: Final = "resolve"
+UPDATE_RESOLVE: Final = "resolve"
 
 ACTIVITY_PROFILE_LOAD: Final = "keel.profile.load"
 ACTIVITY_LLM_CHAT: Final = "keel.llm.chat"
 ACTIVITY_NOTIFY_WEBHOOK: Final = "keel.notify.webhook"
+
+# workflow.patched ids: workflow commands that changed, guarded so recorded runs replay.
+# Servers' `approval` / `deduplicates` (an untrusted server's read-only hints not believed).
+PATCH_SERVER_TRUST: Final = "keel-server-trust-v1"
+# A one-attempt write whose answer was lost waits for `resolve` (it used to fail the run).
+PATCH_LOST_ANSWER: Final = "keel-lost-answer-v1"
 
 # The progress topic of a run's workflow stream.
 PROGRESS_TOPIC: Final = "progress"

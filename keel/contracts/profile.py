@@ -6,6 +6,7 @@ adding optional fields: running workflows replay against the payloads already in
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -102,6 +103,19 @@ class ModelSettings(Strict):
         return [self, *(self.served_by(fb) for fb in self.fallbacks)]
 
 
+ApprovalDefault = Literal["writes", "all", "none"]
+
+
+def _check_pattern(pattern: str | None) -> str | None:
+    """An error pattern must compile; the error is one readable line."""
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return pattern
+
+
 class ServerSettings(Strict):
     """One MCP server the profile may use, and which of its tools are allowed."""
 
@@ -111,7 +125,19 @@ class ServerSettings(Strict):
     max_attempts: int = Field(default=5, ge=1, le=100)
     trusted: bool = Field(
         default=False,
-        description="trust the server's MCP annotations and its idempotency-key deduplication",
+        description="believe the server's MCP annotations (read-only, destructive, open-world)",
+    )
+    deduplicates: bool = Field(
+        default=False,
+        description="the server honours io.keel/idempotency-key, so writes may be retried",
+    )
+    approval: ApprovalDefault | None = Field(
+        default=None,
+        description="which calls wait for a human by default: 'writes' (not read-only by"
+        " annotation), 'all', 'none'; unset: 'writes' if trusted, else 'all'",
+    )
+    error_pattern: str | None = Field(
+        default=None, description="regex: a text result that matches is a tool error"
     )
     schedule_to_close_seconds: float | None = Field(
         default=None, gt=0, le=86400, description="bound on one tool call including retries"
@@ -125,6 +151,18 @@ class ServerSettings(Strict):
 
     def allows(self, tool: str) -> bool:
         return "*" in self.tools or tool in self.tools
+
+    @property
+    def approval_default(self) -> ApprovalDefault:
+        """The server's approval default: as set, else ``writes`` if trusted, else ``all``."""
+        if self.approval is not None:
+            return self.approval
+        return "writes" if self.trusted else "all"
+
+    @field_validator("error_pattern")
+    @classmethod
+    def _valid_error_pattern(cls, pattern: str | None) -> str | None:
+        return _check_pattern(pattern)
 
 
 class Limits(Strict):
@@ -162,6 +200,12 @@ class EscalationSettings(Strict):
 
     on_limit: Literal["halt", "escalate"] = "halt"
     timeout_seconds: float = Field(default=3600, gt=0, le=30 * 86400)
+    resolve_timeout_seconds: float = Field(
+        default=3600,
+        gt=0,
+        le=30 * 86400,
+        description="how long a write whose answer was lost waits for a human's resolve",
+    )
 
 
 class Lookup(Strict):
@@ -264,6 +308,14 @@ class ToolPolicy(Strict):
     progress: ProgressTemplates | None = Field(
         default=None, description="how calls of this tool read in the live progress"
     )
+    error_pattern: str | None = Field(
+        default=None, description="regex: a text result that matches is a tool error"
+    )
+
+    @field_validator("error_pattern")
+    @classmethod
+    def _valid_error_pattern(cls, pattern: str | None) -> str | None:
+        return _check_pattern(pattern)
 
 
 class ApprovalSettings(Strict):

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from keel.contracts.approvals import DecisionRecord
 from keel.contracts.llm import Usage
+from keel.contracts.resolution import UnresolvedCall
 from keel.contracts.run import RunOutcome, RunState, StepKind, StepOutcome
 
 
@@ -48,6 +49,9 @@ class RunStatus(BaseModel):
     last_event: str
     cost_usd: float = 0.0
     pending_approvals: int = 0
+    unresolved_calls: list[UnresolvedCall] = Field(
+        default_factory=list, description="writes whose answer was lost, waiting for resolve"
+    )
 
 
 class RunResult(BaseModel):

@@ -84,6 +84,9 @@ async def test_mcp_server_down_fails_run_with_typed_error(client: Client) -> Non
     assert result.status == "failed"
     assert result.failure_class == "upstream_unavailable"
     assert result.error and "offline_desk" in result.error
+    # the server and the cause, not "unhandled errors in a TaskGroup (1 sub-exception)"
+    assert "MCP server 'offline_desk' unavailable: ConnectError: " in result.error, result.error
+    assert "TaskGroup" not in result.error
 
 
 async def test_malformed_tool_json_and_unknown_tool_go_back_to_model(

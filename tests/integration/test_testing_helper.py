@@ -28,6 +28,8 @@ name = "sim/where_is_my_order"
 {PRICE}
 [[servers]]
 name = "support_desk"
+trusted = true        # a Keel server: believe its annotations
+deduplicates = true   # and it honours the idempotency key
 tools = ["get_order"]
 [limits]
 max_steps = 4
@@ -51,6 +53,8 @@ name = "sim/small_refund"
 {PRICE}
 [[servers]]
 name = "support_desk"
+trusted = true        # a Keel server: believe its annotations
+deduplicates = true   # and it honours the idempotency key
 tools = ["get_order", "refund_order"]
 [approvals]
 approver_roles = ["supervisor"]

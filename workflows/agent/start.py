@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.report.progress_text import template_problems
     from workflows.tools.catalog import CatalogError, build_catalog
     from workflows.tools.mcp_calls import list_tools
+    from workflows.tools.trust import legacy_server, read_only_check
     from workflows.tools.validation import PolicyError, check_policies
 
 PROFILE_LOAD_TIMEOUT = timedelta(seconds=30)
@@ -108,10 +109,22 @@ async def discover_tools(servers: list[ServerSettings]) -> tuple[list[ToolSpec],
     return allowed, everything
 
 
-def check_profile(profile: Profile, catalog_all: list[ToolSpec]) -> None:
-    """Policy and progress-template mistakes, found once at the start instead of mid-run."""
+def run_servers(profile: Profile, current: bool) -> dict[str, ServerSettings]:
+    """The run's servers by name; runs recorded before ``approval`` / ``deduplicates`` existed
+    (``current`` false: workflow.patched) keep the old meaning of ``trusted``."""
+    return {s.name: s if current else legacy_server(s) for s in profile.servers}
+
+
+def check_profile(
+    profile: Profile, catalog_all: list[ToolSpec], servers: dict[str, ServerSettings] | None = None
+) -> None:
+    """Policy and progress-template mistakes, found once at the start instead of mid-run.
+
+    ``servers`` (the run's, by name) decides which lookup tools are read-only: an untrusted
+    server's own ``readOnlyHint`` is not enough (workflows/tools/trust.py)."""
+    by_name = servers if servers is not None else {s.name: s for s in profile.servers}
     try:
-        check_policies(profile.tools, catalog_all)
+        check_policies(profile.tools, catalog_all, read_only_check(by_name, profile.tools))
     except PolicyError as exc:
         raise RunFailed("config_error", f"profile {profile.name!r}: {exc}") from None
     problems = template_problems(profile.tools, catalog_all)

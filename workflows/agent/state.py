@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.failures import FailureClass
     from workflows.report.reporter import Reporter
     from workflows.tools.check import CheckPipeline
+    from workflows.tools.lost import LostAnswers
 
 
 @dataclass
@@ -64,6 +65,8 @@ class AgentState:
     # images of tool results by tool-call id, from the call's execution until its tool message
     # is built (workflows/agent/turn.py); the provider sends them to models that accept images
     tool_images: dict[str, list[ImagePart]] = field(default_factory=dict)
+    # one-attempt writes whose answer was lost, waiting for a human's resolve
+    lost: LostAnswers = field(default_factory=LostAnswers)
 
 
 @dataclass(frozen=True)

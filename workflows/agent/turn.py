@@ -16,10 +16,10 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from keel.contracts import ApprovalRule, ChatMessage, StepRecord, ToolCall
+    from keel.contracts import ChatMessage, StepRecord, ToolCall
     from workflows.agent.call_ids import Renamed
     from workflows.agent.state import RunContext, Stop
-    from workflows.approvals.policy import approver_roles, needs_approval, reversibility
+    from workflows.approvals.policy import approver_roles, call_needs_approval
     from workflows.approvals.wait import Decided, await_decision, open_request
     from workflows.failures import FailureClass, RunFailed
     from workflows.tools.check import CheckedCall
@@ -193,9 +193,9 @@ async def _run(ctx: RunContext, step: int, checked: CheckedCall, reason: str | N
     """Run a checked call at once, or open an approval request and wait for the decision."""
     prepared = checked.prepared
     policy = ctx.policies.get(prepared.call.name)
-    kind = reversibility(prepared.tool, ctx.servers[prepared.tool.server], policy)
-    rule = policy.approval if policy is not None else ApprovalRule()
-    if not needs_approval(kind, rule, prepared.arguments):
+    server = ctx.servers[prepared.tool.server]
+    kind, waits = call_needs_approval(prepared.tool, server, policy, prepared.arguments)
+    if not waits:
         text, record = await execute_call(
             ctx, step, prepared.call, prepared.tool, prepared.arguments
         )

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -37,32 +36,36 @@ with workflow.unsafe.imports_passed_through():
         DecisionOutcome,
         Guidance,
         LimitError,
-        LimitOverrides,
         Limits,
         Profile,
         ProgressEvent,
+        Resolution,
+        ResolveOutcome,
         RunOutcome,
         RunResult,
         RunState,
         RunStatus,
+        UnresolvedCall,
         effective_limits,
-        extend_limits,
         names,
     )
     from workflows.agent.call_ids import with_unique_ids
+    from workflows.agent.escalation import guided_past
     from workflows.agent.model_step import ModelStep, before_model_call
     from workflows.agent.no_progress import ProgressTracker
+    from workflows.agent.resolve_handlers import ResolveHandlers
     from workflows.agent.start import (
         START_FAILURES,
         check_profile,
         discover_tools,
         load_profile,
         parse_input,
+        run_servers,
     )
     from workflows.agent.state import AgentState, RunContext, Stop
     from workflows.agent.turn import run_tool_turn
     from workflows.approvals.handlers import ApprovalHandlers
-    from workflows.failures import RunFailed
+    from workflows.failures import RunFailed, RunHalted
     from workflows.report.reporter import Reporter
     from workflows.tools.check import CheckPipeline
 
@@ -85,6 +88,7 @@ class AgentWorkflow:
         topic = self._stream.topic(names.PROGRESS_TOPIC, type=ProgressEvent)
         self._reporter = Reporter(topic.publish, self._set_last_event)
         self._approvals = ApprovalHandlers(self._state.desk, self._reporter)
+        self._lost = ResolveHandlers(self._state, self._set_state, self._on_pending_change)
 
     # ---------------------------------------------------------------- public interface
 
@@ -122,6 +126,7 @@ class AgentWorkflow:
             cost_usd=state.ledger.cost_usd,
             last_event=state.last_event,
             pending_approvals=len(state.desk.pending),
+            unresolved_calls=state.lost.unresolved(),
         )
 
     @workflow.signal(name=names.SIGNAL_GUIDE)
@@ -147,6 +152,23 @@ class AgentWorkflow:
     @decide_update.validator
     def _validate_decision(self, decision: Decision) -> None:
         self._approvals.validate(decision)
+
+    @workflow.query(name=names.QUERY_UNRESOLVED_CALLS)
+    def unresolved_calls(self) -> list[UnresolvedCall]:
+        """Writes whose answer was lost, waiting for a human's ``resolve`` (resolve_handlers.py)."""
+        return self._lost.unresolved()
+
+    @workflow.signal(name=names.SIGNAL_RESOLVE)
+    def resolve(self, payload: Any) -> None:
+        self._lost.signal(payload)
+
+    @workflow.update(name=names.UPDATE_RESOLVE)
+    def resolve_update(self, resolution: Resolution) -> ResolveOutcome:
+        return self._lost.update(resolution)
+
+    @resolve_update.validator
+    def _validate_resolution(self, resolution: Resolution) -> None:
+        self._lost.validate(resolution)
 
     # ---------------------------------------------------------------- the run
 
@@ -210,7 +232,7 @@ class AgentWorkflow:
         except RunFailed as failure:
             self._state.last_event = f"failed: {failure.message}"
             return self._finish(
-                "failed",
+                "halted" if isinstance(failure, RunHalted) else "failed",
                 stop=Stop("", failure.failure_class, failure.message),
                 error=failure.message,
             )
@@ -221,11 +243,12 @@ class AgentWorkflow:
         """List the tools, check the profile against them, and wire up the run."""
         self._state.last_event = "listing tools"
         catalog, catalog_all = await discover_tools(profile.servers)
-        check_profile(profile, catalog_all)
-        servers = {s.name: s for s in profile.servers}
+        servers = run_servers(profile, workflow.patched(names.PATCH_SERVER_TRUST))
+        check_profile(profile, catalog_all, servers)
         checks = CheckPipeline(catalog, catalog_all, profile.tools, servers,
                                agent_input.principal)  # fmt: skip
         self._approvals.checks = checks
+        self._lost.wire(profile)
         self._state.messages = [
             ChatMessage(role="system", content=profile.system_prompt),
             ChatMessage(role="user", content=agent_input.task),
@@ -266,51 +289,8 @@ class AgentWorkflow:
                 state.last_event = f"step {state.ledger.model_calls}: {len(calls)} tool call(s)"
                 messages, stop = await run_tool_turn(ctx, calls, response.content, renamed)
                 state.messages.extend(messages)
-            if stop is not None and not await self._guided_past(profile, ctx, stop):
+            if stop is not None and not await guided_past(profile, ctx, stop, self._set_state):
                 return self._finish("halted", stop=stop)
-
-    async def _guided_past(self, profile: Profile, ctx: RunContext, stop: Stop) -> bool:
-        """A tripped limit: halt, or — once, if the profile says so — wait for a human's
-        guidance and go on with it (and with any limits it extends)."""
-        state = self._state
-        escalates = profile.escalation.on_limit == "escalate" and not state.escalated
-        self._reporter.stop(state.ledger.model_calls, stop.reason, stop.failure_class,
-                            stop.message, "escalate" if escalates else "halt")  # fmt: skip
-        guidance = await self._escalate(profile, stop)
-        if guidance is None:
-            return False
-        self._reporter.guided(state.ledger.model_calls, guidance.by, guidance.instruction,
-                              guidance.extend)  # fmt: skip
-        ctx.limits = extend_limits(ctx.limits, guidance.extend or LimitOverrides())
-        ctx.tracker.max_repeated_calls = ctx.limits.max_repeated_calls
-        ctx.tracker.max_idle_steps = ctx.limits.max_idle_steps
-        ctx.tracker.reset()
-        state.messages.append(
-            ChatMessage(role="user", content=f"Guidance from a human: {guidance.instruction}")
-        )
-        return True
-
-    async def _escalate(self, profile: Profile, stop: Stop) -> Guidance | None:
-        """Wait (bounded) for a human's ``guide`` signal, once per run, if the profile says so."""
-        state = self._state
-        if profile.escalation.on_limit != "escalate" or state.escalated:
-            return None
-        state.escalated = True
-        self._set_state("awaiting_guidance")
-        state.last_event = f"awaiting guidance: {stop.message}"
-        self._reporter.guidance_requested(
-            state.ledger.model_calls, stop.message, profile.escalation.timeout_seconds
-        )
-        try:
-            await workflow.wait_condition(
-                lambda: bool(state.guidance),
-                timeout=timedelta(seconds=profile.escalation.timeout_seconds),
-            )
-        except TimeoutError:
-            return None
-        self._set_state("running")
-        state.guidance_used += 1
-        return state.guidance.pop(0)
 
     # ---------------------------------------------------------------- bookkeeping
 

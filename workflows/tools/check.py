@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from keel.contracts import Principal, ServerSettings, ToolCall, ToolPolicy, ToolSpec
     from workflows.failures import RunFailed
     from workflows.tools.mcp_calls import run_lookups
+    from workflows.tools.trust import read_only_check
     from workflows.tools.validation import (
         LookupResult,
         PolicyError,
@@ -80,6 +81,7 @@ class CheckPipeline:
         self._policies = policies
         self._servers = servers
         self._principal = principal
+        self._is_read = read_only_check(servers, policies)
 
     def schema(self, call: ToolCall) -> PreparedCall | Rejection:
         """Layer 1, pure and synchronous: the tool exists and the arguments fit its schema."""
@@ -109,7 +111,7 @@ class CheckPipeline:
     ) -> dict[str, LookupResult] | Rejection:
         """The call's lookups, then the policy's semantic checks on their results."""
         try:
-            plan = plan_lookups(prepared, policy, self._catalog_all)
+            plan = plan_lookups(prepared, policy, self._catalog_all, self._is_read)
             if isinstance(plan, Rejection):
                 return plan
             lookups = await run_lookups(plan, self._servers, self._policies)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -64,17 +65,6 @@ def activity_config(
     return config
 
 
-def retry_is_unsafe(server: ServerSettings, annotations: dict[str, Any]) -> bool:
-    """A third-party (untrusted) server cannot be trusted to deduplicate a repeated call: for
-    its tools that are neither read-only nor declared idempotent Keel makes one attempt only,
-    and a lost answer ends the run for a human to check, instead of repeating a side effect."""
-    if server.trusted:
-        return False
-    return not (
-        annotations.get("read_only_hint") is True or annotations.get("idempotent_hint") is True
-    )
-
-
 def call_summary(tool: str, arguments: dict[str, Any]) -> str:
     args = json.dumps(arguments, separators=(",", ":"))
     return f"{tool} {args[:120]}"
@@ -105,7 +95,24 @@ async def call_tool(
     meta: Any = {names.META_MAX_RESULT_BYTES: server.max_result_bytes}
     if key:
         meta[names.META_IDEMPOTENCY_KEY] = key
-    return await client.call_tool(tool, arguments, meta=meta)
+    result = await client.call_tool(tool, arguments, meta=meta)
+    return as_tool_error(result, error_pattern(server, policy))
+
+
+def error_pattern(server: ServerSettings, policy: ToolPolicy | None) -> str | None:
+    """The profile's error pattern for a tool: its policy's, else its server's."""
+    if policy is not None and policy.error_pattern is not None:
+        return policy.error_pattern
+    return server.error_pattern
+
+
+def as_tool_error(result: CallToolResult, pattern: str | None) -> CallToolResult:
+    """A result whose text matches the profile's error pattern (``Error: …`` from a server
+    that answers errors as plain text) is a tool error, as if the server had set ``isError``:
+    the step's outcome is ``tool_error`` and a lookup that returns it fails."""
+    if result.is_error or pattern is None or not re.search(pattern, result_text(result)):
+        return result
+    return result.model_copy(update={"is_error": True})
 
 
 def activity_meta(result: CallToolResult) -> tuple[int, float | None]:

@@ -7,6 +7,7 @@ checks find all of them at once, when the run starts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from keel.contracts import Check, ToolPolicy, ToolSpec
@@ -15,7 +16,12 @@ from workflows.tools.references import RELATIVE_DATE, as_decimal, literal, parse
 from workflows.tools.semantics import PolicyError, lookup_tool
 
 
-def policy_problems(owner: str, policy: ToolPolicy, catalog_all: list[ToolSpec]) -> list[str]:
+def policy_problems(
+    owner: str,
+    policy: ToolPolicy,
+    catalog_all: list[ToolSpec],
+    is_read: Callable[[ToolSpec], bool] | None = None,
+) -> list[str]:
     """Mistakes in one tool's policy that can be found before any call (for a run's start)."""
     tools = [t for t in catalog_all if t.name == owner]
     if not tools:
@@ -23,7 +29,7 @@ def policy_problems(owner: str, policy: ToolPolicy, catalog_all: list[ToolSpec])
         hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
         return [f"tools.{owner}: no such tool on the run's servers{hint}"]
     review = _Review(owner, policy, tools[0].input_schema.get("properties"))
-    review.lookups(catalog_all)
+    review.lookups(catalog_all, is_read)
     review.checks()
     return review.problems
 
@@ -49,12 +55,14 @@ class _Review:
             f"{where}: ${ref} names no argument or lookup (have: {', '.join(choices)})"
         )
 
-    def lookups(self, catalog_all: list[ToolSpec]) -> None:
+    def lookups(
+        self, catalog_all: list[ToolSpec], is_read: Callable[[ToolSpec], bool] | None
+    ) -> None:
         owner = self.owner
         for lookup in self.policy.lookups:
             where = f"tools.{owner}.lookups.{lookup.name}"
             try:
-                lookup_tool(lookup, catalog_all, owner)
+                lookup_tool(lookup, catalog_all, owner, is_read)
             except PolicyError as exc:
                 self.problems.append(str(exc))
             if self.properties and lookup.name in self.properties:

@@ -19,6 +19,7 @@ arguments refer to one. Mistakes in the rules themselves raise :class:`PolicyErr
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -88,8 +89,16 @@ class _LookupFailed(Exception):
         self.name = name
 
 
-def lookup_tool(lookup: Lookup, catalog_all: list[ToolSpec], owner: str) -> ToolSpec:
-    """The read-only tool a lookup calls; a missing or writing tool is a ``PolicyError``."""
+def lookup_tool(
+    lookup: Lookup,
+    catalog_all: list[ToolSpec],
+    owner: str,
+    is_read: Callable[[ToolSpec], bool] | None = None,
+) -> ToolSpec:
+    """The read-only tool a lookup calls; a missing or writing tool is a ``PolicyError``.
+
+    ``is_read`` is the run's word on a tool being read-only (workflows/tools/trust.py: an
+    untrusted server's own ``readOnlyHint`` is not enough); without it, the annotation."""
     found = [t for t in catalog_all if t.name == lookup.tool]
     where = f"tools.{owner}.lookups.{lookup.name}"
     if not found:
@@ -101,21 +110,33 @@ def lookup_tool(lookup: Lookup, catalog_all: list[ToolSpec], owner: str) -> Tool
     if len(found) > 1:
         servers = ", ".join(sorted(t.server for t in found))
         raise PolicyError(f"{where}: tool {lookup.tool!r} is offered by several servers: {servers}")
-    if found[0].annotations.get("read_only_hint") is not True:
+    tool = found[0]
+    claimed = tool.annotations.get("read_only_hint") is True
+    if is_read(tool) if is_read is not None else claimed:
+        return tool
+    if claimed:  # only the (untrusted) server says so
         raise PolicyError(
-            f"{where}: tool {lookup.tool!r} is not annotated read-only (read_only_hint=true);"
-            " lookups run before the call is approved, so they must not change anything"
+            f"{where}: tool {lookup.tool!r} is read-only only by the word of untrusted server"
+            f" {tool.server!r}; lookups run before any approval, so the profile must vouch for"
+            f' it: set [tools.{lookup.tool}] reversibility = "read" (or trust the server)'
         )
-    return found[0]
+    raise PolicyError(
+        f"{where}: tool {lookup.tool!r} is not annotated read-only (read_only_hint=true);"
+        " lookups run before the call is approved, so they must not change anything"
+    )
 
 
 def plan(
-    owner: str, arguments: dict[str, Any], policy: ToolPolicy, catalog_all: list[ToolSpec]
+    owner: str,
+    arguments: dict[str, Any],
+    policy: ToolPolicy,
+    catalog_all: list[ToolSpec],
+    is_read: Callable[[ToolSpec], bool] | None = None,
 ) -> list[tuple[LookupRequest, ToolSpec, str | None]]:
     """The lookups to run for one call, each with its tool and the argument that feeds it."""
     planned = []
     for lookup in policy.lookups:
-        tool = lookup_tool(lookup, catalog_all, owner)
+        tool = lookup_tool(lookup, catalog_all, owner, is_read)
         resolved: dict[str, Any] = {}
         source: str | None = None
         for key, value in lookup.arguments.items():

@@ -17,6 +17,7 @@ deterministic (no I/O, no clock: ``now`` is passed in), so it is safe to replay.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -208,7 +209,10 @@ def signature(schema: dict[str, Any]) -> str:
 
 
 def plan_lookups(
-    prepared: PreparedCall, policy: ToolPolicy, catalog_all: list[ToolSpec]
+    prepared: PreparedCall,
+    policy: ToolPolicy,
+    catalog_all: list[ToolSpec],
+    is_read: Callable[[ToolSpec], bool] | None = None,
 ) -> list[LookupRequest] | Rejection:
     """The read-only tool calls the policy's checks need, with ``$`` references resolved.
 
@@ -217,7 +221,7 @@ def plan_lookups(
     the lookup could never accept is refused here, naming the call's argument. Raises
     :class:`PolicyError` (a ``ValueError``) if the policy names a missing or writing tool.
     """
-    planned = plan(prepared.call.name, prepared.arguments, policy, catalog_all)
+    planned = plan(prepared.call.name, prepared.arguments, policy, catalog_all, is_read)
     checker = Validator([tool for _, tool, _ in planned])
     requests = []
     for request, tool, source in planned:
@@ -249,7 +253,11 @@ def check_semantics(
     return _from_issues(prepared.call, "semantic", f"{prepared.call.name} was not called:", issues)
 
 
-def check_policies(policies: dict[str, ToolPolicy], catalog_all: list[ToolSpec]) -> None:
+def check_policies(
+    policies: dict[str, ToolPolicy],
+    catalog_all: list[ToolSpec],
+    is_read: Callable[[ToolSpec], bool] | None = None,
+) -> None:
     """Find policy mistakes once, at the start of a run, instead of at the first call.
 
     Raises :class:`PolicyError` listing every problem: unknown tools (a typo in a policy's
@@ -259,7 +267,7 @@ def check_policies(policies: dict[str, ToolPolicy], catalog_all: list[ToolSpec])
     problems = [
         problem
         for name, policy in policies.items()
-        for problem in policy_problems(name, policy, catalog_all)
+        for problem in policy_problems(name, policy, catalog_all, is_read)
     ]
     if problems:
         raise PolicyError("invalid tool policy in the profile:\n" + "\n".join(problems))

@@ -135,7 +135,8 @@ async def test_open_circuit_fails_fast_with_remaining_cooldown() -> None:
     assert error.next_retry_delay is not None
     assert error.next_retry_delay.total_seconds() == pytest.approx(17.7)
     assert error.message == (
-        "circuit for test dependency is open after 5 consecutive failures; next probe in 17.7s"
+        "circuit for test dependency is open after 5 consecutive failures"
+        " (last: Boom: connection refused); next probe in 17.7s"
     )
     assert circuit.snapshot()["rejected"] == 1
 
@@ -456,8 +457,9 @@ async def test_unreachable_provider_opens_circuit_without_further_connection_att
         error = await rejected(lambda: llm.chat(req))
         assert len(sent) == 3  # the circuit answered; the transport was never asked
         assert error.message == (
-            f"circuit for LLM provider {base_url} is open after 3 consecutive failures;"
-            " next probe in 30.0s"
+            f"circuit for LLM provider {base_url} is open after 3 consecutive failures"
+            f" (last: LLMTransportError: LLM provider at {base_url}/chat/completions"
+            " unreachable: ConnectError: All connection attempts failed); next probe in 30.0s"
         )
         assert error.next_retry_delay == timedelta(seconds=30)
 

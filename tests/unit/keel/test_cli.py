@@ -66,3 +66,19 @@ def test_reject_needs_a_reason(keel: Keel) -> None:
     out = keel("reject", "some-run", "apr-1-call_0_1")
     message = user_error(out)
     assert "the following arguments are required: --reason" in message
+
+
+def test_resolve_confirm_needs_a_result(keel: Keel) -> None:
+    message = user_error(keel("resolve", "some-run", "--confirm", "  "))
+    assert message == "keel: --confirm needs the result the call had (what the model is told)"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((), "one of the arguments --confirm --retry --abort is required"),
+        (("--retry", "--abort"), "argument --abort: not allowed with argument --retry"),
+    ],
+)
+def test_resolve_takes_exactly_one_action(keel: Keel, args: tuple[str, ...], expected: str) -> None:
+    assert expected in user_error(keel("resolve", "some-run", *args))

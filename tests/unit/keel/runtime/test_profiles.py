@@ -163,3 +163,26 @@ def test_worker_startup_check_reports_missing_key_and_server(tmp_path: Path) -> 
         "profile 'elsewhere': MCP server 'crm' is not configured (set KEEL_MCP_CRM)",
         "profile 'keyed': environment variable KEEL_TEST_NO_KEY is not set",
     ]
+
+
+@pytest.mark.parametrize(
+    ("section", "where"),
+    [
+        ('error_pattern = "^Error: ("\n', "servers.0.error_pattern"),
+        ('[tools.get_order]\nerror_pattern = "[unclosed"\n', "tools.get_order.error_pattern"),
+    ],
+)
+def test_invalid_error_pattern_is_one_readable_line(
+    tmp_path: Path, section: str, where: str
+) -> None:
+    with pytest.raises(ProfileError) as info:
+        load_profile("p", [write(tmp_path, "p", GOOD + section).parent])
+    [line] = str(info.value).splitlines()
+    assert f"p.toml: {where}: Value error, invalid regular expression" in line
+
+
+def test_error_patterns_are_kept(tmp_path: Path) -> None:
+    text = GOOD + 'error_pattern = "^Error: "\n[tools.get_order]\nerror_pattern = "^Oops"\n'
+    profile = load_profile("p", [write(tmp_path, "p", text).parent])
+    assert profile.servers[0].error_pattern == "^Error: "
+    assert profile.tools["get_order"].error_pattern == "^Oops"

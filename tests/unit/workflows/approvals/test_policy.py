@@ -37,7 +37,7 @@ def tool(**hints: Any) -> ToolSpec:
 @pytest.mark.parametrize(
     ("hints", "trusted", "untrusted"),
     [
-        ({"read_only_hint": True}, "read", "read"),
+        ({"read_only_hint": True}, "read", "irreversible"),  # an untrusted server's word
         ({"read_only_hint": False, "destructive_hint": True}, "irreversible", "irreversible"),
         (
             {"read_only_hint": False, "destructive_hint": False, "open_world_hint": False},
