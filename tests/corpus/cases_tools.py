@@ -210,7 +210,8 @@ def _text_errors() -> list[Case]:
             k,
             turn(call("slow_write", ACC)),
             acts=(Act("approve"),),
-            expect=Expect(status=("failed",), failure_class="upstream_unavailable", effects=1),
+            # its answer is lost; nobody resolves it, so the run halts when the wait times out
+            expect=Expect(status=("halted",), failure_class="lost_result_timeout", effects=1),
         ),
     ]
 

@@ -2,9 +2,7 @@
 
 The cases run once, concurrently (``asyncio.gather``, a few dozen at a time), the first
 time a corpus test asks for ``corpus``; each ``test_case[...]`` then checks its own outcome.
-Cases named in ``AWAITING_FIX`` (tests/corpus/awaiting.py) are deselected — set
-``KEEL_CORPUS_ALL=1`` to run them too; ``KEEL_CORPUS_HOME=DIR`` keeps the stack's files and an
-``outcomes.json`` there.
+``KEEL_CORPUS_HOME=DIR`` keeps the stack's files and an ``outcomes.json`` there.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ import pytest
 import pytest_asyncio
 
 from tests.corpus import effects
-from tests.corpus.awaiting import AWAITING_FIX
 from tests.corpus.case import Case
 from tests.corpus.cases import CASES
 from tests.corpus.harness import (
@@ -39,15 +36,6 @@ class CorpusRun:
     unaccounted: list[tuple[str, str, str]]  # effects no corpus run can account for
     desk_rows_added: dict[str, int]
     ledger_effects: dict[str, int]
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("KEEL_CORPUS_ALL") == "1":
-        return
-    deselected = [item for item in items if _case_of(item) in AWAITING_FIX]
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if item not in deselected]
 
 
 def _owner(by_account: dict[str, Outcome], arguments: str) -> Outcome | None:

@@ -83,10 +83,15 @@ def desk_rows(db: Path) -> dict[str, int]:
                 ("refunds", "emails", "ticket_notes", "tickets")}  # fmt: skip
 
 
+# Audit outcomes of an approved call that was sent to its server (it may have had its effect):
+# carried out, answered with a tool error, or sent and its answer lost.
+SENT = ("executed", "tool error", "sent")
+
+
 def approved(result: RunResult) -> Counter[tuple[str, str]]:
     """(tool, canonical arguments) of every call a human approved and that was carried out."""
     counts: Counter[tuple[str, str]] = Counter()
     for record in result.approvals:
-        if record.decision in ("approve", "edit") and record.outcome.startswith("executed"):
+        if record.decision in ("approve", "edit") and record.outcome.startswith(SENT):
             counts[(record.tool, canonical(record.tool, record.arguments or {}))] += 1
     return counts

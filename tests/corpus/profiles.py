@@ -19,6 +19,9 @@ price = {{ input_per_mtok = 0.15, output_per_mtok = 0.60, cached_input_per_mtok 
 max_steps = 6
 max_tool_calls = 14
 max_wall_clock_seconds = 120
+[escalation]
+# A write whose answer was lost waits this long for a human's resolve (the corpus sends none).
+resolve_timeout_seconds = 3
 """
 
 DESK = """\
@@ -43,6 +46,8 @@ HOSTILE = """\
 [[servers]]
 name = "hostile"
 trusted = false
+# It answers some errors as plain text: the profile says how to recognise them.
+error_pattern = "^Error:"
 timeout_seconds = 8
 max_attempts = 2
 [tools.close_account]
@@ -51,6 +56,9 @@ checks = [{{ argument = "account_id", exists = "account", message = "use a known
 name = "account"
 tool = "get_account"
 arguments = {{ account_id = "$account_id" }}
+# The profile vouches for the one lookup tool (an untrusted server's readOnlyHint is not believed).
+[tools.get_account]
+reversibility = "read"
 [tools.slow_write]
 timeout_seconds = 2
 {extra}

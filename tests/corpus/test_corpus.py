@@ -7,7 +7,6 @@ import re
 
 import pytest
 
-from tests.corpus.awaiting import AWAITING_FIX
 from tests.corpus.case import NEEDS_TOOL_CALL_ID, NEEDS_USAGE
 from tests.corpus.cases import BY_CLASS, CASES
 from tests.corpus.conftest import CorpusRun
@@ -43,4 +42,3 @@ def test_the_corpus_is_large_and_well_formed() -> None:
     assert len(BY_CLASS) >= 15 and min(BY_CLASS.values()) >= 4
     needs = {need for case in CASES for need in case.needs}
     assert needs <= {NEEDS_TOOL_CALL_ID, NEEDS_USAGE}
-    assert set(AWAITING_FIX) <= set(names)  # a stale entry names no case

@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.approvals.policy import approval_id
     from workflows.approvals.versions import bound
     from workflows.report.events import emit
-    from workflows.tools.execute import execute_call, tool_record
+    from workflows.tools.execute import ToolCallFailed, execute_call, tool_record
     from workflows.tools.validation import PreparedCall, Rejection
 
 NOTIFY_TIMEOUT = timedelta(seconds=15)
@@ -172,10 +172,16 @@ async def _carry_out(
 ) -> Decided:  # fmt: skip
     """Run the approved (or edited) call and close the request with what came of it."""
     approved = decision.decision == "approve"
-    text, record = await execute_call(
-        ctx, request.step, prepared.call, prepared.tool, arguments,
-        validation=f"passed; {'approved' if approved else 'edited'} by {decision.by or 'a human'}",
-    )  # fmt: skip
+    by = f"{'approved' if approved else 'edited'} by {decision.by or 'a human'}"
+    try:
+        text, record = await execute_call(
+            ctx, request.step, prepared.call, prepared.tool, arguments, validation=f"passed; {by}"
+        )
+    except ToolCallFailed as failed:  # the audit says it was sent: it may have taken effect
+        if ctx.desk.bound:
+            outcome = f"sent, then failed: {failed.failure.message}"
+            _close(ctx, request, decision.decision, decision, now, outcome, arguments)
+        raise
     outcome = "executed" if approved else "executed with edited arguments"
     if record.outcome == "tool_error" and ctx.desk.bound:
         first = next((line for line in text.splitlines() if line.strip()), "")

@@ -270,7 +270,7 @@ def check_policies(
         for problem in policy_problems(name, policy, catalog_all, is_read)
     ]
     if problems:
-        raise PolicyError("invalid tool policy in the profile:\n" + "\n".join(problems))
+        raise PolicyError("invalid tool policy in the profile: " + "; ".join(problems))
 
 
 # ---------------------------------------------------------------------------- authorization
