@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from keel.contracts import ServerSettings, names
+from keel.contracts.sizes import human_size
 
 DEFAULT_MAX_RESULT_BYTES: int = ServerSettings.model_fields["max_result_bytes"].default
 """The cut when a request does not say (a workflow from before the setting existed)."""
@@ -56,15 +57,6 @@ class _Budget:
             return True
         self.cut += size
         return False
-
-
-def human_size(size: int) -> str:
-    """``512 B``, ``5 KB``, ``1.4 MB`` (decimal units, as file browsers show them)."""
-    if size < 1000:
-        return f"{size} B"
-    if size < 1_000_000:
-        return f"{size / 1000:.0f} KB"
-    return f"{size / 1_000_000:.1f} MB"
 
 
 def binary_size(data: str) -> int:

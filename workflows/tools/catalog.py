@@ -22,6 +22,7 @@ from mcp.types import (
 )
 
 from keel.contracts import ImagePart, ServerSettings, ToolSpec
+from keel.contracts.sizes import human_size
 from workflows.json_text import loads_bounded
 from workflows.tools.schemas import schema_problem
 
@@ -117,7 +118,7 @@ def _block_text(block: ContentBlock) -> str:
     if isinstance(block, AudioContent):
         return f"[{block.mime_type}, {_size(block.data)}: audio is not passed to the model]"
     if isinstance(block, ResourceLink):
-        facts = [block.name, block.mime_type, _human(block.size) if block.size else None]
+        facts = [block.name, block.mime_type, human_size(block.size) if block.size else None]
         return f"[resource link: {block.uri} ({', '.join(f for f in facts if f)})]"
     resource = block.resource
     mime = resource.mime_type or "unknown type"
@@ -128,12 +129,4 @@ def _block_text(block: ContentBlock) -> str:
 
 def _size(data: str) -> str:
     """The decoded size of base64 ``data``, readable (3 bytes per 4 characters, less padding)."""
-    return _human(len(data) * 3 // 4 - data[-2:].count("="))
-
-
-def _human(size: int) -> str:
-    if size < 1000:
-        return f"{size} B"
-    if size < 1_000_000:
-        return f"{size / 1000:.0f} KB"
-    return f"{size / 1_000_000:.1f} MB"
+    return human_size(len(data) * 3 // 4 - data[-2:].count("="))

@@ -10,8 +10,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import ExecuteActivityInput
 
 from activities.mcp import check_size, take_result_limit
-from activities.tool_results import DEFAULT_MAX_RESULT_BYTES, cut_result, human_size
+from activities.tool_results import DEFAULT_MAX_RESULT_BYTES, cut_result
 from keel.contracts import names
+from keel.contracts.sizes import human_size
 
 
 def result(*content: dict[str, Any], structured: Any = None) -> dict[str, Any]:

@@ -532,7 +532,9 @@ async def test_policy_mistakes_are_found_at_the_start_of_a_run(
     }
     with pytest.raises(PolicyError) as info:
         check_policies(broken, catalog)
-    problems = str(info.value).splitlines()[1:]
+    message = str(info.value)
+    assert "\n" not in message  # one line: it ends up in a RunResult and a log line
+    problems = message.removeprefix("invalid tool policy in the profile: ").split("; ")
     assert problems == [
         "tools.refund_ordr: no such tool on the run's servers"
         " (did you mean refund_order, get_order?)",
