@@ -308,7 +308,8 @@ async def test_the_update_is_answered_when_the_approved_call_fails_the_run(
     client: Client, stack: Stack, tmp_path: Path, recwarn: pytest.WarningsRecorder
 ) -> None:
     """The approved refund cannot be delivered (1 s, one attempt, against a 3 s tool), which
-    fails the run: the approver's update answers how the run ended instead of being dropped."""
+    fails the run: the approver's update answers what became of the decision (sent, then
+    failed) instead of being dropped, and the audit says the call was sent."""
     async with worker_with_slow_desk(stack, tmp_path) as queue:
         handle = await client.start_workflow(
             "AgentWorkflow",
@@ -320,12 +321,12 @@ async def test_the_update_is_answered_when_the_approved_call_fails_the_run(
         [request] = await pending(handle)
         outcome = await decide(handle, request, decision="approve")
         result = await handle.result()
-    assert outcome.accepted and outcome.run_ended
-    assert outcome.status == "run failed" and "refund_order" in outcome.message
+    assert outcome.accepted
+    assert outcome.status.startswith("sent, then failed: tool 'refund_order'")
     assert (result.status, result.failure_class) == ("failed", "upstream_unavailable")
     [record] = result.approvals
     assert record.decision == "approve"
-    assert record.outcome.startswith("run failed before this decision was carried out")
+    assert record.outcome == outcome.status  # it may have taken effect: the audit says so
     # The in-process worker's SDK warns (TMPRL1102) when a run ends with an update unanswered.
     assert not [w for w in recwarn if "TMPRL1102" in str(w.message)]
 

@@ -154,8 +154,9 @@ async def test_a_refusal_and_a_rejection_are_news_the_model_may_answer(
     assert status.pending_approvals == 1, status.last_event  # not halted by the refusal
     [request] = await handle.query("pending_approvals", result_type=list[ApprovalRequest])
     assert request.arguments["order_id"] == "ORD-1042"
-    decision = Decision(approval_id=request.approval_id, decision="reject", by="alice",
-                        roles=["supervisor"], reason="not covered by the policy")  # fmt: skip
+    decision = Decision(approval_id=request.approval_id, digest=request.digest,
+                        decision="reject", by="alice", roles=["supervisor"],
+                        reason="not covered by the policy")  # fmt: skip
     await handle.execute_update("decide", decision, result_type=DecisionOutcome)
     result = await handle.result()
     assert (result.status, result.failure_class, result.error) == ("completed", None, None)

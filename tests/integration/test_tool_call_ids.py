@@ -35,8 +35,9 @@ async def two_pending(handle: WorkflowHandle[Any, Any]) -> list[ApprovalRequest]
     raise AssertionError(f"expected two approval requests, got {requests}")
 
 
-async def decide(handle: WorkflowHandle[Any, Any], approval_id: str, **fields: Any) -> str:
-    decision = Decision(approval_id=approval_id, by="alice", roles=["supervisor"], **fields)
+async def decide(handle: WorkflowHandle[Any, Any], request: ApprovalRequest, **fields: Any) -> str:
+    decision = Decision(approval_id=request.approval_id, digest=request.digest, by="alice",
+                        roles=["supervisor"], **fields)  # fmt: skip
     outcome = await handle.execute_update("decide", decision, result_type=DecisionOutcome)
     return outcome.status
 
@@ -56,10 +57,8 @@ async def test_repeated_and_omitted_ids_keep_every_call_apart(client: Client, st
     assert (small.tool_call_id, large.tool_call_id) == ("call_dup", "keel-1-1")
     assert small.approval_id != large.approval_id
 
-    assert await decide(handle, large.approval_id, decision="approve") == "executed"
-    assert await decide(handle, small.approval_id, decision="reject", reason="not covered") == (
-        "rejected"
-    )
+    assert await decide(handle, large, decision="approve") == "executed"
+    assert await decide(handle, small, decision="reject", reason="not covered") == ("rejected")
     result = await handle.result()
 
     assert result.status == "completed"  # the next model call accepted the conversation
