@@ -76,3 +76,4 @@ ERROR_UPSTREAM_UNAVAILABLE: Final = "UpstreamUnavailable"
 # A ``decide`` update refused (unknown request, wrong digest, role, invalid edit): the
 # decider's mistake, never retried.
 ERROR_DECISION_REFUSED: Final = "DecisionRefused"
+ERROR_RESOLVE_REFUSED: Final = "ResolveRefused"

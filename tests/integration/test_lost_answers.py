@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 
 from keel.contracts import Resolution, ResolveOutcome, RunResult, RunStatus, StepRecord, names
 from keel.stack import Stack
@@ -114,7 +115,10 @@ async def test_retry_sends_once_more_with_the_same_key(client: Client, stack: St
             names.UPDATE_RESOLVE, Resolution(action="retry", idempotency_key="nope"),
             result_type=ResolveOutcome,
         )  # fmt: skip
-    assert "call 'nope' is not unresolved" in str(refused.value.cause)
+    cause = refused.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert (cause.type, cause.non_retryable) == ("ResolveRefused", True)
+    assert "call 'nope' is not unresolved" in cause.message and "\n" not in cause.message
     await asyncio.sleep(2.0)  # the first send has finished on the server by now
     outcome = await handle.execute_update(
         names.UPDATE_RESOLVE, Resolution(action="retry", by="bob"), result_type=ResolveOutcome

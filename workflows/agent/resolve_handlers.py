@@ -13,10 +13,19 @@ from collections.abc import Callable
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from keel.contracts import Profile, Resolution, ResolveOutcome, RunState, UnresolvedCall
+    from keel.contracts import (
+        Profile,
+        Resolution,
+        ResolveOutcome,
+        RunState,
+        UnresolvedCall,
+        names,
+    )
     from workflows.agent.state import AgentState
+    from workflows.tools.lost import ResolutionError
 
 
 class ResolveHandlers:
@@ -45,7 +54,14 @@ class ResolveHandlers:
         return self._state.lost.accept(resolution)
 
     def validate(self, resolution: Resolution) -> None:
-        self._state.lost.check(resolution)
+        """Refuse before accepting (unknown or resolved key, none named among several): a
+        typed, non-retryable failure in one line, as a refused decision is."""
+        try:
+            self._state.lost.check(resolution)
+        except ResolutionError as exc:
+            raise ApplicationError(
+                str(exc), type=names.ERROR_RESOLVE_REFUSED, non_retryable=True
+            ) from None
 
     def wire(self, profile: Profile) -> None:
         """Wire the run's lost-answer desk: the profile's timeout, the KeelState updates."""
