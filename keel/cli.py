@@ -173,7 +173,7 @@ async def _resolve(args: argparse.Namespace, settings: Settings) -> int:
         print(outcome.model_dump_json(indent=2))
     else:
         key, run = outcome.idempotency_key, args.workflow_id
-        print(f"{outcome.action}: {outcome.tool} ({key}) in run {run}")
+        print(terminal_safe(f"{outcome.action}: {outcome.tool} ({key}) in run {run}"))
     return 0
 
 
