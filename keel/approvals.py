@@ -20,10 +20,10 @@ from datetime import timedelta
 from temporalio.client import (
     Client,
     WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from keel.client import human_update, rpc_error
 from keel.contracts import ApprovalRequest, Decision, DecisionOutcome
 from keel.contracts.errors import InputError, KeelError
 from keel.contracts.names import QUERY_PENDING_APPROVALS, SA_STATE, UPDATE_DECIDE, WORKFLOW_TYPE
@@ -73,7 +73,7 @@ async def _query_pending(
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             if not gone_ok:
-                raise _rpc_error(exc, workflow_id) from None
+                raise rpc_error(exc, workflow_id, "decision") from None
             return []  # finished and gone between the list and the query
         if exc.status == RPCStatusCode.DEADLINE_EXCEEDED:
             raise KeelError(
@@ -115,23 +115,6 @@ async def decide(client: Client, workflow_id: str, decision: Decision) -> Decisi
     """
     if decision.digest is None:
         decision = bind(decision, await pending_request(client, workflow_id, decision.approval_id))
-    handle = client.get_workflow_handle(workflow_id)
-    try:
-        outcome: DecisionOutcome = await handle.execute_update(
-            UPDATE_DECIDE, decision, result_type=DecisionOutcome
-        )
-    except WorkflowUpdateFailedError as exc:
-        why = getattr(exc.cause, "message", None) or str(exc.cause)
-        raise InputError(f"run {workflow_id} refused the decision: {why}") from None
-    except RPCError as exc:
-        raise _rpc_error(exc, workflow_id) from None
-    return outcome
-
-
-def _rpc_error(exc: RPCError, workflow_id: str) -> KeelError:
-    """Temporal answers NOT_FOUND both for an unknown id and for a run that already ended."""
-    if exc.status == RPCStatusCode.NOT_FOUND:
-        if "completed" in exc.message.lower():
-            return InputError(f"run {workflow_id} has already finished; nothing is pending there")
-        return InputError(f"no run with id {workflow_id}")
-    return KeelError(f"Temporal refused the decision for run {workflow_id}: {exc.message}")
+    return await human_update(
+        client, workflow_id, UPDATE_DECIDE, decision, DecisionOutcome, "decision"
+    )

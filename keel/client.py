@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -19,6 +20,8 @@ from keel.runtime.config import Settings
 from keel.runtime.pricing import resolve_price
 from keel.runtime.profiles import load_profile
 from keel.runtime.telemetry import Telemetry
+
+T = TypeVar("T")
 
 SERVICE_NAME = "keel-cli"
 _telemetry: list[Telemetry] = []
@@ -123,18 +126,35 @@ async def resolve_call(client: Client, workflow_id: str, resolution: Resolution)
     A refusal by the update's validator (no such call, several unresolved and none named) is
     the human's mistake and becomes an ``InputError`` with the workflow's explanation.
     """
+    return await human_update(
+        client, workflow_id, UPDATE_RESOLVE, resolution, ResolveOutcome, "resolve"
+    )
+
+
+async def human_update(
+    client: Client, workflow_id: str, update: str, payload: Any, result_type: type[T], what: str
+) -> T:
+    """Send a human's ``update`` (a decision, a resolve) and wait for its answer.
+
+    A refusal by the update's validator is the human's mistake: an ``InputError`` carrying the
+    workflow's explanation. Temporal answers NOT_FOUND both for an unknown id and for a run that
+    already ended; both are said plainly.
+    """
     handle = client.get_workflow_handle(workflow_id)
     try:
-        outcome: ResolveOutcome = await handle.execute_update(
-            UPDATE_RESOLVE, resolution, result_type=ResolveOutcome
-        )
+        outcome: T = await handle.execute_update(update, payload, result_type=result_type)
     except WorkflowUpdateFailedError as exc:
         why = getattr(exc.cause, "message", None) or str(exc.cause)
-        raise InputError(f"run {workflow_id} refused the resolve: {why}") from None
+        raise InputError(f"run {workflow_id} refused the {what}: {why}") from None
     except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise InputError(f"no running run with id {workflow_id}") from None
-        raise KeelError(
-            f"Temporal refused the resolve for run {workflow_id}: {exc.message}"
-        ) from None
+        raise rpc_error(exc, workflow_id, what) from None
     return outcome
+
+
+def rpc_error(exc: RPCError, workflow_id: str, what: str) -> KeelError:
+    """What Temporal's refusal of a request about run ``workflow_id`` means, in one line."""
+    if exc.status == RPCStatusCode.NOT_FOUND:
+        if "completed" in exc.message.lower():
+            return InputError(f"run {workflow_id} has already finished; nothing is pending there")
+        return InputError(f"no run with id {workflow_id}")
+    return KeelError(f"Temporal refused the {what} for run {workflow_id}: {exc.message}")

@@ -160,7 +160,7 @@ def _confirmed(
     text = resolution.result or ""
     record = tool_record(one.step, one.call, one.started, server=one.tool.server,
                          outcome="ok", attempts=1 + retries, idempotency_key=one.key,
-                         detail=f"confirmed by {resolution.by or 'a human'}: {text}"[:200],
+                         detail=detail_line(f"confirmed by {resolution.by or 'a human'}: {text}"),
                          validation=one.validation,
                          latency_ms=_elapsed(one.started))  # fmt: skip
     ctx.reporter.tool_finished(record, one.arguments, text)
