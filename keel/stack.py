@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from keel import procs
-from keel.contracts.names import SEARCH_ATTRIBUTES
+from keel.contracts.names import LOCAL_ISSUER, SEARCH_ATTRIBUTES
 from keel.runtime.config import PROJECT_ROOT
+from keel.runtime.keys import LocalKeys, ensure_local_keys
 
 COMPONENTS = ("temporal", "simulator", "support_desk", "knowledge", "worker")
 TEMPORAL_DROPPED_ENV = ("OTEL_",)  # variable prefixes the dev server does not inherit
@@ -69,12 +70,36 @@ class StackConfig:
     def support_desk_db(self) -> Path:
         return self.home / "support_desk.db"
 
-    def worker_env(self) -> dict[str, str]:
+    @property
+    def keys(self) -> LocalKeys:
+        """This stack's key files (created by :meth:`Stack.up`): docs/security.md."""
+        return LocalKeys(self.home / "keys")
+
+    def client_env(self) -> dict[str, str]:
+        """What a ``keel`` CLI or SDK client of this stack needs: the address and the keys."""
         return {
             "TEMPORAL_ADDRESS": self.temporal_address,
+            "KEEL_HOME": str(self.home),
+            "KEEL_SIGNING_KEY": str(self.keys.signing_key),
+            "KEEL_CODEC_KEYS": str(self.keys.codec_keys),
+            "KEEL_AUTH_ISSUER": LOCAL_ISSUER,
+        }
+
+    def server_env(self) -> dict[str, str]:
+        """The MCP servers' auth settings: tokens and grants verified against the local JWKS."""
+        return {
+            "KEEL_AUTH_JWKS": str(self.keys.jwks),
+            "KEEL_AUTH_ISSUER": LOCAL_ISSUER,
+            "KEEL_GRANT_JWKS": str(self.keys.jwks),
+        }
+
+    def worker_env(self) -> dict[str, str]:
+        return {
+            **self.client_env(),
             "KEEL_LLM_BASE_URL": self.llm_base_url,
             "KEEL_MCP_SUPPORT_DESK": self.mcp_url("support_desk"),
             "KEEL_MCP_KNOWLEDGE": self.mcp_url("knowledge"),
+            "KEEL_APPROVER_JWKS": str(self.keys.jwks),
             **self.extra_worker_env,
         }
 
@@ -179,7 +204,10 @@ class Stack:
 
     def start(self, name: str) -> procs.Child:
         """Start one component and wait until it is ready."""
+        ensure_local_keys(self.config.keys.directory)
         env = self.config.worker_env() if name == "worker" else {}
+        if name in ("support_desk", "knowledge"):
+            env = self.config.server_env()
         env.update(self.config.component_env.get(name, {}))
         env.setdefault("PYTHONUNBUFFERED", "1")
         # The Temporal dev server reads OTEL_* too, accepts only otlp and refuses to start on

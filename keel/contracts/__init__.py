@@ -23,8 +23,8 @@ from keel.contracts.approvals import (
     Decision,
     DecisionOutcome,
     DecisionRecord,
-    approval_digest,
 )
+from keel.contracts.digest import approval_digest
 from keel.contracts.errors import ConfigError, InputError, KeelError, ProfileError
 from keel.contracts.limits import LimitError, effective_limits, extend_limits
 from keel.contracts.llm import (

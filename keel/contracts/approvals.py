@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import datetime
 from typing import Any, Literal
 
@@ -38,22 +36,6 @@ class ApprovalRequest(BaseModel):
         description="sha256 of exactly what is approved (server, tool, arguments); a decision"
         " must name it. None only on requests of runs recorded before digests existed",
     )
-
-
-def approval_digest(server: str, tool: str, arguments: dict[str, Any]) -> str:
-    """``sha256:<hex>`` of the canonical JSON of what an approval would let run.
-
-    Canonical: keys sorted, no whitespace, UTF-8 (a NaN, which the JSON parser of a model's
-    arguments accepts, is written ``NaN`` rather than refused: the workflow must not raise
-    here). The workflow computes it when it opens a request; a decision names it, so it
-    decides exactly what the approver read. Copy it from the request rather than recompute it:
-    other JSON encoders write numbers differently.
-    """
-    canonical = json.dumps(
-        {"server": server, "tool": tool, "arguments": arguments},
-        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-    )  # fmt: skip
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class Decision(BaseModel):

@@ -63,6 +63,34 @@ META_LATENCY_MS: Final = "io.keel/latency-ms"
 META_MAX_RESULT_BYTES: Final = "io.keel/max-result-bytes"
 META_RESULT_CUT_BYTES: Final = "io.keel/result-cut-bytes"
 
+# Request _meta for the worker only (replaced before the call leaves it): the human decision an
+# approved call carries ({"id", "digest", "by"}); the worker turns it into an approval grant.
+META_APPROVAL: Final = "io.keel/approval"
+# Request _meta for the server: the approval grant (a signed JWT, docs/security.md), which a
+# tool that requires approval checks before it runs.
+META_GRANT: Final = "io.keel/grant"
+
+# ----------------------------------------------------------------------------- tokens
+# JWT ``typ`` headers: an access token (RFC 9068), an approval grant, an approver's identity.
+# A token of one type is never accepted as another.
+TYP_ACCESS_TOKEN: Final = "at+jwt"
+TYP_GRANT: Final = "keel-grant+jwt"
+# The issuer of the embedded default's tokens (a name, not an authorization server: tokens
+# come from the worker and `keel token`, signed with the key under .keel/keys).
+LOCAL_ISSUER: Final = "https://keel.invalid/local"
+# The audience of approvers' identity tokens (``approvals.require_identity``).
+APPROVER_AUDIENCE: Final = "keel-approvals"
+# Claims Keel reads or writes besides the registered ones (iss, sub, aud, exp, iat, jti, act,
+# scope, client_id): the principal's roles, the run a token or grant is for, and the grant's
+# binding to one decision.
+CLAIM_ROLES: Final = "roles"
+CLAIM_RUN: Final = "keel_run"
+CLAIM_SERVER: Final = "keel_server"
+CLAIM_TOOL: Final = "keel_tool"
+CLAIM_DIGEST: Final = "keel_digest"
+CLAIM_APPROVER: Final = "keel_approver"
+CLAIM_DECISION: Final = "keel_decision"
+
 # ----------------------------------------------------------------------------- error codes
 # JSON-RPC error (implementation-defined band): a duplicate of a call still in progress;
 # retry later. Answered by the idempotency ledger, retried by the worker.

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from keel.contracts.errors import ConfigError
-from keel.contracts.names import TASK_QUEUE
+from keel.contracts.names import LOCAL_ISSUER, TASK_QUEUE
 
 N = TypeVar("N", int, float)
+SIGNING_FILE = "signing.pem"  # the file names of keel/runtime/keys.py (which imports PyJWT)
+CODEC_FILE = "codec-keys.json"
 D = TypeVar("D")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +59,10 @@ class Settings:
     llm_api_key_env: str = ""
     mcp_servers: Mapping[str, MCPServerTarget] = field(default_factory=dict)
     mcp_read_timeout_seconds: float = 30.0
+    # Key material (keel/runtime/keys.py, docs/security.md): None turns the feature off.
+    signing_key: Path | None = None  # signs the worker's access tokens and approval grants
+    codec_keys: Path | None = None  # the payload codec's keyring: payloads are encrypted
+    auth_issuer: str = LOCAL_ISSUER  # the ``iss`` of tokens signed with ``signing_key``
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,7 +82,35 @@ class Settings:
             llm_api_key_env=env.get("KEEL_LLM_API_KEY_ENV", ""),
             mcp_servers=parse_mcp_servers(env),
             mcp_read_timeout_seconds=_float(env, "KEEL_MCP_READ_TIMEOUT_SECONDS", 30.0),
+            signing_key=key_file(env, "KEEL_SIGNING_KEY", SIGNING_FILE),
+            codec_keys=key_file(env, "KEEL_CODEC_KEYS", CODEC_FILE),
+            auth_issuer=env.get("KEEL_AUTH_ISSUER", "").strip() or LOCAL_ISSUER,
         )
+
+
+def keel_home(env: Mapping[str, str]) -> Path:
+    """Where the local stack keeps its state: ``KEEL_HOME``, else ``.keel`` in the checkout."""
+    return Path(env.get("KEEL_HOME", "").strip() or PROJECT_ROOT / ".keel")
+
+
+def keys_dir(env: Mapping[str, str]) -> Path:
+    """The embedded default's key directory: ``KEEL_KEYS_DIR``, else ``<KEEL_HOME>/keys``."""
+    return Path(env.get("KEEL_KEYS_DIR", "").strip() or keel_home(env) / "keys")
+
+
+def key_file(env: Mapping[str, str], variable: str, default_name: str) -> Path | None:
+    """A key file: ``variable`` if set (an empty value turns it off), else the file of that
+    name in :func:`keys_dir` if it exists (what ``make up`` created), else None."""
+    if variable in env:
+        raw = env[variable].strip()
+        if not raw:
+            return None
+        path = Path(raw)
+        if not path.is_file():
+            raise ConfigError(f"{variable}={raw!r}: no such file")
+        return path
+    candidate = keys_dir(env) / default_name
+    return candidate if candidate.is_file() else None
 
 
 def env_number(
