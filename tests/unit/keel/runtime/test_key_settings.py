@@ -33,7 +33,7 @@ def test_an_empty_variable_turns_a_key_off_and_a_missing_file_is_an_error(
     settings = Settings.from_env({"KEEL_HOME": str(tmp_path), "KEEL_CODEC_KEYS": ""})
     assert settings.codec_keys is None
     assert settings.signing_key is not None
-    with pytest.raises(ConfigError, match="KEEL_SIGNING_KEY=.*no such file"):
+    with pytest.raises(ConfigError, match=r"KEEL_SIGNING_KEY=.*no such file"):
         Settings.from_env({"KEEL_SIGNING_KEY": str(tmp_path / "nope.pem")})
 
 
