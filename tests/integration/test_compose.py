@@ -264,9 +264,7 @@ def test_python_servers_bind_all_interfaces_and_check_their_own_port(
         assert command[command.index("--transport") + 1] == "http"
     check = service["healthcheck"]["test"]
     assert check[:3] == ["CMD", "python", "-c"]
-    # The codec server speaks only Temporal's codec protocol: an empty /decode is its probe.
-    path = "/decode" if name == "codec" else "/healthz"
-    assert f"http://127.0.0.1:{port}{path}" in check[3]
+    assert f"http://127.0.0.1:{port}/healthz" in check[3]
     assert "urllib.request" in check[3]
 
 
