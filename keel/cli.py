@@ -14,6 +14,7 @@
       what exactly it decides on stderr, and sends that digest)
   keel resolve RUN --confirm RESULT | --retry | --abort   a write whose answer was lost
   keel report [--since 24h]          latency, tokens, tools, cost, failures over finished runs
+  keel keys init | rotate-signing | rotate-codec [--dir]   the local key files
 
 User mistakes (bad input, unknown profile, unreachable server) print one readable line and
 exit with 2; a run that ends without completing exits with 1.
@@ -50,6 +51,8 @@ from keel.contracts import (
 )
 from keel.contracts.errors import InputError, KeelError
 from keel.demo import run_demo
+from keel.keys_command import add_parser as add_keys_parser
+from keel.keys_command import run_keys
 from keel.render import (
     approval_lines,
     deciding_line,
@@ -99,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     _resolve_parser(sub)
     report = sub.add_parser("report", help="operations report over finished runs of a window")
     add_report_arguments(report)
+    add_keys_parser(sub)
     return parser
 
 
@@ -319,6 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in ("up", "down", "demo"):
             return _stack_command(args.command)
+        if args.command == "keys":
+            return run_keys(args)
         settings = Settings.from_env()
         handler = {
             "run": _run,
