@@ -22,6 +22,7 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Interceptor, Worker
 
+from activities.approvers import ApproverKeyActivities
 from activities.breaker import BreakerConfig
 from activities.llm import LLMActivities, llm_breakers
 from activities.mcp import ToolResultStamper, build_mcp_plugin, mcp_breakers
@@ -112,6 +113,7 @@ def build_worker(
     )
     profiles = ProfileActivities(settings, http)
     notify = NotifyActivities(http)
+    approvers = ApproverKeyActivities(settings, http)
     interceptors: list[Interceptor] = []
     tracing = telemetry.interceptor()
     if tracing is not None and not any(
@@ -130,7 +132,7 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=[AgentWorkflow],
-        activities=[llm.chat, profiles.load, notify.webhook],
+        activities=[llm.chat, profiles.load, notify.webhook, approvers.load],
         plugins=[build_mcp_plugin(settings.mcp_servers, settings.mcp_read_timeout_seconds)],
         interceptors=interceptors,
         max_concurrent_activities=50,
