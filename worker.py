@@ -79,6 +79,10 @@ def check_profiles(settings: Settings) -> list[str]:
         key_env = profile.model.api_key_env or settings.llm_api_key_env
         if key_env and not os.environ.get(key_env):
             problems.append(f"profile {name!r}: environment variable {key_env} is not set")
+        if profile.approvals.require_identity and not settings.approver_jwks:
+            problems.append(
+                f"profile {name!r}: approvals.require_identity needs KEEL_APPROVER_JWKS"
+            )
     return problems
 
 

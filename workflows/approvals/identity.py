@@ -84,14 +84,19 @@ def authenticate(
     forged = [role for role in decision.roles if role not in identity.roles]
     if forged:
         raise IdentityError(
-            f"the decision claims role(s) {', '.join(forged)} that {identity.name}'s identity"
-            f" token does not grant (token roles: {', '.join(identity.roles) or 'none'})",
+            f"the decision claims role(s) {_listed(forged)} that {_listed([identity.name])}'s"
+            f" identity token does not grant (token roles: {_listed(identity.roles) or 'none'})",
             identity,
         )
     accepted = decision.model_copy(
         update={"by": identity.name, "roles": list(identity.roles), "identity_token": None}
     )
     return accepted, identity
+
+
+def _listed(values: list[str]) -> str:
+    """``values`` for a one-line reason (whitespace inside a value collapsed)."""
+    return ", ".join(" ".join(value.split()) for value in values)
 
 
 def verify(token: str, keys: ApproverKeys, now: datetime) -> tuple[ApproverIdentity, str | None]:
@@ -179,11 +184,14 @@ def _time(claims: dict[str, Any], name: str) -> datetime | None:
 
 
 def _roles(claims: dict[str, Any], path: str) -> list[str]:
-    """The roles at the dotted ``path`` (``roles``, ``realm_access.roles``): a list of
+    """The roles in claim ``path`` (a claim of that exact name — Auth0's namespaced
+    ``https://example.com/roles`` —, else the dotted path: ``realm_access.roles``): a list of
     strings or one space-separated string; none when absent."""
-    value: Any = claims
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
+    value: Any = claims.get(path)
+    if value is None:
+        value = claims
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
     if isinstance(value, str):
         return value.split()
     if isinstance(value, list):

@@ -7,6 +7,7 @@ from pathlib import Path
 from keel.contracts import names
 from keel.runtime.config import Settings
 from keel.runtime.keys import ensure_local_keys
+from tests.unit.keel.runtime.test_profiles import GOOD, write
 
 
 def test_defaults_use_the_local_jwks_when_it_exists(tmp_path: Path) -> None:
@@ -44,3 +45,17 @@ def test_a_real_issuer_is_configured_by_environment(tmp_path: Path) -> None:
     # Empty: no approver keys, even though the local JWKS exists.
     off = Settings.from_env({"KEEL_HOME": str(tmp_path), "KEEL_APPROVER_JWKS": ""})
     assert off.approver_jwks == ()
+
+
+def test_the_worker_warns_at_start_of_profiles_that_cannot_verify_decisions(
+    tmp_path: Path,
+) -> None:
+    from worker import check_profiles
+
+    write(tmp_path, "signed", GOOD + "\n[approvals]\nrequire_identity = true\n")
+    env = {"KEEL_PROFILES_PATH": str(tmp_path), "KEEL_HOME": str(tmp_path)}
+    assert check_profiles(Settings.from_env(env)) == [
+        "profile 'signed': approvals.require_identity needs KEEL_APPROVER_JWKS"
+    ]
+    ensure_local_keys(tmp_path / "keys")  # the embedded default's JWKS is enough
+    assert check_profiles(Settings.from_env(env)) == []

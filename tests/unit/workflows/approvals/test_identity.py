@@ -152,6 +152,10 @@ def test_names_and_roles_from_configured_claims(
         "supervisor",
         "agent",
     ]
+    auth0 = approver_keys(tmp_path / "keys" / "jwks.json", roles_claim="https://keel.example/roles")
+    claims: dict[str, Any] = {"https://keel.example/roles": ["supervisor"]}
+    namespaced = token(signer, **claims)
+    assert verify(namespaced, auth0, NOW)[0].roles == ["supervisor"]
     with pytest.raises(IdentityError, match="names nobody"):
         verify(token(signer, preferred_username=None, sub=None), keys, NOW)
 
@@ -181,3 +185,11 @@ def test_the_audit_keeps_the_verified_identity(issuer: tuple[TokenSigner, Approv
     [audited] = desk.audit
     assert audited.identity == identity
     assert "identity_token" not in audited.model_dump_json()
+
+
+def test_reasons_stay_one_line_whatever_the_claims(
+    issuer: tuple[TokenSigner, ApproverKeys],
+) -> None:
+    signer, keys = issuer
+    refusal(keys, token(signer), roles=["super\nvisor"])  # refusal() asserts one line
+    refusal(keys, token(signer), by="bob\nok")
