@@ -23,6 +23,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Interceptor, Worker
 
 from activities.breaker import BreakerConfig
+from activities.grants import GrantMinter
 from activities.llm import LLMActivities, llm_breakers
 from activities.mcp import ToolResultStamper, build_mcp_plugin, mcp_breakers
 from activities.notify import NotifyActivities
@@ -120,7 +121,10 @@ def build_worker(
         interceptors.append(tracing)
     interceptors.append(
         ToolResultStamper(
-            mcp_breakers(breaker_config), telemetry=telemetry, servers=settings.mcp_servers
+            mcp_breakers(breaker_config),
+            telemetry=telemetry,
+            servers=settings.mcp_servers,
+            grants=GrantMinter.from_settings(settings),
         )
     )
     options: dict[str, Any] = (

@@ -15,6 +15,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.approvals.desk import ApprovalDesk
 
 BOUND_DECISIONS = "keel-bound-decisions"
+# An approved call carries its decision (io.keel/approval) for the worker's approval grant;
+# runs recorded before send approved calls without it.
+APPROVAL_GRANTS = "keel-approval-grants"
 
 
 def bound(desk: ApprovalDesk) -> bool:
@@ -23,3 +26,9 @@ def bound(desk: ApprovalDesk) -> bool:
     if desk.bound is None:
         desk.bound = workflow.patched(BOUND_DECISIONS)
     return desk.bound
+
+
+def carries_grants() -> bool:
+    """True when this run's approved calls carry their decision to the worker, which mints
+    the server's approval grant from it (activities/grants.py)."""
+    return workflow.patched(APPROVAL_GRANTS)
