@@ -4,7 +4,7 @@ Usage::
 
     python -m mcp_servers.support_desk [--transport http|stdio] [--host 127.0.0.1]
                                        [--port 8201] [--db PATH] [--allowed-host HOST:*]
-                                       [--ledger-ttl-seconds SECONDS]
+                                       [--ledger-ttl-seconds SECONDS] [--grant-jwks SRC]
 
 Environment:
 

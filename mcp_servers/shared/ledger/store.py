@@ -4,7 +4,9 @@ Every operation is one short-lived connection and, when it writes, one ``BEGIN I
 transaction, run by the caller in a worker thread — so several server processes may share
 the file, and the claim decision (purge, read, insert or take over) is atomic. The row of
 (tool, key) moves ``pending`` → ``applied`` (fenced, inside the tool's own transaction) →
-``done`` (result recorded); see :mod:`mcp_servers.shared.ledger` for why.
+``done`` (result recorded); see :mod:`mcp_servers.shared.ledger` for why. For a tool that
+requires approval the same transaction binds the grant's decision to the key
+(:mod:`.grant_uses`).
 """
 
 from __future__ import annotations
