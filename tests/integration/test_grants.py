@@ -11,6 +11,7 @@ worker uses; the end-to-end tests at the bottom go through the worker of the tes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -51,6 +52,7 @@ class Desk:
     log: Path
 
 
+@contextlib.contextmanager
 def _serve(tmp: Path, name: str, args: list[str], env: dict[str, str]) -> Iterator[Desk]:
     keys = ensure_local_keys(tmp / "keys")
     stranger = ensure_local_keys(tmp / "stranger")
@@ -74,9 +76,9 @@ NO_TOKENS = {"KEEL_INSECURE_NO_AUTH": "1", "KEEL_AUTH_JWKS": "", "KEEL_GRANT_JWK
 
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
-    yield from _serve(
-        tmp_path_factory.mktemp("grant-desk"), "desk", ["--grant-jwks", "{jwks}"], NO_TOKENS
-    )
+    tmp = tmp_path_factory.mktemp("grant-desk")
+    with _serve(tmp, "desk", ["--grant-jwks", "{jwks}"], NO_TOKENS) as started:
+        yield started
 
 
 def refund(note: str, amount: float = 1.0) -> dict[str, Any]:
@@ -243,7 +245,7 @@ async def test_tools_that_need_no_approval_run_without_a_grant(desk: Desk) -> No
 async def test_a_desk_without_grant_keys_refuses_every_grant(tmp_path: Path) -> None:
     """--insecure-no-auth and no explicit grant keys: the tools that require approval refuse
     every call, also one with a grant the worker's key signed."""
-    for desk in _serve(tmp_path, "keyless", [], NO_TOKENS):
+    with _serve(tmp_path, "keyless", [], NO_TOKENS) as desk:
         arguments = refund("keyless")
         token = minted(desk, "refund_order", arguments, "apr-keyless")
         result = await call(desk.url, "refund_order", arguments, f"{RUN}:7:call_0", token)
