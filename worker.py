@@ -24,6 +24,7 @@ from temporalio.worker import Interceptor, Worker
 
 from activities.approvers import ApproverKeyActivities
 from activities.breaker import BreakerConfig
+from activities.grants import GrantMinter
 from activities.llm import LLMActivities, llm_breakers
 from activities.mcp import ToolResultStamper, build_mcp_plugin, mcp_breakers
 from activities.notify import NotifyActivities
@@ -126,7 +127,10 @@ def build_worker(
         interceptors.append(tracing)
     interceptors.append(
         ToolResultStamper(
-            mcp_breakers(breaker_config), telemetry=telemetry, servers=settings.mcp_servers
+            mcp_breakers(breaker_config),
+            telemetry=telemetry,
+            servers=settings.mcp_servers,
+            grants=GrantMinter.from_settings(settings),
         )
     )
     options: dict[str, Any] = (

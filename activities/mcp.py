@@ -8,7 +8,8 @@ activity (``temporalio-mcp`` returns the plain ``CallToolResult``), and runs eve
 activity of a server through that server's circuit breaker (activities/breaker.py), so a
 server that is down makes runs wait out a cool-down instead of each trying to connect.
 The same interceptor observes every tool-call attempt (activities/observe.py): one
-``tool.call`` log event, one ``execute_tool {tool}`` span, the tool-call metrics.
+``tool.call`` log event, one ``execute_tool {tool}`` span, the tool-call metrics; and turns an
+approved call's ``io.keel/approval`` mark into a signed approval grant (activities/grants.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from temporalio.worker import (
 )
 
 from activities.breaker import BreakerConfig, BreakerRegistry, Clock, root_cause
+from activities.grants import GrantMinter
 from activities.heartbeat import heartbeating
 from activities.observe import ToolCallObserver
 from activities.payloads import SAFE_PAYLOAD_BYTES, json_size, too_large
@@ -130,10 +132,12 @@ class _StampToolResults(ActivityInboundInterceptor):
         next: ActivityInboundInterceptor,
         breakers: BreakerRegistry,
         observer: ToolCallObserver,
+        grants: GrantMinter,
     ) -> None:
         super().__init__(next)
         self._breakers = breakers
         self._observer = observer
+        self._grants = grants
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
@@ -143,6 +147,7 @@ class _StampToolResults(ActivityInboundInterceptor):
         if not info.activity_type.endswith(".call-tool"):
             return check_size(await self._run(server, input), info.activity_type)
         limit = take_result_limit(input)
+        self._grants.attach(server, info.workflow_id, input)
         with self._observer.observe(server, input.args[0] if input.args else None) as call:
             result = await self._run(server, input)
             if isinstance(result, dict):
@@ -203,7 +208,8 @@ class ToolResultStamper(Interceptor):
 
     ``breakers`` is built once in worker.py; the default is a private registry with default
     settings so the interceptor is never unprotected. ``telemetry`` receives the spans and
-    metrics; ``servers`` (the worker's targets) gives spans their ``server.address``.
+    metrics; ``servers`` (the worker's targets) gives spans their ``server.address``;
+    ``grants`` mints approval grants (default: none minted, approval marks dropped).
     """
 
     def __init__(
@@ -212,11 +218,13 @@ class ToolResultStamper(Interceptor):
         *,
         telemetry: Telemetry | None = None,
         servers: Mapping[str, MCPServerTarget] | None = None,
+        grants: GrantMinter | None = None,
     ) -> None:
         self.breakers = breakers if breakers is not None else mcp_breakers()
         self.observer = ToolCallObserver(
             telemetry, {name: target.url for name, target in (servers or {}).items()}
         )
+        self.grants = grants if grants is not None else GrantMinter(None, servers)
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return _StampToolResults(next, self.breakers, self.observer)
+        return _StampToolResults(next, self.breakers, self.observer, self.grants)

@@ -66,6 +66,8 @@ _BY_ERROR_TYPE: dict[str, FailureClass] = {
     "MCPProtocolError": "upstream_unavailable",
     "MCPServerUnavailable": "upstream_unavailable",
     "CircuitOpen": "upstream_unavailable",
+    # The worker would not sign an approval grant for arguments nobody approved: a Keel bug.
+    "GrantRefused": "internal",
 }
 
 

@@ -35,6 +35,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from mcp_servers.shared.auth.grants import add_grant_arguments
 from mcp_servers.shared.config import ServerConfigError
 from mcp_servers.shared.logs import configure_logging, get_logger
 from mcp_servers.shared.tracing import tracer_provider_from_env
@@ -90,6 +91,7 @@ def build_parser(prog: str, description: str, default_port: int) -> argparse.Arg
         help="extra Host header to accept (repeatable); turns DNS-rebinding protection on"
         " for non-loopback binds, e.g. --allowed-host support-desk:*",
     )
+    add_grant_arguments(parser)
     return parser
 
 

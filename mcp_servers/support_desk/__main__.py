@@ -4,7 +4,7 @@ Usage::
 
     python -m mcp_servers.support_desk [--transport http|stdio] [--host 127.0.0.1]
                                        [--port 8201] [--db PATH] [--allowed-host HOST:*]
-                                       [--ledger-ttl-seconds SECONDS]
+                                       [--ledger-ttl-seconds SECONDS] [--grant-jwks SRC]
 
 Environment:
 
@@ -18,6 +18,9 @@ Environment:
 * ``SUPPORT_DESK_LEDGER_TTL_SECONDS`` — number > 0 (default 604800 = 7 days), used when
   ``--ledger-ttl-seconds`` is not given: how long a write tool call's result is kept under its
   ``io.keel/idempotency-key`` for replay (see :mod:`mcp_servers.shared.ledger`).
+* ``SUPPORT_DESK_APPROVAL_TOOLS`` — comma-separated write tools that run only with an approval
+  grant (default ``refund_order,send_email``; empty: none). Grants are verified against
+  ``--grant-jwks`` / ``KEEL_GRANT_JWKS`` (:mod:`mcp_servers.shared.auth.grants`).
 
 HTTP serves MCP at ``/mcp`` and a health check at ``GET /healthz``. Bad input (port out of
 range, unusable database path, malformed env var) prints one error line and exits with 2.
@@ -34,11 +37,12 @@ from pathlib import Path
 
 from mcp.server.mcpserver import MCPServer
 
+from mcp_servers.shared.auth.grants import grant_verifier_from
 from mcp_servers.shared.config import ServerConfigError, latency_ms_from_env
 from mcp_servers.shared.launcher import serve
 from mcp_servers.shared.ledger import Ledger, ttl_from_env
 from mcp_servers.support_desk.db import SupportDesk
-from mcp_servers.support_desk.server import SERVER_NAME, create_server
+from mcp_servers.support_desk.server import SERVER_NAME, approval_tools_from_env, create_server
 
 DEFAULT_PORT = 8201
 DEFAULT_DB = Path(".keel") / "support_desk.db"
@@ -77,14 +81,15 @@ def _build(args: argparse.Namespace) -> MCPServer:
     path: Path = args.db or Path(os.environ.get("SUPPORT_DESK_DB") or DEFAULT_DB)
     latency = latency_ms_from_env("SUPPORT_DESK_LATENCY_MS")
     ttl = args.ledger_ttl_seconds or ttl_from_env("SUPPORT_DESK_LEDGER_TTL_SECONDS")
+    approvals = approval_tools_from_env()
     desk = SupportDesk(path)
-    ledger = Ledger(path, ttl_seconds=ttl)
+    ledger = Ledger(path, ttl_seconds=ttl, grants=grant_verifier_from(args))
     try:
         desk.initialize()
         ledger.initialize()
     except (OSError, sqlite3.Error) as exc:
         raise ServerConfigError(f"cannot use database {str(path)!r}: {exc}") from None
-    return create_server(desk, latency_ms=latency, ledger=ledger)
+    return create_server(desk, latency_ms=latency, ledger=ledger, approval_tools=approvals)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,6 +16,9 @@ The four write tools are wrapped by the idempotency ledger (:mod:`mcp_servers.sh
 same SQLite file): a call repeated with the same ``io.keel/idempotency-key`` in ``_meta``
 replays the recorded result instead of refunding, emailing or writing twice. Their parameters
 are strict (``STRICT``): ``amount: "5"`` is refused, never coerced into a refund of 5.00.
+``refund_order`` and ``send_email`` also require an approval grant (a human's decision for
+exactly that call, :mod:`mcp_servers.shared.auth.grants`); ``SUPPORT_DESK_APPROVAL_TOOLS``
+(comma-separated write tools, empty for none) changes which.
 
 One prompt, ``handle_refund_request``, gives an MCP client the workflow the instructions
 describe (look up, check the refundable amount, refund, confirm).
@@ -24,7 +27,8 @@ describe (look up, check the refundable amount, refund, confirm).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Collection, Mapping
 from functools import partial
 from typing import Annotated, Literal, TypeVar
 
@@ -34,6 +38,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
+from mcp_servers.shared.config import ServerConfigError
 from mcp_servers.shared.ledger import Ledger
 from mcp_servers.shared.server import STRICT, KeelMCPServer
 from mcp_servers.support_desk.db import DomainError, SupportDesk
@@ -66,16 +71,40 @@ RefundReason = Literal["damaged", "not_received", "wrong_item", "changed_mind", 
 TicketStatus = Literal["open", "pending", "resolved", "closed"]
 
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+WRITE_TOOLS = ("refund_order", "send_email", "update_ticket", "add_ticket_note")
+APPROVAL_TOOLS_ENV = "SUPPORT_DESK_APPROVAL_TOOLS"
+# The tools that run only with an approval grant unless SUPPORT_DESK_APPROVAL_TOOLS says others.
+DEFAULT_APPROVAL_TOOLS = frozenset({"refund_order", "send_email"})
+
+
+def approval_tools_from_env(env: Mapping[str, str] | None = None) -> frozenset[str]:
+    """``SUPPORT_DESK_APPROVAL_TOOLS`` (comma-separated write tools; empty: none), else the
+    default; an unknown name is a :class:`ServerConfigError`."""
+    env = os.environ if env is None else env
+    if APPROVAL_TOOLS_ENV not in env:
+        return DEFAULT_APPROVAL_TOOLS
+    names = frozenset(n.strip() for n in env[APPROVAL_TOOLS_ENV].split(",") if n.strip())
+    unknown = sorted(names - set(WRITE_TOOLS))
+    if unknown:
+        raise ServerConfigError(
+            f"{APPROVAL_TOOLS_ENV}: {', '.join(unknown)} is not a write tool of the support desk"
+            f" ({', '.join(WRITE_TOOLS)})"
+        )
+    return names
 
 
 def create_server(
-    desk: SupportDesk, latency_ms: int = 0, ledger: Ledger | None = None
+    desk: SupportDesk,
+    latency_ms: int = 0,
+    ledger: Ledger | None = None,
+    approval_tools: Collection[str] = DEFAULT_APPROVAL_TOOLS,
 ) -> MCPServer:
     """Build the server over an initialized :class:`SupportDesk`.
 
     ``ledger`` must use the desk's database file (the write transactions fence it); by
-    default one with the default TTL is created there. Tools are listed in the order they
-    are added here.
+    default one with the default TTL (and no grant keys) is created there.
+    ``approval_tools`` run only with an approval grant the ledger's verifier accepts. Tools
+    are listed in the order they are added here.
     """
     if ledger is None:
         ledger = Ledger(desk.path)
@@ -91,7 +120,7 @@ def create_server(
         ),
         log_level="WARNING",
     )
-    run = _Calls(latency_ms)
+    run = _Calls(latency_ms, frozenset(approval_tools))
     _add_customer_tools(server, desk, run)
     _add_order_tools(server, desk, run)
     _add_refund_tool(server, desk, run, ledger)
@@ -104,10 +133,14 @@ def create_server(
 class _Calls:
     """How every tool runs its domain call: the artificial latency (an ``asyncio.sleep``, so
     concurrent calls overlap), then the blocking SQLite work in a worker thread, with domain
-    refusals mapped to ``ToolError``."""
+    refusals mapped to ``ToolError``; and which tools need an approval grant."""
 
-    def __init__(self, latency_ms: int) -> None:
+    def __init__(self, latency_ms: int, approval_tools: frozenset[str] = frozenset()) -> None:
         self.latency_ms = latency_ms
+        self.approval_tools = approval_tools
+
+    def needs_grant(self, tool: str) -> bool:
+        return tool in self.approval_tools
 
     async def __call__(self, fn: Callable[[], T]) -> T:
         if self.latency_ms:
@@ -196,7 +229,7 @@ def _add_refund_tool(server: MCPServer, desk: SupportDesk, run: _Calls, ledger: 
             open_world_hint=False,
         ),
     )
-    @ledger.idempotent
+    @ledger.idempotent(approval=run.needs_grant("refund_order"))
     async def refund_order(
         order_id: OrderId,
         amount: Annotated[
@@ -235,7 +268,7 @@ def _add_email_tool(server: MCPServer, desk: SupportDesk, run: _Calls, ledger: L
             open_world_hint=True,
         ),
     )
-    @ledger.idempotent
+    @ledger.idempotent(approval=run.needs_grant("send_email"))
     async def send_email(
         customer_id: CustomerId,
         subject: Annotated[
@@ -265,7 +298,7 @@ def _add_ticket_tools(server: MCPServer, desk: SupportDesk, run: _Calls, ledger:
             open_world_hint=False,
         ),
     )
-    @ledger.idempotent
+    @ledger.idempotent(approval=run.needs_grant("update_ticket"))
     async def update_ticket(
         ticket_id: TicketId,
         status: Annotated[TicketStatus, Field(description="The new status.")],
@@ -283,7 +316,7 @@ def _add_ticket_tools(server: MCPServer, desk: SupportDesk, run: _Calls, ledger:
             open_world_hint=False,
         ),
     )
-    @ledger.idempotent
+    @ledger.idempotent(approval=run.needs_grant("add_ticket_note"))
     async def add_ticket_note(
         ticket_id: TicketId,
         note: Annotated[

@@ -131,12 +131,16 @@ def test_holder_state_recognises_dead_holders(tmp_path: Path) -> None:
 
 # ---- the support desk over HTTP ----------------------------------------------------------------
 
+# These tests are about the ledger, so their desks require no approval grant for refund_order
+# and send_email (SUPPORT_DESK_APPROVAL_TOOLS empty); grants: tests/integration/test_grants.py.
+NO_GRANTS = {"SUPPORT_DESK_APPROVAL_TOOLS": ""}
+
 
 def _serve(tmp: Path, name: str, env: dict[str, str]) -> Iterator[tuple[str, Path]]:
     port = free_port()
     db = tmp / f"{name}.db"
     argv = python_argv("-m", "mcp_servers.support_desk", "--port", str(port), "--db", str(db))
-    child: Child = spawn(name, argv, tmp / f"{name}.log", env=env, cwd=REPO)
+    child: Child = spawn(name, argv, tmp / f"{name}.log", env={**NO_GRANTS, **env}, cwd=REPO)
     try:
         wait_http(child, f"http://127.0.0.1:{port}/healthz")
         yield f"http://127.0.0.1:{port}/mcp", db
@@ -265,7 +269,7 @@ async def test_desk_refund_completes_after_the_desk_is_killed_mid_call(tmp_path:
     1 s latency (claim ``pending``), restarted on the same database, and the retry — with a
     read timeout far below the 60 s lease — refunds exactly once."""
     db = tmp_path / "desk.db"
-    env = {"SUPPORT_DESK_LATENCY_MS": "1000"}
+    env = {"SUPPORT_DESK_LATENCY_MS": "1000", **NO_GRANTS}
 
     def start(name: str) -> tuple[Child, str]:
         port = free_port()

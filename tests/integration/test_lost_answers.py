@@ -5,7 +5,9 @@ not marked deduplicating: the email is sent, but its answer never reaches the ru
 waits (``KeelState = awaiting_guidance``) showing the call; ``confirm`` goes on with the
 stated result, ``retry`` sends it once more with the same idempotency key (the server's
 ledger answers from the first send: one email), ``abort`` and the profile's timeout end the
-run halted. The turn's other call (``get_customer``) keeps its result throughout.
+run halted. The turn's other call (``get_customer``) keeps its result throughout. The email
+needs a human's approval first (the desk requires an approval grant for ``send_email``): each
+test approves it, and the retry carries a fresh grant for the same decision.
 """
 
 from __future__ import annotations
@@ -20,9 +22,18 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from keel.contracts import Resolution, ResolveOutcome, RunResult, RunStatus, StepRecord, names
+from keel.contracts import (
+    Decision,
+    Resolution,
+    ResolveOutcome,
+    RunResult,
+    RunStatus,
+    StepRecord,
+    names,
+)
 from keel.stack import Stack
 from tests.helpers import keel, start
+from tests.integration.test_approvals import pending
 
 SUBJECT = "Your return label"
 
@@ -48,8 +59,19 @@ def emails(stack: Stack) -> int:
     return int(row[0])
 
 
+async def approved(handle: WorkflowHandle[Any, Any]) -> None:
+    """Approve the email (the desk sends it only with the grant of a human decision). By
+    signal: the ``decide`` update would wait for the email's outcome, which is lost."""
+    [request] = await pending(handle)
+    assert request.tool == "send_email"
+    decision = Decision(approval_id=request.approval_id, digest=request.digest,
+                        decision="approve", by="alice")  # fmt: skip
+    await handle.signal(names.SIGNAL_DECIDE, decision)
+
+
 async def unresolved(handle: WorkflowHandle[Any, Any]) -> RunStatus:
-    """The status once the run waits for a resolve."""
+    """The status once the run waits for a resolve (its email approved first)."""
+    await approved(handle)
     for _ in range(600):
         status = await handle.query(names.QUERY_STATUS, result_type=RunStatus)
         if status.unresolved_calls:
@@ -132,6 +154,10 @@ async def test_retry_sends_once_more_with_the_same_key(client: Client, stack: St
         "ok", 2, call.idempotency_key,
     )  # fmt: skip
     assert emails(stack) == before + 1  # sent once: the retry was answered by the ledger
+    # Both sends carried a grant of the one approval, which the desk accepted.
+    log = stack.log_path("support_desk").read_text().splitlines()
+    accepted = [line for line in log if '"grant.accepted"' in line and call.idempotency_key in line]
+    assert len(accepted) == 2
     assert f'"subject":"{SUBJECT}"' in email.detail  # the server's answer, as the model saw it
 
 
@@ -153,6 +179,7 @@ async def test_abort_ends_the_run_halted(client: Client) -> None:
 
 async def test_nobody_resolving_ends_the_run_halted_at_the_timeout(client: Client) -> None:
     handle = await start(client, "lost_answer_timeout")
+    await approved(handle)
     result: RunResult = await handle.result()
     assert (result.status, result.failure_class) == ("halted", "lost_result_timeout")
     assert "nobody resolved it within 3s" in (result.error or "")

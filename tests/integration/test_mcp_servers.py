@@ -62,18 +62,25 @@ def desk_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("desk") / "data" / "support_desk.db"
 
 
+# These tests are about the tools' contract (schemas, domain errors, effects), so their desks
+# require no approval grant for refund_order and send_email (SUPPORT_DESK_APPROVAL_TOOLS
+# empty); grants are tested against the real desk in tests/integration/test_grants.py.
+NO_GRANTS = {"SUPPORT_DESK_APPROVAL_TOOLS": ""}
+
+
 @pytest.fixture(scope="module")
 def desk(desk_db: Path) -> Iterator[str]:
     """Base URL of a support-desk server on a fresh database (created and seeded by it)."""
     yield from _start(
-        "support_desk", "mcp_servers.support_desk", desk_db.parent.parent, "--db", str(desk_db)
-    )
+        "support_desk", "mcp_servers.support_desk", desk_db.parent.parent, "--db", str(desk_db),
+        env=NO_GRANTS,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def slow_desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("slow-desk")
-    env = {"SUPPORT_DESK_LATENCY_MS": str(LATENCY_MS)}
+    env = {"SUPPORT_DESK_LATENCY_MS": str(LATENCY_MS), **NO_GRANTS}
     yield from _start(
         "slow_desk", "mcp_servers.support_desk", tmp, "--db", str(tmp / "d.db"), env=env
     )

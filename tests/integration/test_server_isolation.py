@@ -5,8 +5,9 @@ packages — temporalio, temporalio-mcp, genai-prices, jsonschema, prometheus-cl
 workflows, activities, worker and simulator, and every ``keel.*`` module except
 ``keel.contracts`` (the names and pydantic models the servers share with the worker) — as if
 they were not installed. It then serves MCP over real HTTP: tools are listed, a write tool is
-called twice with an idempotency key (the ledger replays it), its spans are printed by the
-console exporter and flushed on SIGTERM. An import of any refused package anywhere on that
+called twice with an idempotency key and an approval grant (verified against ``--grant-jwks``;
+the ledger replays the second call), its spans are printed by the console exporter and
+flushed on SIGTERM. An import of any refused package anywhere on that
 path (launcher, ledger, logs, tracing, the server) makes the server fail to start or the
 call fail, and this test with it.
 """
@@ -23,8 +24,10 @@ import httpx2
 from mcp import Client
 from mcp_types import RequestParamsMeta
 
+from keel.contracts import approval_digest, names
 from keel.contracts.names import META_IDEMPOTENCY_KEY
 from keel.procs import free_port, python_argv, spawn, stop, wait_http
+from keel.runtime.keys import TokenSigner, ensure_local_keys
 from tests.helpers import DESK_TOOLS, REPO
 
 # Run as ``python -c BOOTSTRAP MODULE ARGS...``: install the refusing finder, then run MODULE
@@ -74,26 +77,45 @@ def log_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.startswith('{"')]
 
 
+def grant(keys_dir: Path, url: str, refund: dict[str, Any]) -> str:
+    """The approval grant Keel's worker would mint for this refund (activities/grants.py)."""
+    signer = TokenSigner.from_file(ensure_local_keys(keys_dir).signing_key)
+    claims = {
+        "aud": url, names.CLAIM_RUN: "wf-iso", names.CLAIM_SERVER: "support_desk",
+        names.CLAIM_TOOL: "refund_order", names.CLAIM_APPROVER: "alice",
+        names.CLAIM_DIGEST: approval_digest("support_desk", "refund_order", refund),
+        names.CLAIM_DECISION: "apr-iso",
+    }  # fmt: skip
+    return signer.sign(claims, typ=names.TYP_GRANT, ttl_seconds=120)
+
+
 async def test_support_desk_serves_without_the_runtime(tmp_path: Path) -> None:
     port = free_port()
-    argv = isolated("mcp_servers.support_desk", "--port", str(port), "--db", str(tmp_path / "d.db"))
+    url = f"http://127.0.0.1:{port}/mcp"
+    refund = {"order_id": "ORD-1042", "amount": 5, "reason": "damaged"}
+    token = grant(tmp_path / "keys", url, refund)
+    argv = isolated("mcp_servers.support_desk", "--port", str(port), "--db", str(tmp_path / "d.db"),
+                    "--grant-jwks", str(tmp_path / "keys" / "jwks.json"))  # fmt: skip
     log = tmp_path / "desk.log"
     child = spawn("isolated_desk", argv, log, env={"OTEL_TRACES_EXPORTER": "console"}, cwd=REPO)
-    meta = cast(RequestParamsMeta, {META_IDEMPOTENCY_KEY: "wf-iso:1:call_0"})
-    refund = {"order_id": "ORD-1042", "amount": 5, "reason": "damaged"}
+    meta = cast(
+        RequestParamsMeta, {META_IDEMPOTENCY_KEY: "wf-iso:1:call_0", names.META_GRANT: token}
+    )
     try:
         wait_http(child, f"http://127.0.0.1:{port}/healthz")
         health = httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=5.0).json()
-        async with Client(f"http://127.0.0.1:{port}/mcp") as client:
-            names = [tool.name for tool in (await client.list_tools()).tools]
+        async with Client(url) as client:
+            tools = [tool.name for tool in (await client.list_tools()).tools]
             first = await client.call_tool("refund_order", refund, meta=meta)
             again = await client.call_tool("refund_order", refund, meta=meta)
     finally:
         stop(child)  # SIGTERM: the server flushes its batched spans as it stops
     assert health == {"status": "ok", "server": "support-desk"}
-    assert names == list(DESK_TOOLS)
+    assert tools == list(DESK_TOOLS)
     assert not first.is_error and first.structured_content is not None
     assert again.structured_content == first.structured_content
+    accepted = [line for line in log_lines(log) if line["event"] == "grant.accepted"]
+    assert [line["decision"] for line in accepted] == ["apr-iso", "apr-iso"]
     replays = [line for line in log_lines(log) if line["event"] == "ledger.replay"]
     assert len(replays) == 1 and replays[0]["component"] == "support-desk"
     assert "trace_id" in replays[0]  # logged inside the request's span

@@ -18,6 +18,9 @@ BOUND_DECISIONS = "keel-bound-decisions"
 # A profile that requires identity loads the approver keys at the run's start (an activity:
 # workflows/approvals/identity.py). Runs recorded before it never required identity.
 APPROVER_IDENTITY = "keel-approver-identity-v1"
+# An approved call carries its decision (io.keel/approval) for the worker's approval grant;
+# runs recorded before send approved calls without it.
+APPROVAL_GRANTS = "keel-approval-grants"
 
 
 def bound(desk: ApprovalDesk) -> bool:
@@ -26,3 +29,9 @@ def bound(desk: ApprovalDesk) -> bool:
     if desk.bound is None:
         desk.bound = workflow.patched(BOUND_DECISIONS)
     return desk.bound
+
+
+def carries_grants() -> bool:
+    """True when this run's approved calls carry their decision to the worker, which mints
+    the server's approval grant from it (activities/grants.py)."""
+    return workflow.patched(APPROVAL_GRANTS)

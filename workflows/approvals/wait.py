@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.agent.state import RunContext, Stop
     from workflows.approvals.desk import DecisionError
     from workflows.approvals.policy import approval_id
-    from workflows.approvals.versions import bound
+    from workflows.approvals.versions import bound, carries_grants
     from workflows.report.events import emit
     from workflows.tools.execute import ToolCallFailed, execute_call, tool_record
     from workflows.tools.validation import PreparedCall, Rejection
@@ -191,10 +191,12 @@ async def _carry_out(
     """Run the approved (or edited) call and close the request with what came of it."""
     approved = decision.decision == "approve"
     by = f"{'approved' if approved else 'edited'} by {decision.by or 'a human'}"
+    mark = approval_mark(request, decision, arguments) if carries_grants() else None
     try:
         text, record = await execute_call(
-            ctx, request.step, prepared.call, prepared.tool, arguments, validation=f"passed; {by}"
-        )
+            ctx, request.step, prepared.call, prepared.tool, arguments, validation=f"passed; {by}",
+            approval=mark,
+        )  # fmt: skip
     except ToolCallFailed as failed:  # the audit says it was sent: it may have taken effect
         if ctx.desk.bound:
             outcome = f"sent, then failed: {failed.failure.message}"
@@ -206,6 +208,15 @@ async def _carry_out(
         outcome = f"tool error: {first.strip()[:300]}"
     _close(ctx, request, decision.decision, decision, now, outcome, arguments)
     return Decided(text, record, result=text)
+
+
+def approval_mark(
+    request: ApprovalRequest, decision: Decision, arguments: dict[str, Any]
+) -> dict[str, Any]:
+    """What an approved call tells the worker (``io.keel/approval``): the decision, who took
+    it, and the digest of exactly the arguments sent — the edited ones after an edit."""
+    digest = approval_digest(request.server, request.tool, arguments)
+    return {"id": request.approval_id, "digest": digest, "by": decision.by}
 
 
 async def _wait(ctx: RunContext, request: ApprovalRequest) -> Decision | None:

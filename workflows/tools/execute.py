@@ -57,6 +57,7 @@ class _Call:
     key: str
     started: datetime
     validation: str
+    approval: dict[str, Any] | None = None  # the human decision it carries out (io.keel/approval)
 
     @property
     def what(self) -> str:
@@ -65,12 +66,14 @@ class _Call:
 
 async def execute_call(
     ctx: RunContext, step: int, call: ToolCall, tool: ToolSpec, arguments: dict[str, Any],
-    validation: str = "passed",
+    validation: str = "passed", approval: dict[str, Any] | None = None,
 ) -> tuple[str, StepRecord]:  # fmt: skip
-    """Run the call with its stable idempotency key; return (text for the model, record)."""
+    """Run the call with its stable idempotency key; return (text for the model, record).
+    ``approval``: the decision an approved call carries to the worker, which mints the
+    server's approval grant from it (``{"id", "digest", "by"}``; None for other calls)."""
     key = f"{ctx.workflow_id}:{step}:{call.id}"
     single = retry_is_unsafe(ctx.servers[tool.server], tool, ctx.policies.get(tool.name))
-    one = _Call(step, call, tool, arguments, key, workflow.now(), validation)
+    one = _Call(step, call, tool, arguments, key, workflow.now(), validation, approval)
     ctx.reporter.tool_started(step, tool.name, call.id, tool.server, arguments)
     try:
         result = await _send(ctx, one, single)
@@ -91,7 +94,9 @@ async def execute_call(
 async def _send(ctx: RunContext, one: _Call, single: bool) -> CallToolResult:
     server = ctx.servers[one.tool.server]
     policy = ctx.policies.get(one.tool.name)
-    return await call_tool(server, one.tool.name, one.arguments, one.key, policy, single)
+    return await call_tool(
+        server, one.tool.name, one.arguments, one.key, policy, single, one.approval
+    )
 
 
 def _finished(

@@ -86,15 +86,19 @@ async def call_tool(
     key: str | None,
     policy: ToolPolicy | None = None,
     single_attempt: bool = False,
+    approval: dict[str, Any] | None = None,
 ) -> CallToolResult:
     """One tool call; ``key`` (the idempotency key) travels in the request's ``_meta``, and so
     does the server's ``max_result_bytes``, which the worker takes out and cuts the result to
-    (activities/tool_results.py)."""
+    (activities/tool_results.py), and — for a call a human approved — ``approval``, which the
+    worker turns into an approval grant (activities/grants.py)."""
     config = activity_config(server, call_summary(tool, arguments), policy, single_attempt)
     client = TemporalMCPClient(server.name, activity_config=config)
     meta: Any = {names.META_MAX_RESULT_BYTES: server.max_result_bytes}
     if key:
         meta[names.META_IDEMPOTENCY_KEY] = key
+    if approval is not None:
+        meta[names.META_APPROVAL] = approval
     result = await client.call_tool(tool, arguments, meta=meta)
     return as_tool_error(result, error_pattern(server, policy))
 

@@ -9,17 +9,20 @@ was lost runs again. Keel sends every tool call with a stable key in the request
   running the tool again;
 * the same key with different arguments is refused with an ``is_error`` result;
 * records expire ``ttl_seconds`` after the call completed and are purged lazily;
-* a call without a key (MCP Inspector, Claude Desktop) runs normally, not deduplicated.
+* a call without a key (MCP Inspector, Claude Desktop) runs normally, not deduplicated —
+  unless the tool requires approval (below).
 
 Usage — stack the decorator under ``@server.tool`` and fence the write transaction::
 
+    from mcp_servers.shared.auth.grants import grant_verifier_from
     from mcp_servers.shared.ledger import Ledger, fence, ttl_from_env
 
-    ledger = Ledger(db_path, ttl_seconds=ttl_from_env("MY_SERVER_LEDGER_TTL_SECONDS"))
+    ledger = Ledger(db_path, ttl_seconds=ttl_from_env("MY_SERVER_LEDGER_TTL_SECONDS"),
+                    grants=grant_verifier_from(args))  # the launcher's parsed arguments
     ledger.initialize()
 
     @server.tool(name="refund_order", annotations=...)
-    @ledger.idempotent
+    @ledger.idempotent(approval=True)   # bare ``@ledger.idempotent``: no grant needed
     async def refund_order(order_id: OrderId, amount: float) -> Refund:
         return await anyio.to_thread.run_sync(partial(shop.refund, order_id, amount))
 
@@ -28,6 +31,15 @@ Usage — stack the decorator under ``@server.tool`` and fence the write transac
 
 The tool's MCP schema does not change: the decorator adds a keyword-only ``Context``
 parameter (which MCPServer injects and leaves out of the input schema) to read ``_meta``.
+
+Approval (``approval=True``): the tool runs only if the request's ``_meta["io.keel/grant"]``
+holds an approval grant for exactly this call — a human's decision signed by Keel's worker,
+naming the run, the tool and the digest of the arguments (:mod:`mcp_servers.shared.auth.grants`
+checks it, against the ``grants`` verifier; without grant keys every call is refused). The
+check comes before the claim: a refused call is an ``is_error`` result of one line
+(``refund_order needs an approval grant: <reason>``), with no effect and no record. It needs
+an idempotency key, and the grant's decision is bound to that key in the claim's transaction
+(:mod:`.grant_uses`): the same key retried replays as above, any other key is refused.
 
 Concurrency design (why a claim row *and* a fence): before the tool runs, one
 ``BEGIN IMMEDIATE`` transaction inserts a ``pending`` row whose primary key is (tool, key)
@@ -81,8 +93,9 @@ completed. Now:
   that reaches a live server.
 
 Modules: :mod:`.core` (the decorator, the call protocol, ``fence``), :mod:`.store` (the
-SQLite records), :mod:`.holders` (claim tokens and whether their holder lives),
-:mod:`.request` (the key and tool name read from a request). The ``_meta`` key and the
+SQLite records), :mod:`.grant_uses` (which call each approval decision let run),
+:mod:`.holders` (claim tokens and whether their holder lives), :mod:`.request` (the key, tool
+name, grant and received arguments read from a request). The ``_meta`` key and the
 error code are ``keel.contracts.names.META_IDEMPOTENCY_KEY`` and ``MCP_CALL_IN_PROGRESS``,
 defined once for the servers and Keel's worker.
 """

@@ -1,4 +1,5 @@
-"""What the ledger reads from an MCP request: the idempotency key and the called tool.
+"""What the ledger reads from an MCP request: the idempotency key, the called tool and, for
+a tool that requires approval, the grant and the arguments as received.
 
 The decorated tool gets a keyword-only ``Context`` parameter, which MCPServer injects and
 leaves out of the input schema, so wrapping a tool does not change what clients see.
@@ -7,11 +8,13 @@ leaves out of the input schema, so wrapping a tool does not change what clients 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
+from typing import Any
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
-from keel.contracts.names import META_IDEMPOTENCY_KEY
+from keel.contracts.names import META_GRANT, META_IDEMPOTENCY_KEY
 
 MAX_KEY_LENGTH = 255
 CONTEXT_PARAMETER = "keel_ledger_context"  # added to wrapped tools; never in the schema
@@ -47,3 +50,17 @@ def key_and_tool(ctx: Context | None) -> tuple[str | None, str | None]:
         )
     name = (request.params or {}).get("name")
     return key, name if isinstance(name, str) else None
+
+
+def grant_and_arguments(ctx: Context | None) -> tuple[object, Mapping[str, Any] | None]:
+    """The request's ``_meta["io.keel/grant"]`` and its ``arguments`` exactly as received
+    (before validation fills in defaults: the digest is of what the client sent)."""
+    if ctx is None:
+        return None, None
+    try:
+        request = ctx.request_context
+    except ValueError:
+        return None, None
+    arguments = (request.params or {}).get("arguments")
+    grant = (request.meta or {}).get(META_GRANT)
+    return grant, arguments if isinstance(arguments, Mapping) else None

@@ -4,7 +4,9 @@ Every operation is one short-lived connection and, when it writes, one ``BEGIN I
 transaction, run by the caller in a worker thread — so several server processes may share
 the file, and the claim decision (purge, read, insert or take over) is atomic. The row of
 (tool, key) moves ``pending`` → ``applied`` (fenced, inside the tool's own transaction) →
-``done`` (result recorded); see :mod:`mcp_servers.shared.ledger` for why.
+``done`` (result recorded); see :mod:`mcp_servers.shared.ledger` for why. For a tool that
+requires approval the same transaction binds the grant's decision to the key
+(:mod:`.grant_uses`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ from typing import Any, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
 
+from mcp_servers.shared.auth.grants import GrantUse
+from mcp_servers.shared.ledger.grant_uses import (
+    GRANT_SCHEMA,
+    purge_uses,
+    record_use,
+    used_elsewhere,
+)
 from mcp_servers.shared.ledger.holders import holder_state
 
 TABLE = "idempotency_ledger"
@@ -61,9 +70,10 @@ class Claim:
 
 @dataclass(frozen=True)
 class Decision:
-    """What the claim transaction found: run the tool, replay, refuse, or wait for a holder."""
+    """What the claim transaction found: run the tool, replay, refuse, or wait for a holder
+    (``grant_used``: the call's approval decision already let another call run)."""
 
-    action: Literal["run", "replay", "mismatch", "applied", "wait"]
+    action: Literal["run", "replay", "mismatch", "applied", "wait", "grant_used"]
     is_error: bool = False
     result: str | None = None
 
@@ -101,7 +111,7 @@ class LedgerStore:
         """Create the ledger table (idempotent). Raises ``OSError``/``sqlite3.Error``."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
-            conn.executescript(SCHEMA)
+            conn.executescript(SCHEMA + GRANT_SCHEMA)
 
     @contextmanager
     def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
@@ -120,48 +130,63 @@ class LedgerStore:
         finally:
             conn.close()
 
-    def claim(self, claim: Claim, digest: str) -> Decision:
-        """Purge expired records, then claim the key, find its record, or find its holder."""
+    def claim(self, claim: Claim, digest: str, grant: GrantUse | None = None) -> Decision:
+        """Purge expired records, then claim the key, find its record, or find its holder.
+
+        With ``grant`` (an approval-requiring tool), the grant's decision is bound to this
+        call in the same transaction; one already bound to another call runs nothing."""
         now = self.clock()
         with self._connect(write=True) as conn:
             conn.execute(f"DELETE FROM {TABLE} WHERE expires_at <= ?", (now,))
-            row = conn.execute(
-                f"SELECT fingerprint, state, token, claimed_at, is_error, result FROM {TABLE}"
-                " WHERE tool = ? AND key = ?",
-                (claim.tool, claim.key),
-            ).fetchone()
-            if row is None:
-                conn.execute(
-                    f"INSERT INTO {TABLE} (tool, key, fingerprint, state, token, claimed_at,"
-                    " expires_at) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
-                    (claim.tool, claim.key, digest, claim.token, now, self._hold_until(now)),
-                )
-                return Decision("run")
-            stored, state, token, claimed_at, is_error, result = row
-            if stored != digest:
-                return Decision("mismatch")
-            if state == "done":
-                return Decision("replay", bool(is_error), result)
-            holder = holder_state(token)
-            if state == "applied":
-                # The effect committed. While its holder lives and its lease runs, the
-                # record is a thread hop away: wait for it. Otherwise it never comes.
-                if holder != "dead" and now - claimed_at < self.lease_seconds:
-                    return Decision("wait")
-                return Decision("applied")
-            if holder == "dead":
-                why = "its holder is gone"
-            elif now - claimed_at >= self.lease_seconds:
-                why = f"its lease of {self.lease_seconds:g} s ran out"
-            else:
-                return Decision("wait")
-            event("ledger.takeover", claim.tool, claim.key, logging.WARNING, why=why)
+            if grant is None:
+                return self._claim(conn, claim, digest, now)
+            purge_uses(conn, now)
+            if used_elsewhere(conn, grant, claim.tool, claim.key):
+                return Decision("grant_used")
+            decision = self._claim(conn, claim, digest, now)
+            if decision.action != "mismatch":
+                record_use(conn, grant, claim.tool, claim.key, now, self._hold_until(now))
+            return decision
+
+    def _claim(self, conn: sqlite3.Connection, claim: Claim, digest: str, now: float) -> Decision:
+        """The claim decision, inside the caller's write transaction."""
+        row = conn.execute(
+            f"SELECT fingerprint, state, token, claimed_at, is_error, result FROM {TABLE}"
+            " WHERE tool = ? AND key = ?",
+            (claim.tool, claim.key),
+        ).fetchone()
+        if row is None:
             conn.execute(
-                f"UPDATE {TABLE} SET token = ?, claimed_at = ?, expires_at = ?"
-                " WHERE tool = ? AND key = ?",
-                (claim.token, now, self._hold_until(now), claim.tool, claim.key),
+                f"INSERT INTO {TABLE} (tool, key, fingerprint, state, token, claimed_at,"
+                " expires_at) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+                (claim.tool, claim.key, digest, claim.token, now, self._hold_until(now)),
             )
             return Decision("run")
+        stored, state, token, claimed_at, is_error, result = row
+        if stored != digest:
+            return Decision("mismatch")
+        if state == "done":
+            return Decision("replay", bool(is_error), result)
+        holder = holder_state(token)
+        if state == "applied":
+            # The effect committed. While its holder lives and its lease runs, the
+            # record is a thread hop away: wait for it. Otherwise it never comes.
+            if holder != "dead" and now - claimed_at < self.lease_seconds:
+                return Decision("wait")
+            return Decision("applied")
+        if holder == "dead":
+            why = "its holder is gone"
+        elif now - claimed_at >= self.lease_seconds:
+            why = f"its lease of {self.lease_seconds:g} s ran out"
+        else:
+            return Decision("wait")
+        event("ledger.takeover", claim.tool, claim.key, logging.WARNING, why=why)
+        conn.execute(
+            f"UPDATE {TABLE} SET token = ?, claimed_at = ?, expires_at = ?"
+            " WHERE tool = ? AND key = ?",
+            (claim.token, now, self._hold_until(now), claim.tool, claim.key),
+        )
+        return Decision("run")
 
     def _hold_until(self, now: float) -> float:
         """A claim's own expiry: never purged before its lease could be taken over."""

@@ -58,7 +58,9 @@ async def test_write_tools_refuse_coercible_arguments(
 
 
 async def test_a_number_is_still_a_valid_amount(desk_db: Path) -> None:
-    async with Client(create_desk(SupportDesk(desk_db))) as client:
+    # About argument validation, not approvals: this desk requires no grant for refund_order
+    # (grants are tested against the real server in tests/integration/test_grants.py).
+    async with Client(create_desk(SupportDesk(desk_db), approval_tools=())) as client:
         for amount in (5, 5.5):
             arguments = {"order_id": "ORD-1042", "amount": amount, "reason": "damaged"}
             result = await client.call_tool("refund_order", arguments)
