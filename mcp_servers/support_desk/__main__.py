@@ -19,7 +19,9 @@ Environment:
   ``--ledger-ttl-seconds`` is not given: how long a write tool call's result is kept under its
   ``io.keel/idempotency-key`` for replay (see :mod:`mcp_servers.shared.ledger`).
 
-HTTP serves MCP at ``/mcp`` and a health check at ``GET /healthz``. Bad input (port out of
+HTTP serves MCP at ``/mcp`` and a health check at ``GET /healthz``; every MCP request needs an
+access token (``--jwks`` / ``KEEL_AUTH_JWKS``, docs/security.md) unless ``--insecure-no-auth``
+is given. Bad input (port out of
 range, unusable database path, malformed env var) prints one error line and exits with 2.
 """
 
@@ -84,7 +86,9 @@ def _build(args: argparse.Namespace) -> MCPServer:
         ledger.initialize()
     except (OSError, sqlite3.Error) as exc:
         raise ServerConfigError(f"cannot use database {str(path)!r}: {exc}") from None
-    return create_server(desk, latency_ms=latency, ledger=ledger)
+    return create_server(
+        desk, latency_ms=latency, ledger=ledger, resource_auth=getattr(args, "resource_auth", None)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

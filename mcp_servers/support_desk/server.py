@@ -17,6 +17,10 @@ same SQLite file): a call repeated with the same ``io.keel/idempotency-key`` in 
 replays the recorded result instead of refunding, emailing or writing twice. Their parameters
 are strict (``STRICT``): ``amount: "5"`` is refused, never coerced into a refund of 5.00.
 
+Over HTTP every call needs an access token with the tool's scope (:data:`TOOL_SCOPES`, checked
+by :mod:`mcp_servers.shared.auth.scopes`): ``desk:read`` for the lookups, ``desk:refund``,
+``desk:email`` and ``desk:tickets`` for the writes.
+
 One prompt, ``handle_refund_request``, gives an MCP client the workflow the instructions
 describe (look up, check the refundable amount, refund, confirm).
 """
@@ -34,6 +38,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
+from mcp_servers.shared.auth.resource import ResourceAuth
 from mcp_servers.shared.ledger import Ledger
 from mcp_servers.shared.server import STRICT, KeelMCPServer
 from mcp_servers.support_desk.db import DomainError, SupportDesk
@@ -67,15 +72,31 @@ TicketStatus = Literal["open", "pending", "resolved", "closed"]
 
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
+# The scope an access token needs for each tool (docs/security.md).
+TOOL_SCOPES = {
+    "search_customers": "desk:read",
+    "get_customer": "desk:read",
+    "list_orders": "desk:read",
+    "get_order": "desk:read",
+    "refund_order": "desk:refund",
+    "send_email": "desk:email",
+    "update_ticket": "desk:tickets",
+    "add_ticket_note": "desk:tickets",
+}
+
 
 def create_server(
-    desk: SupportDesk, latency_ms: int = 0, ledger: Ledger | None = None
+    desk: SupportDesk,
+    latency_ms: int = 0,
+    ledger: Ledger | None = None,
+    resource_auth: ResourceAuth | None = None,
 ) -> MCPServer:
     """Build the server over an initialized :class:`SupportDesk`.
 
     ``ledger`` must use the desk's database file (the write transactions fence it); by
-    default one with the default TTL is created there. Tools are listed in the order they
-    are added here.
+    default one with the default TTL is created there. ``resource_auth`` (the launcher's,
+    over HTTP) makes every call need an access token with the tool's scope. Tools are listed
+    in the order they are added here.
     """
     if ledger is None:
         ledger = Ledger(desk.path)
@@ -90,6 +111,8 @@ def create_server(
             " Money is in USD with 2 decimals."
         ),
         log_level="WARNING",
+        tool_scopes=TOOL_SCOPES,
+        resource_auth=resource_auth,
     )
     run = _Calls(latency_ms)
     _add_customer_tools(server, desk, run)

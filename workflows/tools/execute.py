@@ -91,7 +91,9 @@ async def execute_call(
 async def _send(ctx: RunContext, one: _Call, single: bool) -> CallToolResult:
     server = ctx.servers[one.tool.server]
     policy = ctx.policies.get(one.tool.name)
-    return await call_tool(server, one.tool.name, one.arguments, one.key, policy, single)
+    return await call_tool(
+        server, one.tool.name, one.arguments, one.key, policy, single, principal=ctx.principal
+    )
 
 
 def _finished(
