@@ -284,7 +284,8 @@ async def worker_with_slow_desk(stack: Stack, tmp: Path) -> AsyncIterator[str]:
     """An in-process worker on a private task queue whose ``support_desk`` is a private
     support-desk server taking 3 s per tool call; yields the task queue."""
     queue = f"slow-desk-{uuid.uuid4().hex[:8]}"
-    with desk_server(tmp, env={"SUPPORT_DESK_LATENCY_MS": "3000"}) as url:
+    desk_env = {**stack.config.server_env(), "SUPPORT_DESK_LATENCY_MS": "3000"}
+    with desk_server(tmp, env=desk_env) as url:
         settings = Settings.from_env(
             {
                 **stack.config.worker_env(),

@@ -4,11 +4,11 @@ The support desk starts as a subprocess whose interpreter refuses to import the 
 packages — temporalio, temporalio-mcp, genai-prices, jsonschema, prometheus-client, Keel's
 workflows, activities, worker and simulator, and every ``keel.*`` module except
 ``keel.contracts`` (the names and pydantic models the servers share with the worker) — as if
-they were not installed. It then serves MCP over real HTTP: tools are listed, a write tool is
-called twice with an idempotency key (the ledger replays it), its spans are printed by the
-console exporter and flushed on SIGTERM. An import of any refused package anywhere on that
-path (launcher, ledger, logs, tracing, the server) makes the server fail to start or the
-call fail, and this test with it.
+they were not installed. It then serves MCP over real HTTP, checking access tokens (PyJWT is
+a base dependency): tools are listed, a write tool is called twice with an idempotency key
+(the ledger replays it), its spans are printed by the console exporter and flushed on SIGTERM.
+An import of any refused package anywhere on that path (launcher, ledger, logs, tracing, auth,
+the server) makes the server fail to start or the call fail, and this test with it.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx2
-from mcp import Client
 from mcp_types import RequestParamsMeta
 
 from keel.contracts.names import META_IDEMPOTENCY_KEY
 from keel.procs import free_port, python_argv, spawn, stop, wait_http
+from tests.auth import connect, server_env
 from tests.helpers import DESK_TOOLS, REPO
 
 # Run as ``python -c BOOTSTRAP MODULE ARGS...``: install the refusing finder, then run MODULE
@@ -78,13 +78,14 @@ async def test_support_desk_serves_without_the_runtime(tmp_path: Path) -> None:
     port = free_port()
     argv = isolated("mcp_servers.support_desk", "--port", str(port), "--db", str(tmp_path / "d.db"))
     log = tmp_path / "desk.log"
-    child = spawn("isolated_desk", argv, log, env={"OTEL_TRACES_EXPORTER": "console"}, cwd=REPO)
+    env = {**server_env(), "OTEL_TRACES_EXPORTER": "console"}
+    child = spawn("isolated_desk", argv, log, env=env, cwd=REPO)
     meta = cast(RequestParamsMeta, {META_IDEMPOTENCY_KEY: "wf-iso:1:call_0"})
     refund = {"order_id": "ORD-1042", "amount": 5, "reason": "damaged"}
     try:
         wait_http(child, f"http://127.0.0.1:{port}/healthz")
         health = httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=5.0).json()
-        async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+        async with connect(f"http://127.0.0.1:{port}/mcp") as client:
             names = [tool.name for tool in (await client.list_tools()).tools]
             first = await client.call_tool("refund_order", refund, meta=meta)
             again = await client.call_tool("refund_order", refund, meta=meta)
