@@ -34,6 +34,7 @@ from mcp_servers.shared.auth.resource import (
 from mcp_servers.shared.config import ServerConfigError
 from mcp_servers.shared.launcher import build_parser
 from mcp_servers.shared.logs import configure_logging
+from mcp_servers.shared.server import KeelMCPServer
 
 URL = "http://127.0.0.1:8201/mcp"
 
@@ -212,3 +213,22 @@ def test_insecure_is_a_flag_or_a_variable(
 def test_a_malformed_insecure_variable_is_refused() -> None:
     with pytest.raises(ServerConfigError, match="KEEL_INSECURE_NO_AUTH"):
         insecure_requested(parse(), env={"KEEL_INSECURE_NO_AUTH": "maybe"})
+
+
+async def test_a_tool_without_a_scope_stops_a_server_that_checks_tokens(keys: LocalKeys) -> None:
+    auth = resource_auth(parse("--jwks", str(keys.jwks)), env={})
+    server = KeelMCPServer("probe", tool_scopes={"listed": "p:read"}, resource_auth=auth)
+
+    @server.tool(name="listed")
+    def listed() -> str:
+        return "ok"
+
+    await server.check_scopes()  # every tool has its scope
+
+    @server.tool(name="forgotten")
+    def forgotten() -> str:
+        return "ok"
+
+    with pytest.raises(ServerConfigError, match="tool 'forgotten' declares no scope"):
+        await server.check_scopes()
+    await KeelMCPServer("open", tool_scopes={}).check_scopes()  # no tokens checked: no scopes
