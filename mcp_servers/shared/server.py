@@ -23,6 +23,7 @@ from importlib import metadata
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, GetPromptResult, InputRequiredResult
 from pydantic import Strict
@@ -82,7 +83,8 @@ class KeelMCPServer(MCPServer[Any]):
         """The SDK's app, plus per-tool scopes and their metadata when tokens are checked."""
         app = super().streamable_http_app(**kwargs)
         if self.resource_auth is not None:
-            protect_app(app, self.resource_auth, self.tool_scopes, self.title or self.name)
+            limit = kwargs.get("max_request_body_size", DEFAULT_MAX_REQUEST_BODY_SIZE)
+            protect_app(app, self.resource_auth, self.tool_scopes, self.title or self.name, limit)
         return app
 
     async def get_prompt(

@@ -181,6 +181,19 @@ def test_a_batch_with_one_unscoped_call_is_refused_whole(desk: str, home: Path) 
     assert state(home) == before
 
 
+def test_a_body_the_check_cannot_read_is_refused_not_passed_on(desk: str, home: Path) -> None:
+    """What the scope check cannot parse it cannot check: a refund hidden in a body Python's
+    JSON parser refuses (an integer of 5000 digits) is answered with a parse error."""
+    before = state(home)
+    body = json.dumps(tool_call("refund_order"))[:-1] + ', "pad": ' + "1" * 5000 + "}"
+    response = httpx2.post(
+        desk, content=body, headers={**HEADERS, **bearer(mint(None, desk, ["desk:read"]))}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32700
+    assert state(home) == before
+
+
 # --------------------------------------------------------------------------- what works
 
 

@@ -11,7 +11,8 @@ to the app the SDK built:
   valid token already got the SDK's 401): it reads the JSON-RPC body of a POST (buffered by
   the SDK's own ``RequestBodyLimitMiddleware``, then replayed unchanged), and for every
   ``tools/call`` in it (also inside a batch) checks the tool's scope against the token the
-  SDK's ``AuthenticationMiddleware`` put in the ASGI scope. A missing scope is HTTP 403 with
+  SDK's ``AuthenticationMiddleware`` put in the ASGI scope. A body it cannot parse is refused
+  (400, JSON-RPC parse error) rather than passed on unchecked. A missing scope is HTTP 403 with
   ``WWW-Authenticate: Bearer error="insufficient_scope", scope="<needed>",
   resource_metadata="<url>"``; the call never reaches the tool. Every call is logged with its
   principal (``sub``, ``act``, ``keel_run``, ``client_id``, ``roles``).
@@ -44,11 +45,17 @@ class ToolScopeGate:
     """ASGI app in front of the SDK's streamable-HTTP app: 403 for a ``tools/call`` whose
     tool's scope the token lacks (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, scopes: Mapping[str, str], metadata_url: str) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        scopes: Mapping[str, str],
+        metadata_url: str,
+        max_body: int = DEFAULT_MAX_REQUEST_BODY_SIZE,
+    ) -> None:
         self.app = app
         self.scopes = dict(scopes)
         self.metadata_url = metadata_url
-        self._buffered = RequestBodyLimitMiddleware(self._check, DEFAULT_MAX_REQUEST_BODY_SIZE)
+        self._buffered = RequestBodyLimitMiddleware(self._check, max_body)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") != "POST":
@@ -64,8 +71,12 @@ class ToolScopeGate:
         if not complete or not isinstance(user, AuthenticatedUser):
             await self.app(scope, replay, send)  # the SDK answers (or refuses) as always
             return
+        tools = _called_tools(first.get("body", b""))
+        if tools is None:
+            await _send(send, 400, _PARSE_ERROR, [])
+            return
         missing: list[str] = []
-        for tool in _called_tools(first.get("body", b"")):
+        for tool in tools:
             needed = self.scopes.get(tool)
             allowed = needed is None or needed in user.scopes
             log = get_logger(LOGGER)
@@ -88,19 +99,19 @@ class ToolScopeGate:
             f'Bearer error="insufficient_scope", scope="{needed}",'
             f' resource_metadata="{self.metadata_url}", error_description="{description}"'
         )
-        body = json.dumps({"error": "insufficient_scope", "error_description": description})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 403,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", challenge.encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body.encode()})
+        body = {"error": "insufficient_scope", "error_description": description}
+        await _send(send, 403, body, [(b"www-authenticate", challenge.encode())])
+
+
+_PARSE_ERROR = {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}}
+
+
+async def _send(send: Send, status: int, body: Any, headers: list[tuple[bytes, bytes]]) -> None:
+    """A JSON response (``body``) with ``status`` and extra ``headers``."""
+    data = json.dumps(body).encode()
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": head + headers})
+    await send({"type": "http.response.body", "body": data})
 
 
 def _replay(first: Message, receive: Receive) -> Receive:
@@ -113,13 +124,13 @@ def _replay(first: Message, receive: Receive) -> Receive:
     return replay
 
 
-def _called_tools(body: bytes) -> list[str]:
+def _called_tools(body: bytes) -> list[str] | None:
     """The tool names of the ``tools/call`` requests in a JSON-RPC body (one or a batch);
-    nothing for a body that is not JSON (the SDK answers it with a parse error)."""
+    None for a body that is not JSON (refused: what is not read cannot be checked)."""
     try:
         parsed: Any = json.loads(body)
     except (ValueError, RecursionError):
-        return []
+        return None
     messages = parsed if isinstance(parsed, list) else [parsed]
     tools: list[str] = []
     for message in messages:
@@ -130,9 +141,16 @@ def _called_tools(body: bytes) -> list[str]:
     return tools
 
 
-def protect_app(app: Starlette, auth: ResourceAuth, scopes: Mapping[str, str], name: str) -> None:
+def protect_app(
+    app: Starlette,
+    auth: ResourceAuth,
+    scopes: Mapping[str, str],
+    name: str,
+    max_body: int = DEFAULT_MAX_REQUEST_BODY_SIZE,
+) -> None:
     """Put the scope gate and the scope-listing metadata route into the app the SDK built for
-    a server with ``auth`` (its MCP route is wrapped in the SDK's ``RequireAuthMiddleware``)."""
+    a server with ``auth`` (its MCP route is wrapped in the SDK's ``RequireAuthMiddleware``);
+    ``max_body`` is the app's request body limit."""
     metadata_url = str(build_resource_metadata_url(AnyHttpUrl(auth.resource_url)))
     metadata = create_protected_resource_routes(
         resource_url=AnyHttpUrl(auth.resource_url),
@@ -146,7 +164,7 @@ def protect_app(app: Starlette, auth: ResourceAuth, scopes: Mapping[str, str], n
         if isinstance(route, Route) and route.path.startswith(METADATA_PREFIX):
             continue  # replaced by ``metadata`` below
         if isinstance(route, Route) and isinstance(route.app, RequireAuthMiddleware):
-            route.app.app = ToolScopeGate(route.app.app, scopes, metadata_url)
+            route.app.app = ToolScopeGate(route.app.app, scopes, metadata_url, max_body)
             gated = True
         routes.append(route)
     if not gated:
