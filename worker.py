@@ -26,7 +26,7 @@ from activities.approvers import ApproverKeyActivities
 from activities.breaker import BreakerConfig
 from activities.grants import GrantMinter
 from activities.llm import LLMActivities, llm_breakers
-from activities.mcp import ToolResultStamper, build_mcp_plugin, mcp_breakers
+from activities.mcp import ToolResultStamper, mcp_breakers, mcp_plugin
 from activities.notify import NotifyActivities
 from activities.profiles import ProfileActivities
 from activities.providers.openai_compat import OpenAICompatProvider
@@ -141,7 +141,7 @@ def build_worker(
         task_queue=settings.task_queue,
         workflows=[AgentWorkflow],
         activities=[llm.chat, profiles.load, notify.webhook, approvers.load],
-        plugins=[build_mcp_plugin(settings.mcp_servers, settings.mcp_read_timeout_seconds)],
+        plugins=[mcp_plugin(settings)],
         interceptors=interceptors,
         max_concurrent_activities=50,
         **options,

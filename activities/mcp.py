@@ -10,6 +10,8 @@ server that is down makes runs wait out a cool-down instead of each trying to co
 The same interceptor observes every tool-call attempt (activities/observe.py): one
 ``tool.call`` log event, one ``execute_tool {tool}`` span, the tool-call metrics; and turns an
 approved call's ``io.keel/approval`` mark into a signed approval grant (activities/grants.py).
+With a signing key, HTTP connections carry the worker's access tokens (activities/mcp_auth.py),
+and a server's 401/403 fails the attempt as a non-retryable ``MCPAccessDenied``.
 """
 
 from __future__ import annotations
@@ -32,11 +34,12 @@ from temporalio.worker import (
 from activities.breaker import BreakerConfig, BreakerRegistry, Clock, root_cause
 from activities.grants import GrantMinter
 from activities.heartbeat import heartbeating
+from activities.mcp_auth import MCP_ACCESS_DENIED_ERROR_TYPE, AccessTokens, refusing_denied
 from activities.observe import ToolCallObserver
 from activities.payloads import SAFE_PAYLOAD_BYTES, json_size, too_large
 from activities.tool_results import DEFAULT_MAX_RESULT_BYTES, cut_result
 from keel.contracts import names
-from keel.runtime.config import MCPServerTarget
+from keel.runtime.config import MCPServerTarget, Settings
 from keel.runtime.telemetry import Telemetry
 
 MCP_ACTIVITY_PREFIX = "temporalio.mcp."
@@ -44,20 +47,46 @@ MCP_PROTOCOL_ERROR_TYPE = "MCPProtocolError"
 MCP_UNAVAILABLE_ERROR_TYPE = "MCPServerUnavailable"
 
 
-def client_factory(target: MCPServerTarget, read_timeout: float) -> Callable[[], Client]:
-    """A factory the plugin calls to open a connection to ``target``."""
+def client_factory(
+    target: MCPServerTarget, read_timeout: float, tokens: AccessTokens | None = None
+) -> Callable[..., Client]:
+    """A factory the plugin calls to open a connection to ``target``.
+
+    An HTTP factory takes the workflow's ``factory_argument`` (the run's principal, or None
+    for a connection shared by runs); with ``tokens`` every request carries an access token
+    for it. A stdio factory takes none (an argument would respawn the server per call)."""
     if target.url:
         url = target.url
-        return lambda: Client(url, read_timeout_seconds=read_timeout)
+
+        def http_client(argument: Any = None) -> Client:
+            if tokens is None:
+                return Client(url, read_timeout_seconds=read_timeout)
+            return tokens.client(url, argument, read_timeout)
+
+        return http_client
     params = StdioServerParameters(command=target.command[0], args=list(target.command[1:]))
     return lambda: Client(params, read_timeout_seconds=read_timeout)
 
 
-def build_mcp_plugin(servers: Mapping[str, MCPServerTarget], read_timeout: float) -> MCPPlugin:
-    """One plugin for every configured server (names are the durable names in workflows)."""
+def build_mcp_plugin(
+    servers: Mapping[str, MCPServerTarget],
+    read_timeout: float,
+    tokens: AccessTokens | None = None,
+) -> MCPPlugin:
+    """One plugin for every configured server (names are the durable names in workflows);
+    ``tokens`` (None: no signing key) authenticate the HTTP ones."""
     return MCPPlugin(
-        {name: client_factory(target, read_timeout) for name, target in servers.items()},
+        {name: client_factory(target, read_timeout, tokens) for name, target in servers.items()},
         connection_idle_timeout=timedelta(minutes=5),
+    )
+
+
+def mcp_plugin(settings: Settings) -> MCPPlugin:
+    """The worker's plugin: its servers, its read timeout, its signing key's tokens."""
+    return build_mcp_plugin(
+        settings.mcp_servers,
+        settings.mcp_read_timeout_seconds,
+        AccessTokens.from_settings(settings),
     )
 
 
@@ -77,10 +106,12 @@ def mcp_server_failed(exc: BaseException) -> bool:
 
     A non-retryable ``MCPProtocolError`` (invalid params, unknown method, malformed result)
     means the server is up and answered, so it counts as a success. Tool results with
-    ``is_error`` never get here: they are results, the tool working correctly. Everything
-    else (connection refused, timeouts, retryable JSON-RPC errors, unexpected exceptions)
-    is a failure.
+    ``is_error`` never get here: they are results, the tool working correctly. Nor does a
+    refused token (``MCPAccessDenied``): the server answered. Everything else (connection
+    refused, timeouts, retryable JSON-RPC errors, unexpected exceptions) is a failure.
     """
+    if isinstance(exc, ApplicationError) and exc.type == MCP_ACCESS_DENIED_ERROR_TYPE:
+        return False  # the server answered: it refused the token, it is up
     if isinstance(exc, ApplicationError) and exc.type == MCP_PROTOCOL_ERROR_TYPE:
         if exc.details and exc.details[0] == names.MCP_CALL_IN_PROGRESS:
             return False  # the ledger answered "a twin of this call is running": server is up
@@ -164,7 +195,9 @@ class _StampToolResults(ActivityInboundInterceptor):
         try:
             result = await heartbeating(
                 self._breakers.call(
-                    server, lambda: self.next.execute_activity(input), circuit_wait_budget()
+                    server,
+                    lambda: refusing_denied(server, lambda: self.next.execute_activity(input)),
+                    circuit_wait_budget(),
                 )
             )
         except BaseExceptionGroup as group:

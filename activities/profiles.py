@@ -36,6 +36,7 @@ class ProfileActivities:
         except ProfileError as exc:
             raise ApplicationError(str(exc), type="ProfileError", non_retryable=True) from None
         profile = resolve_defaults(profile, self._settings)
+        profile = resolve_identity(profile, self._settings)
         try:
             profile = resolve_prices(profile)
         except ProfileError as exc:
@@ -80,6 +81,23 @@ def resolve_defaults(profile: Profile, settings: Settings) -> Profile:
         update={"base_url": base_url, "api_key_env": api_key_env, "fallbacks": fallbacks}
     )
     return profile.model_copy(update={"model": model})
+
+
+def resolve_identity(profile: Profile, settings: Settings) -> Profile:
+    """Which servers get access tokens naming the run's principal (``identity``): the HTTP
+    ones, when this worker has a signing key. The workflow passes the principal to their
+    MCP activities (temporalio-mcp's ``factory_argument``, activities/mcp_auth.py) and to no
+    other: a stdio server given one would be started again for every call."""
+    servers = [
+        server.model_copy(update={"identity": _gets_tokens(server.name, settings)})
+        for server in profile.servers
+    ]
+    return profile.model_copy(update={"servers": servers})
+
+
+def _gets_tokens(server: str, settings: Settings) -> bool:
+    target = settings.mcp_servers.get(server)
+    return settings.signing_key is not None and target is not None and target.url is not None
 
 
 def resolve_prices(profile: Profile) -> Profile:

@@ -16,6 +16,7 @@
   keel resolve RUN --confirm RESULT | --retry | --abort   a write whose answer was lost
   keel report [--since 24h]          latency, tokens, tools, cost, failures over finished runs
   keel keys init | rotate-signing | rotate-codec [--dir]   the local key files
+  keel token [--server NAME | --approver] ...  a token signed with the local key
 
 User mistakes (bad input, unknown profile, unreachable server) print one readable line and
 exit with 2; a run that ends without completing exits with 1.
@@ -68,6 +69,7 @@ from keel.report import add_arguments as add_report_arguments
 from keel.report import run_report
 from keel.runtime.config import Settings
 from keel.stack import COMPONENTS, default_stack
+from keel.tokens import add_token_parser, run_token
 from keel.watch import watch
 
 
@@ -105,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="operations report over finished runs of a window")
     add_report_arguments(report)
     add_keys_parser(sub)
+    add_token_parser(sub)
     return parser
 
 
@@ -352,6 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "edit": _decide,
             "resolve": _resolve,
             "report": run_report,
+            "token": run_token,
         }[args.command]
         return asyncio.run(handler(args, settings))
     except KeelError as exc:

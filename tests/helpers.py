@@ -116,7 +116,9 @@ async def activity_intervals(
 @contextlib.contextmanager
 def desk_server(tmp: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     """A real support-desk MCP server (subprocess, fresh seeded SQLite file under ``tmp``);
-    yields its streamable-HTTP URL."""
+    yields its streamable-HTTP URL. It checks access tokens against the keys ``env`` names
+    (``stack.config.server_env()`` for a worker of the stack, tests/auth.py's ``server_env()``
+    for a test's own calls)."""
     port = free_port()
     argv = python_argv(
         "-m", "mcp_servers.support_desk", "--port", str(port), "--db", str(tmp / "desk.db")

@@ -23,6 +23,7 @@ FailureClass = Literal[
     "schema_violation",
     "semantic_violation",
     "unauthorized",
+    "access_denied",
     "approval_timeout",
     "lost_result_aborted",
     "lost_result_timeout",
@@ -65,6 +66,9 @@ _BY_ERROR_TYPE: dict[str, FailureClass] = {
     "UpstreamUnavailable": "upstream_unavailable",
     "MCPProtocolError": "upstream_unavailable",
     "MCPServerUnavailable": "upstream_unavailable",
+    # An MCP server refused the worker's access token (401) or its scopes (403): a retry
+    # would be refused the same (activities/mcp_auth.py).
+    "MCPAccessDenied": "access_denied",
     "CircuitOpen": "upstream_unavailable",
     # The worker would not sign an approval grant for arguments nobody approved: a Keel bug.
     "GrantRefused": "internal",

@@ -7,7 +7,7 @@ adding optional fields: running workflows replay against the payloads already in
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -116,6 +116,10 @@ def _check_pattern(pattern: str | None) -> str | None:
     return pattern
 
 
+# An OAuth scope token (RFC 6749 §3.3): printable ASCII but space, '"' and '\\'.
+ScopeName = Annotated[str, Field(pattern=r"^[\x21\x23-\x5b\x5d-\x7e]+$")]
+
+
 class ServerSettings(Strict):
     """One MCP server the profile may use, and which of its tools are allowed."""
 
@@ -147,6 +151,16 @@ class ServerSettings(Strict):
         ge=1024,
         le=900_000,
         description="a larger tool result is cut to this size for the model, with a marker",
+    )
+    scopes: list[ScopeName] | None = Field(
+        default=None,
+        description="the scopes of the worker's access tokens for this server; unset: every"
+        " scope the server's protected resource metadata lists",
+    )
+    identity: bool | None = Field(
+        default=None,
+        description="set by the worker when it loads the profile, not by hand: the server"
+        " gets access tokens naming the run's principal (an HTTP server, a signing key)",
     )
 
     def allows(self, tool: str) -> bool:

@@ -33,6 +33,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from mcp_servers.shared.auth.resource import ResourceAuth
 from mcp_servers.shared.server import KeelMCPServer
 
 SERVER_NAME = "knowledge"
@@ -205,22 +206,20 @@ async def _pause(latency_ms: int) -> None:
 
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+# The scope an access token needs for each tool (docs/security.md): reading is all there is.
+TOOL_SCOPES = {"search_knowledge": "kb:read", "get_article": "kb:read"}
 
 
-def create_server(kb: KnowledgeBase | None = None, latency_ms: int = 0) -> MCPServer:
-    """Build the server over ``kb`` (default: the bundled articles).
-
-    ``latency_ms`` is an artificial ``asyncio.sleep`` before every call (tests use it to show
-    that concurrent calls overlap).
-    """
+def create_server(
+    kb: KnowledgeBase | None = None,
+    latency_ms: int = 0,
+    resource_auth: ResourceAuth | None = None,
+) -> MCPServer:
+    """Build the server over ``kb`` (default: the bundled articles). ``latency_ms``: an
+    artificial ``asyncio.sleep`` before every call (to show concurrent calls overlap);
+    ``resource_auth`` (the launcher's, over HTTP): every call needs a ``kb:read`` token."""
     kb = kb or KnowledgeBase(load_articles())
-    server: MCPServer = KeelMCPServer(
-        SERVER_NAME,
-        title="Knowledge base",
-        description="Support policies: refunds, returns, shipping, damaged items, warranty.",
-        instructions="Search before deciding on policy questions; cite the article id you used.",
-        log_level="WARNING",
-    )
+    server = _new_server(resource_auth)
 
     @server.tool(
         name="search_knowledge",
@@ -264,6 +263,18 @@ def create_server(kb: KnowledgeBase | None = None, latency_ms: int = 0) -> MCPSe
 
     _add_prompts(server)
     return server
+
+
+def _new_server(resource_auth: ResourceAuth | None) -> MCPServer:
+    return KeelMCPServer(
+        SERVER_NAME,
+        title="Knowledge base",
+        description="Support policies: refunds, returns, shipping, damaged items, warranty.",
+        instructions="Search before deciding on policy questions; cite the article id you used.",
+        log_level="WARNING",
+        tool_scopes=TOOL_SCOPES,
+        resource_auth=resource_auth,
+    )
 
 
 def _add_prompts(server: MCPServer) -> None:

@@ -10,6 +10,13 @@ database path, a malformed environment variable: a
 :class:`~mcp_servers.shared.config.ServerConfigError`) with one ``error:`` line on stderr and
 no traceback, so launchers and humans see the cause at a glance.
 
+Over HTTP a server is an OAuth 2.1 resource server (:mod:`mcp_servers.shared.auth.resource`):
+``--jwks`` / ``KEEL_AUTH_JWKS`` name the keys of trusted token issuers, and without them the
+server refuses to start (exit 2) unless ``--insecure-no-auth`` says, with a warning, that it
+checks no tokens. The factory receives the settings as ``args.resource_auth`` (None over
+stdio or with ``--insecure-no-auth``) and must build a
+:class:`~mcp_servers.shared.server.KeelMCPServer` with them.
+
 Logs (the server's own, the MCP SDK's, uvicorn's) are JSON lines on stderr
 (:mod:`mcp_servers.shared.logs`); stdout stays free for the stdio transport. Traces: off by
 default, turned on by the standard ``OTEL_*`` variables (:mod:`mcp_servers.shared.tracing`);
@@ -36,8 +43,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mcp_servers.shared.auth.grants import add_grant_arguments
+from mcp_servers.shared.auth.resource import (
+    INSECURE_WARNING,
+    add_auth_arguments,
+    insecure_requested,
+    resource_auth,
+)
 from mcp_servers.shared.config import ServerConfigError
 from mcp_servers.shared.logs import configure_logging, get_logger
+from mcp_servers.shared.server import KeelMCPServer
 from mcp_servers.shared.tracing import tracer_provider_from_env
 
 MCP_PATH = "/mcp"
@@ -92,6 +106,7 @@ def build_parser(prog: str, description: str, default_port: int) -> argparse.Arg
         " for non-loopback binds, e.g. --allowed-host support-desk:*",
     )
     add_grant_arguments(parser)
+    add_auth_arguments(parser)
     return parser
 
 
@@ -134,6 +149,8 @@ def add_health_route(server: MCPServer) -> None:
 
 
 async def _run_http(server: MCPServer, args: argparse.Namespace) -> None:
+    if isinstance(server, KeelMCPServer):
+        await server.check_scopes()
     add_health_route(server)
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
@@ -189,11 +206,7 @@ def serve(
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(list(argv) if argv is not None else None)
-    try:
-        instance = server if isinstance(server, MCPServer) else server(args)
-    except ServerConfigError as exc:
-        fail(name, str(exc))
-    _log_as_json(instance.name)
+    instance = _build(name, server, args)
     tracing = _tracing(name, instance.name)
     if threading.current_thread() is threading.main_thread():
         # SIGTERM ends the server like Ctrl-C, so the ``finally`` below runs. Left at the
@@ -207,10 +220,33 @@ def serve(
             asyncio.run(_run_http(instance, args))
     except KeyboardInterrupt:
         pass
+    except ServerConfigError as exc:
+        fail(name, str(exc))
     finally:
         if tracing is not None:
             tracing.shutdown()  # flush the spans still batched
     return 0
+
+
+def _build(name: str, server: MCPServer | ServerFactory, args: argparse.Namespace) -> MCPServer:
+    """The server for ``args``, given its access-token settings (``args.resource_auth``);
+    logging set up, and the ``--insecure-no-auth`` warning printed and logged."""
+    try:
+        insecure = args.transport == "http" and insecure_requested(args)
+        args.resource_auth = None
+        if args.transport == "http" and not insecure:
+            args.resource_auth = resource_auth(args)
+        instance = server if isinstance(server, MCPServer) else server(args)
+    except ServerConfigError as exc:
+        fail(name, str(exc))
+    protected = isinstance(instance, KeelMCPServer) and instance.resource_auth is not None
+    if args.resource_auth is not None and not protected:
+        fail(name, "this server cannot check access tokens; run it with --insecure-no-auth")
+    _log_as_json(instance.name)
+    if insecure:
+        print(f"{name}: warning: {INSECURE_WARNING}", file=sys.stderr, flush=True)
+        get_logger(READY_LOGGER).warning("no access tokens checked", reason=INSECURE_WARNING)
+    return instance
 
 
 def _tracing(prog: str, server_name: str) -> TracerProvider | None:

@@ -6,6 +6,10 @@ JSON-RPC-correct prompt errors.
   ``-32602`` (invalid params) naming the prompts there are. The SDK raises a ``ValueError``
   that goes out as code ``0``. The servers advertise the prompts capability (``MCPServer``
   always does), so each of them ships real prompts.
+- Access tokens over HTTP (:mod:`mcp_servers.shared.auth.resource`): a server declares the
+  scope of each of its tools (``tool_scopes``, one mapping next to its tools); given a
+  ``resource_auth`` it is an OAuth 2.1 resource server, with the SDK's token checks (401) and
+  Keel's per-tool scope checks (403, :mod:`mcp_servers.shared.auth.scopes`).
 
 Side-effecting tools validate their arguments strictly (no ``"5"`` → ``5.0``): their
 parameters are annotated with :data:`STRICT` (pydantic strict mode), so a string where the
@@ -14,13 +18,20 @@ schema says number is refused as a tool error before the tool runs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, GetPromptResult, InputRequiredResult
 from pydantic import Strict
+from starlette.applications import Starlette
+
+from mcp_servers.shared.auth.resource import ResourceAuth
+from mcp_servers.shared.auth.scopes import protect_app
+from mcp_servers.shared.config import ServerConfigError
 
 PACKAGE = "keel"
 STRICT = Strict()
@@ -38,11 +49,43 @@ def package_version() -> str:
 
 class KeelMCPServer(MCPServer[Any]):
     """``MCPServer`` whose ``serverInfo.version`` is Keel's and whose prompt errors are
-    ``-32602``. Takes ``MCPServer``'s arguments; ``version`` defaults to Keel's."""
+    ``-32602``. Takes ``MCPServer``'s arguments; ``version`` defaults to Keel's.
 
-    def __init__(self, name: str, **kwargs: Any) -> None:
+    ``tool_scopes`` maps each tool to the scope a token needs to call it; ``resource_auth``
+    (None: no token checks, as over stdio) turns the HTTP app into a resource server.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        tool_scopes: Mapping[str, str] | None = None,
+        resource_auth: ResourceAuth | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("version", package_version())
+        if resource_auth is not None:
+            kwargs.update(resource_auth.server_arguments())
         super().__init__(name, **kwargs)
+        self.tool_scopes = dict(tool_scopes or {})
+        self.resource_auth = resource_auth
+
+    async def check_scopes(self) -> None:
+        """Every tool must have a scope when tokens are checked: a tool without one would be
+        callable with any token. A :class:`ServerConfigError` names the first such tool."""
+        if self.resource_auth is None:
+            return
+        for tool in await self.list_tools():
+            if tool.name not in self.tool_scopes:
+                raise ServerConfigError(f"tool {tool.name!r} declares no scope (tool_scopes)")
+
+    def streamable_http_app(self, **kwargs: Any) -> Starlette:
+        """The SDK's app, plus per-tool scopes and their metadata when tokens are checked."""
+        app = super().streamable_http_app(**kwargs)
+        if self.resource_auth is not None:
+            limit = kwargs.get("max_request_body_size", DEFAULT_MAX_REQUEST_BODY_SIZE)
+            protect_app(app, self.resource_auth, self.tool_scopes, self.title or self.name, limit)
+        return app
 
     async def get_prompt(
         self,

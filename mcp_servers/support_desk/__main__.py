@@ -22,7 +22,9 @@ Environment:
   grant (default ``refund_order,send_email``; empty: none). Grants are verified against
   ``--grant-jwks`` / ``KEEL_GRANT_JWKS`` (:mod:`mcp_servers.shared.auth.grants`).
 
-HTTP serves MCP at ``/mcp`` and a health check at ``GET /healthz``. Bad input (port out of
+HTTP serves MCP at ``/mcp`` and a health check at ``GET /healthz``; every MCP request needs an
+access token (``--jwks`` / ``KEEL_AUTH_JWKS``, docs/security.md) unless ``--insecure-no-auth``
+is given. Bad input (port out of
 range, unusable database path, malformed env var) prints one error line and exits with 2.
 """
 
@@ -89,7 +91,10 @@ def _build(args: argparse.Namespace) -> MCPServer:
         ledger.initialize()
     except (OSError, sqlite3.Error) as exc:
         raise ServerConfigError(f"cannot use database {str(path)!r}: {exc}") from None
-    return create_server(desk, latency_ms=latency, ledger=ledger, approval_tools=approvals)
+    return create_server(
+        desk, latency_ms=latency, ledger=ledger, approval_tools=approvals,
+        resource_auth=getattr(args, "resource_auth", None),
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,6 +20,10 @@ are strict (``STRICT``): ``amount: "5"`` is refused, never coerced into a refund
 exactly that call, :mod:`mcp_servers.shared.auth.grants`); ``SUPPORT_DESK_APPROVAL_TOOLS``
 (comma-separated write tools, empty for none) changes which.
 
+Over HTTP every call needs an access token with the tool's scope (:data:`TOOL_SCOPES`, checked
+by :mod:`mcp_servers.shared.auth.scopes`): ``desk:read`` for the lookups, ``desk:refund``,
+``desk:email`` and ``desk:tickets`` for the writes.
+
 One prompt, ``handle_refund_request``, gives an MCP client the workflow the instructions
 describe (look up, check the refundable amount, refund, confirm).
 """
@@ -39,6 +43,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from mcp_servers.shared.config import ServerConfigError
+from mcp_servers.shared.auth.resource import ResourceAuth
 from mcp_servers.shared.ledger import Ledger
 from mcp_servers.shared.server import STRICT, KeelMCPServer
 from mcp_servers.support_desk.db import DomainError, SupportDesk
@@ -92,19 +97,33 @@ def approval_tools_from_env(env: Mapping[str, str] | None = None) -> frozenset[s
         )
     return names
 
+# The scope an access token needs for each tool (docs/security.md).
+TOOL_SCOPES = {
+    "search_customers": "desk:read",
+    "get_customer": "desk:read",
+    "list_orders": "desk:read",
+    "get_order": "desk:read",
+    "refund_order": "desk:refund",
+    "send_email": "desk:email",
+    "update_ticket": "desk:tickets",
+    "add_ticket_note": "desk:tickets",
+}
+
 
 def create_server(
     desk: SupportDesk,
     latency_ms: int = 0,
     ledger: Ledger | None = None,
     approval_tools: Collection[str] = DEFAULT_APPROVAL_TOOLS,
+    resource_auth: ResourceAuth | None = None,
 ) -> MCPServer:
     """Build the server over an initialized :class:`SupportDesk`.
 
     ``ledger`` must use the desk's database file (the write transactions fence it); by
     default one with the default TTL (and no grant keys) is created there.
-    ``approval_tools`` run only with an approval grant the ledger's verifier accepts. Tools
-    are listed in the order they are added here.
+    ``approval_tools`` run only with an approval grant the ledger's verifier accepts.
+    ``resource_auth`` (the launcher's, over HTTP) makes every call need an access token with
+    the tool's scope. Tools are listed in the order they are added here.
     """
     if ledger is None:
         ledger = Ledger(desk.path)
@@ -119,6 +138,8 @@ def create_server(
             " Money is in USD with 2 decimals."
         ),
         log_level="WARNING",
+        tool_scopes=TOOL_SCOPES,
+        resource_auth=resource_auth,
     )
     run = _Calls(latency_ms, frozenset(approval_tools))
     _add_customer_tools(server, desk, run)

@@ -87,7 +87,11 @@ def seed_hostile_customers(db: Path) -> None:
 def hostile_server(home: Path) -> Iterator[tuple[str, Path]]:
     """The hostile MCP server as a subprocess; yields its URL and its effects log."""
     port, log = free_port(), home / "hostile-effects.jsonl"
-    argv = python_argv("-m", "tests.corpus.hostile_server", "--port", str(port))
+    # --insecure-no-auth: a third-party server that checks no tokens (the worker sends them
+    # anyway); the corpus is about what a hostile server answers, not about authentication.
+    argv = python_argv(
+        "-m", "tests.corpus.hostile_server", "--port", str(port), "--insecure-no-auth"
+    )
     env = {EFFECTS_ENV: str(log), "HOSTILE_SLOW_SECONDS": "6"}
     child: Child = spawn("hostile", argv, home / "logs" / "hostile.log", env=env, cwd=REPO)
     try:

@@ -63,6 +63,7 @@ async def run_skipping(
             "KEEL_LLM_BASE_URL": stack.config.llm_base_url,
             "KEEL_MCP_SUPPORT_DESK": stack.config.mcp_url("support_desk"),
             "KEEL_MCP_KNOWLEDGE": stack.config.mcp_url("knowledge"),
+            "KEEL_SIGNING_KEY": str(stack.config.keys.signing_key),  # the servers trust it
         }
     )
     client: Client = env.client

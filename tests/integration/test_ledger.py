@@ -26,6 +26,7 @@ from mcp_types import CallToolResult
 from keel.contracts.names import MCP_CALL_IN_PROGRESS
 from keel.procs import Child, free_port, kill, python_argv, spawn, stop, wait_http
 from mcp_servers.shared.ledger import TABLE, holder_state
+from tests.auth import connect, server_env
 from tests.helpers import REPO
 from tests.unit.mcp_servers.shared.ledger.toy import LEASE, TTL, FakeClock, Toy, count, key, text
 
@@ -140,7 +141,8 @@ def _serve(tmp: Path, name: str, env: dict[str, str]) -> Iterator[tuple[str, Pat
     port = free_port()
     db = tmp / f"{name}.db"
     argv = python_argv("-m", "mcp_servers.support_desk", "--port", str(port), "--db", str(db))
-    child: Child = spawn(name, argv, tmp / f"{name}.log", env={**NO_GRANTS, **env}, cwd=REPO)
+    env = {**server_env(), **NO_GRANTS, **env}
+    child: Child = spawn(name, argv, tmp / f"{name}.log", env=env, cwd=REPO)
     try:
         wait_http(child, f"http://127.0.0.1:{port}/healthz")
         yield f"http://127.0.0.1:{port}/mcp", db
@@ -162,7 +164,7 @@ def short_ttl_desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
 
 
 async def call(url: str, tool: str, arguments: dict[str, Any], idem: str | None) -> CallToolResult:
-    async with Client(url) as client:
+    async with connect(url) as client:
         return await client.call_tool(tool, arguments, meta=key(idem) if idem else None)
 
 
@@ -237,7 +239,7 @@ async def test_desk_concurrent_duplicates_refund_once(desk: tuple[str, Path]) ->
 
 
 async def test_desk_write_tool_schemas_do_not_show_the_context(desk: tuple[str, Path]) -> None:
-    async with Client(desk[0]) as client:
+    async with connect(desk[0]) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
     assert set(tools["refund_order"].input_schema["properties"]) == {
         "order_id", "amount", "reason", "note"
@@ -274,7 +276,7 @@ async def test_desk_refund_completes_after_the_desk_is_killed_mid_call(tmp_path:
     def start(name: str) -> tuple[Child, str]:
         port = free_port()
         argv = python_argv("-m", "mcp_servers.support_desk", "--port", str(port), "--db", str(db))
-        child = spawn(name, argv, tmp_path / f"{name}.log", env=env, cwd=REPO)
+        child = spawn(name, argv, tmp_path / f"{name}.log", env={**server_env(), **env}, cwd=REPO)
         wait_http(child, f"http://127.0.0.1:{port}/healthz")
         return child, f"http://127.0.0.1:{port}/mcp"
 
@@ -292,7 +294,7 @@ async def test_desk_refund_completes_after_the_desk_is_killed_mid_call(tmp_path:
         stop(first)
     second, url = start("desk-2")
     try:
-        async with Client(url) as client:
+        async with connect(url) as client:
             result = await client.call_tool(
                 "refund_order", args, read_timeout_seconds=3, meta=key(idem)
             )

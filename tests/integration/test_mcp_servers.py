@@ -1,14 +1,16 @@
 """The two MCP servers, tested as real subprocesses over streamable HTTP (and once over stdio).
 
 Each server starts once per module on a free port with its own temporary SQLite file; tests
-talk to it with a real ``mcp.Client`` and check side effects by reading the SQLite file
-directly. Tests that write use different orders/tickets so their order does not matter.
+talk to it with a real ``mcp.Client`` (with an access token for every scope, tests/auth.py)
+and check side effects by reading the SQLite file directly. Tests that write use different
+orders/tickets so their order does not matter.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +28,7 @@ from mcp_types import CallToolResult, Tool
 
 from keel.procs import Child, free_port, python_argv, spawn, stop, wait_http
 from mcp_servers.support_desk.db import SupportDesk
+from tests.auth import bearer, connect, mint, server_env
 from tests.helpers import (
     DESK_TOOLS,
     REPO,
@@ -49,6 +52,7 @@ def _start(
 ) -> Iterator[str]:
     port = free_port()
     argv = python_argv("-m", module, "--port", str(port), *args)
+    env = {**server_env(), **(env or {})}
     child: Child = spawn(name, argv, tmp / f"{name}.log", env=env, cwd=REPO)
     try:
         wait_http(child, f"http://127.0.0.1:{port}/healthz")
@@ -92,12 +96,12 @@ def knowledge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 async def call(base: str, tool: str, arguments: dict[str, Any]) -> CallToolResult:
-    async with Client(f"{base}/mcp") as client:
+    async with connect(f"{base}/mcp") as client:
         return await client.call_tool(tool, arguments)
 
 
 async def tools_of(base: str) -> dict[str, Tool]:
-    async with Client(f"{base}/mcp") as client:
+    async with connect(f"{base}/mcp") as client:
         return {tool.name: tool for tool in (await client.list_tools()).tools}
 
 
@@ -196,7 +200,11 @@ def test_healthz_names_the_server(desk: str) -> None:
 def test_loopback_server_rejects_foreign_host_header(desk: str) -> None:
     """DNS-rebinding protection: localhost names pass the Host check, other names get 421."""
     body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
-    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    headers = {
+        "content-type": "application/json",
+        "accept": "application/json, text/event-stream",
+        **bearer(mint(None, f"{desk}/mcp")),
+    }
     port = desk.rsplit(":", 1)[1]
     codes = {}
     for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"attacker.example:{port}"):
@@ -363,7 +371,7 @@ async def test_ticket_status_update_is_idempotent_and_notes_append(
 
 
 async def test_latency_env_delays_calls_but_concurrent_calls_overlap(slow_desk: str) -> None:
-    async with Client(f"{slow_desk}/mcp") as client:
+    async with connect(f"{slow_desk}/mcp") as client:
         started = time.monotonic()
         single = await client.call_tool("get_order", {"order_id": "ORD-1042"})
         single_s = time.monotonic() - started
@@ -406,7 +414,8 @@ def test_bad_cli_input_exits_2_with_one_line(
     tmp_path: Path, args: list[str], expected: str
 ) -> None:
     argv = python_argv("-m", "mcp_servers.support_desk", *[a.format(tmp=tmp_path) for a in args])
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
+    env = {**os.environ, **server_env()}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO, env=env)
     assert done.returncode == 2
     assert expected in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr

@@ -4,12 +4,12 @@ The support desk starts as a subprocess whose interpreter refuses to import the 
 packages — temporalio, temporalio-mcp, genai-prices, jsonschema, prometheus-client, Keel's
 workflows, activities, worker and simulator, and every ``keel.*`` module except
 ``keel.contracts`` (the names and pydantic models the servers share with the worker) — as if
-they were not installed. It then serves MCP over real HTTP: tools are listed, a write tool is
-called twice with an idempotency key and an approval grant (verified against ``--grant-jwks``;
-the ledger replays the second call), its spans are printed by the console exporter and
-flushed on SIGTERM. An import of any refused package anywhere on that
-path (launcher, ledger, logs, tracing, the server) makes the server fail to start or the
-call fail, and this test with it.
+they were not installed. It then serves MCP over real HTTP, checking access tokens (PyJWT is
+a base dependency): tools are listed, a write tool is called twice with an idempotency key and
+an approval grant (verified against ``--grant-jwks``; the ledger replays the second call), its
+spans are printed by the console exporter and flushed on SIGTERM. An import of any refused
+package anywhere on that path (launcher, ledger, logs, tracing, auth, the server) makes the
+server fail to start or the call fail, and this test with it.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx2
-from mcp import Client
 from mcp_types import RequestParamsMeta
 
 from keel.contracts import approval_digest, names
 from keel.contracts.names import META_IDEMPOTENCY_KEY
 from keel.procs import free_port, python_argv, spawn, stop, wait_http
 from keel.runtime.keys import TokenSigner, ensure_local_keys
+from tests.auth import connect, server_env
 from tests.helpers import DESK_TOOLS, REPO
 
 # Run as ``python -c BOOTSTRAP MODULE ARGS...``: install the refusing finder, then run MODULE
@@ -97,14 +97,15 @@ async def test_support_desk_serves_without_the_runtime(tmp_path: Path) -> None:
     argv = isolated("mcp_servers.support_desk", "--port", str(port), "--db", str(tmp_path / "d.db"),
                     "--grant-jwks", str(tmp_path / "keys" / "jwks.json"))  # fmt: skip
     log = tmp_path / "desk.log"
-    child = spawn("isolated_desk", argv, log, env={"OTEL_TRACES_EXPORTER": "console"}, cwd=REPO)
+    env = {**server_env(), "OTEL_TRACES_EXPORTER": "console"}
+    child = spawn("isolated_desk", argv, log, env=env, cwd=REPO)
     meta = cast(
         RequestParamsMeta, {META_IDEMPOTENCY_KEY: "wf-iso:1:call_0", names.META_GRANT: token}
     )
     try:
         wait_http(child, f"http://127.0.0.1:{port}/healthz")
         health = httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=5.0).json()
-        async with Client(url) as client:
+        async with connect(url) as client:
             tools = [tool.name for tool in (await client.list_tools()).tools]
             first = await client.call_tool("refund_order", refund, meta=meta)
             again = await client.call_tool("refund_order", refund, meta=meta)

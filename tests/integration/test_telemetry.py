@@ -23,7 +23,6 @@ from typing import Any
 import httpx2
 import pytest
 import pytest_asyncio
-from mcp import Client as McpClient
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -41,6 +40,8 @@ from keel.procs import free_port
 from keel.runtime.config import Settings
 from keel.runtime.telemetry import PrometheusEndpoint, Telemetry
 from keel.stack import Stack, StackConfig
+from tests.auth import connect as mcp_connect
+from tests.auth import server_env
 from tests.conftest import REPO, TEST_PROFILES
 from tests.helpers import desk_server
 from worker import build_worker, connect
@@ -67,6 +68,8 @@ def worker_settings(stack: Stack, task_queue: str, desk_url: str | None = None) 
             "KEEL_LLM_BASE_URL": stack.config.llm_base_url,
             "KEEL_MCP_SUPPORT_DESK": desk_url or stack.config.mcp_url("support_desk"),
             "KEEL_MCP_KNOWLEDGE": stack.config.mcp_url("knowledge"),
+            # the stack's key: its servers (and a desk given server_env) accept its tokens
+            "KEEL_SIGNING_KEY": str(stack.config.keys.signing_key),
         }
     )
 
@@ -120,6 +123,7 @@ async def observed(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ob
     with OtlpReceiver() as receiver:
         # A support desk of its own that exports its spans over OTLP to the receiver.
         desk_env = {
+            **stack.config.server_env(),
             "OTEL_TRACES_EXPORTER": "otlp",
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.url,
             "OTEL_BSP_SCHEDULE_DELAY": "100",
@@ -305,7 +309,7 @@ def test_mcp_server_with_a_bad_exporter_exits_2_with_one_line(tmp_path: Path) ->
     argv += ["--db", str(tmp_path / "d.db")]
     out = subprocess.run(
         argv,
-        env={**os.environ, "OTEL_TRACES_EXPORTER": "zipkin"},
+        env={**os.environ, **server_env(), "OTEL_TRACES_EXPORTER": "zipkin"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -328,7 +332,7 @@ async def test_make_up_with_console_traces_starts_and_servers_print_their_spans(
     try:
         stack.start("temporal")
         stack.start("support_desk")
-        async with McpClient(stack.config.mcp_url("support_desk")) as client:
+        async with mcp_connect(stack.config.mcp_url("support_desk"), stack.config.keys) as client:
             assert not (await client.call_tool("get_order", {"order_id": "ORD-1042"})).is_error
     finally:
         stack.down()  # the desk flushes its batched spans as it stops

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from activities.profiles import ProfileActivities
-    from keel.contracts import AgentInput, Profile, ServerSettings, ToolSpec, names
+    from keel.contracts import AgentInput, Principal, Profile, ServerSettings, ToolSpec, names
     from keel.contracts.errors import describe_validation_error
     from workflows.failures import RunFailed, classify
     from workflows.report.progress_text import template_problems
@@ -93,9 +93,11 @@ async def load_profile(name: str) -> Profile:
         ) from None
 
 
-async def discover_tools(servers: list[ServerSettings]) -> tuple[list[ToolSpec], list[ToolSpec]]:
+async def discover_tools(
+    servers: list[ServerSettings], principal: Principal | None = None
+) -> tuple[list[ToolSpec], list[ToolSpec]]:
     """List every server's tools once per run: (allowed for the model, all of them)."""
-    listings = await asyncio.gather(*(list_tools(s) for s in servers))
+    listings = await asyncio.gather(*(list_tools(s, principal) for s in servers))
     listed = {s.name: r for s, r in zip(servers, listings, strict=True)}
     try:
         allowed = build_catalog(servers, listed)

@@ -243,7 +243,7 @@ class AgentWorkflow:
     ) -> RunContext:
         """List the tools, check the profile against them, and wire up the run."""
         self._state.last_event = "listing tools"
-        catalog, catalog_all = await discover_tools(profile.servers)
+        catalog, catalog_all = await discover_tools(profile.servers, agent_input.principal)
         servers = run_servers(profile, workflow.patched(names.PATCH_SERVER_TRUST))
         check_profile(profile, catalog_all, servers)
         checks = CheckPipeline(catalog, catalog_all, profile.tools, servers,

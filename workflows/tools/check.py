@@ -114,7 +114,7 @@ class CheckPipeline:
             plan = plan_lookups(prepared, policy, self._catalog_all, self._is_read)
             if isinstance(plan, Rejection):
                 return plan
-            lookups = await run_lookups(plan, self._servers, self._policies)
+            lookups = await run_lookups(plan, self._servers, self._policies, self._principal)
             rejection = check_semantics(prepared, policy, lookups, workflow.now())
         except PolicyError as exc:
             message = f"profile policy for {prepared.call.name!r}: {exc}"

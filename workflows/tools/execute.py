@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from keel.contracts import Resolution, StepRecord, ToolCall, ToolSpec, UnresolvedCall, names
     from workflows.failures import RunFailed, RunHalted, classify
     from workflows.tools.catalog import result_images, result_text
-    from workflows.tools.mcp_calls import activity_meta, call_tool
+    from workflows.tools.mcp_calls import Caller, activity_meta, call_tool
     from workflows.tools.trust import retry_is_unsafe
 
 if TYPE_CHECKING:
@@ -95,7 +95,8 @@ async def _send(ctx: RunContext, one: _Call, single: bool) -> CallToolResult:
     server = ctx.servers[one.tool.server]
     policy = ctx.policies.get(one.tool.name)
     return await call_tool(
-        server, one.tool.name, one.arguments, one.key, policy, single, one.approval
+        server, one.tool.name, one.arguments, one.key, policy, single,
+        Caller(ctx.principal, one.approval),
     )
 
 

@@ -4,6 +4,11 @@ Thin wrappers over ``temporalio.mcp.TemporalMCPClient`` that apply the profile's
 retry policy, give every activity a readable summary for the Temporal UI, and turn activity
 failures into ``RunFailed`` (workflows/failures.py) with a failure class. Used only from
 workflow code.
+
+A server the worker sends access tokens (``ServerSettings.identity``, resolved when the
+profile was loaded) gets the run's principal as the activities' ``factory_argument``
+(:func:`identity`): id and roles, non-secret, recorded in history; the worker mints the token
+from it (activities/mcp_auth.py). Other servers get none, so their connections stay pooled.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.mcp import TemporalMCPClient
 
     from activities.payloads import TEMPORAL_PAYLOAD_ERROR
-    from keel.contracts import ServerSettings, ToolPolicy, names
+    from keel.contracts import Principal, ServerSettings, ToolPolicy, names
     from workflows.failures import RunFailed, classify
     from workflows.json_text import loads_bounded
     from workflows.tools.catalog import result_text
@@ -65,13 +71,43 @@ def activity_config(
     return config
 
 
+def identity(server: ServerSettings, principal: Principal | None) -> dict[str, Any] | None:
+    """The ``factory_argument`` of ``server``'s activities: whom the worker's access token
+    names (``{"id", "roles"}``, and ``"scopes"`` when the profile sets them), or None."""
+    if not server.identity or principal is None:
+        return None
+    argument: dict[str, Any] = {"id": principal.id, "roles": list(principal.roles)}
+    if server.scopes is not None:
+        argument["scopes"] = list(server.scopes)
+    return argument
+
+
+def mcp_client(
+    server: ServerSettings, config: Any, principal: Principal | None
+) -> TemporalMCPClient:
+    """The workflow's MCP client of ``server`` for one operation."""
+    return TemporalMCPClient(
+        server.name, activity_config=config, factory_argument=identity(server, principal)
+    )
+
+
 def call_summary(tool: str, arguments: dict[str, Any]) -> str:
     args = json.dumps(arguments, separators=(",", ":"))
     return f"{tool} {args[:120]}"
 
 
-async def list_tools(server: ServerSettings) -> ListToolsResult:
-    client = TemporalMCPClient(server.name, activity_config=activity_config(server, "list tools"))
+@dataclass(frozen=True)
+class Caller:
+    """Who a tool call is for and what vouches for it: the run's principal (the worker's
+    access token names it, activities/mcp_auth.py) and, for a call a human approved, the
+    approval mark the worker turns into a grant (activities/grants.py)."""
+
+    principal: Principal | None = None
+    approval: dict[str, Any] | None = None
+
+
+async def list_tools(server: ServerSettings, principal: Principal | None = None) -> ListToolsResult:
+    client = mcp_client(server, activity_config(server, "list tools"), principal)
     try:
         return await client.list_tools()
     except ActivityError as exc:
@@ -86,19 +122,20 @@ async def call_tool(
     key: str | None,
     policy: ToolPolicy | None = None,
     single_attempt: bool = False,
-    approval: dict[str, Any] | None = None,
+    caller: Caller | None = None,
 ) -> CallToolResult:
     """One tool call; ``key`` (the idempotency key) travels in the request's ``_meta``, and so
     does the server's ``max_result_bytes``, which the worker takes out and cuts the result to
     (activities/tool_results.py), and — for a call a human approved — ``approval``, which the
     worker turns into an approval grant (activities/grants.py)."""
     config = activity_config(server, call_summary(tool, arguments), policy, single_attempt)
-    client = TemporalMCPClient(server.name, activity_config=config)
+    caller = caller or Caller()
+    client = mcp_client(server, config, caller.principal)
     meta: Any = {names.META_MAX_RESULT_BYTES: server.max_result_bytes}
     if key:
         meta[names.META_IDEMPOTENCY_KEY] = key
-    if approval is not None:
-        meta[names.META_APPROVAL] = approval
+    if caller.approval is not None:
+        meta[names.META_APPROVAL] = caller.approval
     result = await client.call_tool(tool, arguments, meta=meta)
     return as_tool_error(result, error_pattern(server, policy))
 
@@ -158,6 +195,7 @@ async def run_lookups(
     requests: list[LookupRequest],
     servers: dict[str, ServerSettings],
     policies: dict[str, ToolPolicy] | None = None,
+    principal: Principal | None = None,
 ) -> dict[str, LookupResult]:
     """Run a call's semantic lookups (read-only tools) concurrently; no idempotency key."""
 
@@ -165,7 +203,7 @@ async def run_lookups(
         try:
             result = await call_tool(
                 servers[request.server], request.tool, request.arguments, key=None,
-                policy=(policies or {}).get(request.tool),
+                policy=(policies or {}).get(request.tool), caller=Caller(principal),
             )  # fmt: skip
         except ActivityError as exc:
             failure, message = classify(exc, f"lookup {request.tool!r} on {request.server!r}")

@@ -16,9 +16,9 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 
-from keel.contracts import Check, Lookup, ToolCall, ToolPolicy, ToolSpec
+from keel.contracts import Check, Lookup, Principal, ServerSettings, ToolCall, ToolPolicy, ToolSpec
 from workflows.tools.check import CheckedCall
-from workflows.tools.mcp_calls import lookup_result
+from workflows.tools.mcp_calls import identity, lookup_result
 from workflows.tools.validation import LookupResult, PreparedCall, Rejection, check_semantics
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -89,3 +89,19 @@ async def test_a_lookup_that_failed_is_still_not_found(desk: MCPServer) -> None:
     assert not result.ok and result.failed
     outcome = check_semantics(refund("ORD-9999"), POLICY, {"order": result}, NOW)
     assert isinstance(outcome, Rejection) and "ORD-9999 does not exist" in outcome.message
+
+
+def test_only_a_server_with_an_identity_gets_the_principal() -> None:
+    """The factory argument is the principal (plain data: it is in history), never a token;
+    the profile's scopes ride along; servers without ``identity`` get None (pooled)."""
+    principal = Principal(id="alice", roles=["agent"])
+    desk = ServerSettings(name="desk", identity=True)
+    assert identity(desk, principal) == {"id": "alice", "roles": ["agent"]}
+    scoped = ServerSettings(name="desk", identity=True, scopes=["desk:read"])
+    assert identity(scoped, principal) == {
+        "id": "alice",
+        "roles": ["agent"],
+        "scopes": ["desk:read"],
+    }
+    assert identity(ServerSettings(name="desk"), principal) is None  # recorded before: None
+    assert identity(ServerSettings(name="desk", identity=False), principal) is None
