@@ -42,8 +42,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from mcp_servers.shared.config import ServerConfigError
 from mcp_servers.shared.auth.resource import ResourceAuth
+from mcp_servers.shared.config import ServerConfigError
 from mcp_servers.shared.ledger import Ledger
 from mcp_servers.shared.server import STRICT, KeelMCPServer
 from mcp_servers.support_desk.db import DomainError, SupportDesk
@@ -96,6 +96,7 @@ def approval_tools_from_env(env: Mapping[str, str] | None = None) -> frozenset[s
             f" ({', '.join(WRITE_TOOLS)})"
         )
     return names
+
 
 # The scope an access token needs for each tool (docs/security.md).
 TOOL_SCOPES = {

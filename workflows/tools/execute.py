@@ -95,7 +95,12 @@ async def _send(ctx: RunContext, one: _Call, single: bool) -> CallToolResult:
     server = ctx.servers[one.tool.server]
     policy = ctx.policies.get(one.tool.name)
     return await call_tool(
-        server, one.tool.name, one.arguments, one.key, policy, single,
+        server,
+        one.tool.name,
+        one.arguments,
+        one.key,
+        policy,
+        single,
         Caller(ctx.principal, one.approval),
     )
 
