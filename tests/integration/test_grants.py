@@ -267,7 +267,7 @@ def test_bad_grant_settings_exit_2_with_one_line(
     argv = python_argv("-m", "mcp_servers.support_desk", "--port", str(free_port()),
                        "--db", str(tmp_path / "d.db"), *args)  # fmt: skip
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO,
-                          env={**_env(), **env})  # fmt: skip
+                          env={**_env(), **NO_TOKENS, **env})  # fmt: skip
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("support-desk: error: ") and expected in line

@@ -27,7 +27,7 @@ from keel.contracts import approval_digest, names
 from keel.contracts.names import META_IDEMPOTENCY_KEY
 from keel.procs import free_port, python_argv, spawn, stop, wait_http
 from keel.runtime.keys import TokenSigner, ensure_local_keys
-from tests.auth import connect, server_env
+from tests.auth import connect, mint, server_env
 from tests.helpers import DESK_TOOLS, REPO
 
 # Run as ``python -c BOOTSTRAP MODULE ARGS...``: install the refusing finder, then run MODULE
@@ -105,7 +105,8 @@ async def test_support_desk_serves_without_the_runtime(tmp_path: Path) -> None:
     try:
         wait_http(child, f"http://127.0.0.1:{port}/healthz")
         health = httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=5.0).json()
-        async with connect(url) as client:
+        # the access token the worker would send for run wf-iso: a grant is bound to its run
+        async with connect(url, token=mint(None, url, **{names.CLAIM_RUN: "wf-iso"})) as client:
             tools = [tool.name for tool in (await client.list_tools()).tools]
             first = await client.call_tool("refund_order", refund, meta=meta)
             again = await client.call_tool("refund_order", refund, meta=meta)

@@ -48,6 +48,7 @@ from keel.contracts.names import (
     TYP_GRANT,
 )
 from mcp_servers.shared.auth.jwks import KeySet, KeySetError, TokenRejected
+from mcp_servers.shared.auth.resource import accepted_audiences, accepted_issuers
 from mcp_servers.shared.config import ServerConfigError
 
 GRANT_JWKS_ENV = "KEEL_GRANT_JWKS"
@@ -224,31 +225,13 @@ def grant_sources(args: argparse.Namespace, env: Mapping[str, str] | None = None
 
 
 def server_audiences(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> list[str]:
-    """The ``aud`` values this server accepts: its resource URL (``--resource-url``, default
-    ``http://{host}:{port}/mcp``) and the extra ``--audience`` values, each with and without
-    a trailing slash. (The access-token options' reading; one place to replace.)"""
-    env = os.environ if env is None else env
-    host = str(getattr(args, "host", "127.0.0.1"))
-    shown = f"[{host}]" if ":" in host else host
-    resource = (
-        getattr(args, "resource_url", None)
-        or env.get("KEEL_AUTH_RESOURCE_URL", "").strip()
-        or f"http://{shown}:{getattr(args, 'port', 0)}/mcp"
-    )
-    extra = getattr(args, "audience", None) or _split(env.get("KEEL_AUTH_AUDIENCE", ""))
-    accepted: list[str] = []
-    for audience in [resource, *extra]:
-        bare = audience.rstrip("/")
-        accepted += [bare, bare + "/"]
-    return accepted
+    """The ``aud`` values this server accepts: those of its access tokens (resource.py)."""
+    return accepted_audiences(args, os.environ if env is None else env)
 
 
 def token_issuers(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> list[str]:
-    """Accepted issuers: ``--issuer`` / ``KEEL_AUTH_ISSUER``, default Keel's local issuer."""
-    env = os.environ if env is None else env
-    return list(
-        getattr(args, "issuer", None) or _split(env.get("KEEL_AUTH_ISSUER", "")) or [LOCAL_ISSUER]
-    )
+    """Accepted issuers: those of its access tokens (resource.py)."""
+    return list(accepted_issuers(args, os.environ if env is None else env))
 
 
 def _split(raw: str) -> list[str]:

@@ -125,14 +125,9 @@ def resource_auth(args: argparse.Namespace, env: Mapping[str, str] | None = None
             "no token keys: give --jwks FILE|URL (or KEEL_AUTH_JWKS), or run without access"
             " tokens with --insecure-no-auth (or KEEL_INSECURE_NO_AUTH=1)"
         )
-    issuers = tuple(args.issuer or _listed(env, "KEEL_AUTH_ISSUER") or [LOCAL_ISSUER])
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    resource = (
-        args.resource_url
-        or env.get("KEEL_AUTH_RESOURCE_URL", "").strip()
-        or f"http://{host}:{args.port}/mcp"
-    ).rstrip("/")
-    extra = args.audience or _listed(env, "KEEL_AUTH_AUDIENCE")
+    issuers = accepted_issuers(args, env)
+    resource = resource_url(args, env)
+    extra = extra_audiences(args, env)
     try:
         keys = KeySet(sources)
     except KeySetError as exc:
@@ -153,6 +148,32 @@ def resource_auth(args: argparse.Namespace, env: Mapping[str, str] | None = None
         ) from None
     verifier = JwtTokenVerifier(keys, issuers=issuers, resource_url=resource, audiences=extra)
     return ResourceAuth(settings, verifier, resource, issuers)
+
+
+def accepted_issuers(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, ...]:
+    """``--issuer`` / ``KEEL_AUTH_ISSUER``, default Keel's local issuer."""
+    return tuple(args.issuer or _listed(env, "KEEL_AUTH_ISSUER") or [LOCAL_ISSUER])
+
+
+def resource_url(args: argparse.Namespace, env: Mapping[str, str]) -> str:
+    """``--resource-url`` / ``KEEL_AUTH_RESOURCE_URL``, default ``http://{host}:{port}/mcp``."""
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    resource = (
+        args.resource_url
+        or env.get("KEEL_AUTH_RESOURCE_URL", "").strip()
+        or f"http://{host}:{args.port}/mcp"
+    )
+    return str(resource).rstrip("/")
+
+
+def extra_audiences(args: argparse.Namespace, env: Mapping[str, str]) -> list[str]:
+    """``--audience`` / ``KEEL_AUTH_AUDIENCE``: audiences accepted besides the resource URL."""
+    return list(args.audience or _listed(env, "KEEL_AUTH_AUDIENCE"))
+
+
+def accepted_audiences(args: argparse.Namespace, env: Mapping[str, str]) -> list[str]:
+    """The resource URL and the extra audiences, each with and without a trailing slash."""
+    return _spellings([resource_url(args, env), *extra_audiences(args, env)])
 
 
 def _listed(env: Mapping[str, str], variable: str) -> list[str]:
