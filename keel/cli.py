@@ -14,6 +14,7 @@
       what exactly it decides on stderr, and sends that digest)
   keel resolve RUN --confirm RESULT | --retry | --abort   a write whose answer was lost
   keel report [--since 24h]          latency, tokens, tools, cost, failures over finished runs
+  keel codec-server         decrypt payloads for `temporal --codec-endpoint` and the Temporal UI
 
 User mistakes (bad input, unknown profile, unreachable server) print one readable line and
 exit with 2; a run that ends without completing exits with 1.
@@ -37,7 +38,7 @@ try:  # the runtime extra; the base install (`pip install keel`) serves the MCP 
 except ModuleNotFoundError as missing:
     sys.exit(f"keel: {missing}: the keel command needs pip install 'keel[runtime]'")
 
-from keel import procs
+from keel import codec_server, procs
 from keel.approvals import bind, decide, list_pending, pending_request
 from keel.client import build_input, connect, query_status, resolve_call, start_run
 from keel.contracts import (
@@ -99,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     _resolve_parser(sub)
     report = sub.add_parser("report", help="operations report over finished runs of a window")
     add_report_arguments(report)
+    codec = sub.add_parser("codec-server", help="the codec endpoint of the Temporal CLI and UI")
+    codec_server.add_arguments(codec)
     return parser
 
 
@@ -299,6 +302,7 @@ def _stack_command(command: str) -> int:
         print(f"  Temporal    {c.temporal_address}  (UI http://{c.host}:{c.ui_port})")
         print(f"  simulator   {c.llm_base_url}")
         print(f"  MCP         {c.mcp_url('support_desk')}  {c.mcp_url('knowledge')}")
+        print(f"  codec       {c.codec_url}  (temporal … --codec-endpoint {c.codec_url})")
         print(f"  logs        {c.home / 'logs'}")
         return 0
     if command == "down":
@@ -319,6 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in ("up", "down", "demo"):
             return _stack_command(args.command)
+        if args.command == "codec-server":
+            return codec_server.run_codec_server(args)
         settings = Settings.from_env()
         handler = {
             "run": _run,
