@@ -1,5 +1,7 @@
-# One image for every Keel process: the worker (default), the two MCP servers and the
-# simulator. docker-compose.yml picks the process with `command:`.
+# One image for every Keel process: the worker (default), the two MCP servers, the codec
+# server and the simulator. docker-compose.yml picks the process with `command:`. No key
+# material is ever copied in (.keel/ is outside the build context): compose mounts the keys
+# as secrets at run time (docs/security.md).
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \

@@ -21,6 +21,7 @@ from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.worker import Interceptor, Worker
 
+from activities.approvers import ApproverKeyActivities
 from activities.breaker import BreakerConfig
 from activities.llm import LLMActivities, llm_breakers
 from activities.mcp import ToolResultStamper, build_mcp_plugin, mcp_breakers
@@ -79,6 +80,10 @@ def check_profiles(settings: Settings) -> list[str]:
         key_env = profile.model.api_key_env or settings.llm_api_key_env
         if key_env and not os.environ.get(key_env):
             problems.append(f"profile {name!r}: environment variable {key_env} is not set")
+        if profile.approvals.require_identity and not settings.approver_jwks:
+            problems.append(
+                f"profile {name!r}: approvals.require_identity needs KEEL_APPROVER_JWKS"
+            )
     return problems
 
 
@@ -113,6 +118,7 @@ def build_worker(
     )
     profiles = ProfileActivities(settings, http)
     notify = NotifyActivities(http)
+    approvers = ApproverKeyActivities(settings, http)
     interceptors: list[Interceptor] = []
     tracing = telemetry.interceptor()
     if tracing is not None and not any(
@@ -131,7 +137,7 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=[AgentWorkflow],
-        activities=[llm.chat, profiles.load, notify.webhook],
+        activities=[llm.chat, profiles.load, notify.webhook, approvers.load],
         plugins=[build_mcp_plugin(settings.mcp_servers, settings.mcp_read_timeout_seconds)],
         interceptors=interceptors,
         max_concurrent_activities=50,

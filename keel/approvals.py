@@ -10,6 +10,10 @@ unknown or expired id, another digest, a decider without the required role or an
 A decision names the request's digest (what exactly would run). ``decide`` sends the one the
 caller read; given none, it reads the pending request first and sends that one — callers that
 show the decider what is decided use ``pending_request`` and ``bind`` themselves (the CLI does).
+
+A run whose profile requires identity (``ApprovalRequest.identity_required``) accepts only
+decisions carrying the decider's identity token (``identity_token=``; docs/security.md): the
+run takes the decider's name and roles from it.
 """
 
 from __future__ import annotations
@@ -105,14 +109,20 @@ def bind(decision: Decision, request: ApprovalRequest) -> Decision:
                                        "digest": request.digest})  # fmt: skip
 
 
-async def decide(client: Client, workflow_id: str, decision: Decision) -> DecisionOutcome:
+async def decide(
+    client: Client, workflow_id: str, decision: Decision, *, identity_token: str | None = None
+) -> DecisionOutcome:
     """Deliver ``decision`` to run ``workflow_id`` and wait for what came of it.
 
-    Without a ``digest`` the pending request is read first and its digest sent. A refusal
-    (wrong id or digest, missing role, invalid edit — also an edit the checks refuse once
-    carried out: the request then stays open) is the decider's mistake and becomes an
-    ``InputError`` carrying the workflow's own explanation.
+    Without a ``digest`` the pending request is read first and its digest sent.
+    ``identity_token`` (a JWT from the approvers' issuer) signs the decision, for runs that
+    require identity. A refusal (wrong id or digest, missing role, invalid edit — also an
+    edit the checks refuse once carried out: the request then stays open — or a missing, bad
+    or contradicted identity token) is the decider's mistake and becomes an ``InputError``
+    carrying the workflow's own explanation.
     """
+    if identity_token is not None:
+        decision = decision.model_copy(update={"identity_token": identity_token})
     if decision.digest is None:
         decision = bind(decision, await pending_request(client, workflow_id, decision.approval_id))
     return await human_update(

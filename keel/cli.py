@@ -11,9 +11,11 @@
   keel reject RUN APPROVAL --reason   refuse it (the model is told why)
   keel edit RUN APPROVAL --arguments  run it with corrected arguments
       (each names the request's digest: --digest, else the CLI reads the request, prints
-      what exactly it decides on stderr, and sends that digest)
+      what exactly it decides on stderr, and sends that digest; --identity-token or
+      $KEEL_IDENTITY_TOKEN signs it, for runs that require identity)
   keel resolve RUN --confirm RESULT | --retry | --abort   a write whose answer was lost
   keel report [--since 24h]          latency, tokens, tools, cost, failures over finished runs
+  keel keys init | rotate-signing | rotate-codec [--dir]   the local key files
   keel codec-server         decrypt payloads for `temporal --codec-endpoint` and the Temporal UI
 
 User mistakes (bad input, unknown profile, unreachable server) print one readable line and
@@ -51,6 +53,8 @@ from keel.contracts import (
 )
 from keel.contracts.errors import InputError, KeelError
 from keel.demo import run_demo
+from keel.keys_command import add_parser as add_keys_parser
+from keel.keys_command import run_keys
 from keel.render import (
     approval_lines,
     deciding_line,
@@ -59,6 +63,7 @@ from keel.render import (
     result_text,
     status_line,
     terminal_safe,
+    unsigned_warning,
 )
 from keel.report import add_arguments as add_report_arguments
 from keel.report import run_report
@@ -100,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     _resolve_parser(sub)
     report = sub.add_parser("report", help="operations report over finished runs of a window")
     add_report_arguments(report)
+    add_keys_parser(sub)
     codec = sub.add_parser("codec-server", help="the codec endpoint of the Temporal CLI and UI")
     codec_server.add_arguments(codec)
     return parser
@@ -132,8 +138,8 @@ def _decision_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         )
         cmd.add_argument(
             "--by",
-            default=os.environ.get("USER") or "cli",
-            help="who decides (default: $USER, else 'cli'); recorded in the audit trail",
+            help="who decides (default: the identity token's name, else $USER, else 'cli');"
+            " recorded in the audit trail",
         )
         cmd.add_argument(
             "--role",
@@ -142,6 +148,14 @@ def _decision_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
             action="append",
             default=[],
             help="a role of the decider, checked against the approver roles (repeatable)",
+        )
+        cmd.add_argument(
+            "--identity-token",
+            metavar="TOKEN",
+            default=os.environ.get("KEEL_IDENTITY_TOKEN") or None,
+            help="the decider's identity token (JWT from the approvers' issuer; default:"
+            " $KEEL_IDENTITY_TOKEN), required by runs with approvals.require_identity: the"
+            " name and roles then come from it",
         )
         cmd.add_argument("--json", action="store_true", help="print the outcome as JSON")
 
@@ -251,6 +265,9 @@ async def _approvals(args: argparse.Namespace, settings: Settings) -> int:
         print(TypeAdapter(list[ApprovalRequest]).dump_json(requests, indent=2).decode())
     else:
         print(approval_lines(requests))
+        warning = unsigned_warning(requests)
+        if warning:
+            print(warning, file=sys.stderr)
     return 0
 
 
@@ -277,8 +294,10 @@ async def _decide(args: argparse.Namespace, settings: Settings) -> int:
         decision=args.command,
         arguments=arguments,
         reason=args.reason,
-        by=args.by,
+        # A signed decision takes its name from the token: only an explicit --by is a claim.
+        by=args.by or (None if args.identity_token else os.environ.get("USER") or "cli"),
         roles=args.roles,
+        identity_token=args.identity_token,
     )
     client = await connect(settings)
     if decision.digest is None:
@@ -323,6 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in ("up", "down", "demo"):
             return _stack_command(args.command)
+        if args.command == "keys":
+            return run_keys(args)
         if args.command == "codec-server":
             return codec_server.run_codec_server(args)
         settings = Settings.from_env()

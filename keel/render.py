@@ -252,6 +252,18 @@ def approval_lines(requests: list[ApprovalRequest], now: datetime | None = None)
     return terminal_safe("\n".join(out), multiline=True)
 
 
+def unsigned_warning(requests: list[ApprovalRequest]) -> str | None:
+    """One line under the table when some listed requests accept unsigned decisions."""
+    unsigned = sum(1 for r in requests if not r.identity_required)
+    if not unsigned:
+        return None
+    return (
+        f"warning: {unsigned} of {len(requests)} request(s) accept unsigned decisions: anyone"
+        " who can send decide can claim any name and role (approvals.require_identity,"
+        " docs/security.md)"
+    )
+
+
 _VERBS = {"approve": "approved", "reject": "rejected", "edit": "edited"}
 
 

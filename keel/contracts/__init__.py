@@ -20,6 +20,8 @@ fields: running workflows replay against the payloads already in history.
 
 from keel.contracts.approvals import (
     ApprovalRequest,
+    ApproverIdentity,
+    ApproverKeys,
     Decision,
     DecisionOutcome,
     DecisionRecord,
@@ -82,6 +84,8 @@ __all__ = [
     "ApprovalRequest",
     "ApprovalRule",
     "ApprovalSettings",
+    "ApproverIdentity",
+    "ApproverKeys",
     "ChatMessage",
     "ChatRequest",
     "ChatResponse",

@@ -36,6 +36,11 @@ class ApprovalRequest(BaseModel):
         description="sha256 of exactly what is approved (server, tool, arguments); a decision"
         " must name it. None only on requests of runs recorded before digests existed",
     )
+    identity_required: bool = Field(
+        default=False,
+        description="the run requires signed decisions (approvals.require_identity): a"
+        " decision must carry the decider's identity token",
+    )
 
 
 class Decision(BaseModel):
@@ -56,6 +61,35 @@ class Decision(BaseModel):
     roles: list[str] = Field(
         default_factory=list, description="the decider's roles, checked against approver_roles"
     )
+    identity_token: str | None = Field(
+        default=None,
+        description="the decider's identity token (a JWT from the organisation's issuer,"
+        " audience keel-approvals), required when the run requires identity: then ``by`` and"
+        " ``roles`` come from it (given ones must agree with it). A bearer credential: never"
+        " recorded in the audit trail, logs or progress",
+    )
+
+
+class ApproverIdentity(BaseModel):
+    """A decider as their verified identity token names them (never the token itself)."""
+
+    name: str = Field(description="the token's preferred_username, else its sub")
+    subject: str = ""
+    roles: list[str] = Field(default_factory=list)
+    issuer: str
+    token_id: str | None = Field(default=None, description="the token's jti")
+
+
+class ApproverKeys(BaseModel):
+    """What a run verifies identity tokens with: the approver issuers' public keys (a JWK
+    Set's keys, public members only) and the claims they must carry, loaded by an activity
+    (so they are in history and verification replays)."""
+
+    keys: list[dict[str, Any]]
+    issuers: list[str]
+    audience: str
+    roles_claim: str = Field(description="the claim holding the roles (dotted path)")
+    sources: list[str] = Field(default_factory=list, description="where they were read")
 
 
 class DecisionRecord(BaseModel):
@@ -74,6 +108,11 @@ class DecisionRecord(BaseModel):
         default=None, description="when the request was made (time to decision = at - this)"
     )
     step: int | None = None
+    identity: ApproverIdentity | None = Field(
+        default=None,
+        description="the verified decider, when the run requires identity (``by`` is then"
+        " its name; on a refusal ``by`` is what the decision claimed)",
+    )
 
 
 class DecisionOutcome(BaseModel):

@@ -31,6 +31,8 @@ UPDATE_RESOLVE: Final = "resolve"
 ACTIVITY_PROFILE_LOAD: Final = "keel.profile.load"
 ACTIVITY_LLM_CHAT: Final = "keel.llm.chat"
 ACTIVITY_NOTIFY_WEBHOOK: Final = "keel.notify.webhook"
+# The approver issuers' public keys, for runs whose profile requires signed decisions.
+ACTIVITY_APPROVER_KEYS: Final = "keel.approvers.keys"
 
 # workflow.patched ids: workflow commands that changed, guarded so recorded runs replay.
 # Servers' `approval` / `deduplicates` (an untrusted server's read-only hints not believed).

@@ -330,6 +330,11 @@ class ApprovalSettings(Strict):
     approver_roles: list[str] = Field(
         default_factory=list, description="roles allowed to decide; empty = anyone"
     )
+    require_identity: bool = Field(
+        default=False,
+        description="decisions must carry a verified identity token (docs/security.md);"
+        " the decider's name and roles come from it",
+    )
 
 
 class Profile(Strict):

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from keel.contracts.errors import ConfigError
-from keel.contracts.names import LOCAL_ISSUER, TASK_QUEUE
+from keel.contracts.names import APPROVER_AUDIENCE, CLAIM_ROLES, LOCAL_ISSUER, TASK_QUEUE
 
 N = TypeVar("N", int, float)
 SIGNING_FILE = "signing.pem"  # the file names of keel/runtime/keys.py (which imports PyJWT)
 CODEC_FILE = "codec-keys.json"
+JWKS_FILE = "jwks.json"
 D = TypeVar("D")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +64,11 @@ class Settings:
     signing_key: Path | None = None  # signs the worker's access tokens and approval grants
     codec_keys: Path | None = None  # the payload codec's keyring: payloads are encrypted
     auth_issuer: str = LOCAL_ISSUER  # the ``iss`` of tokens signed with ``signing_key``
+    # Approvers' identity tokens (profiles with approvals.require_identity): docs/security.md.
+    approver_jwks: tuple[str, ...] = ()  # JWKS files or URLs; () = no approver keys
+    approver_issuers: tuple[str, ...] = (LOCAL_ISSUER,)
+    approver_audience: str = APPROVER_AUDIENCE
+    approver_roles_claim: str = CLAIM_ROLES  # dotted path, e.g. realm_access.roles
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -85,6 +91,10 @@ class Settings:
             signing_key=key_file(env, "KEEL_SIGNING_KEY", SIGNING_FILE),
             codec_keys=key_file(env, "KEEL_CODEC_KEYS", CODEC_FILE),
             auth_issuer=env.get("KEEL_AUTH_ISSUER", "").strip() or LOCAL_ISSUER,
+            approver_jwks=approver_jwks(env),
+            approver_issuers=_list(env, "KEEL_APPROVER_ISSUER") or (LOCAL_ISSUER,),
+            approver_audience=env.get("KEEL_APPROVER_AUDIENCE", "").strip() or APPROVER_AUDIENCE,
+            approver_roles_claim=env.get("KEEL_APPROVER_ROLES_CLAIM", "").strip() or CLAIM_ROLES,
         )
 
 
@@ -111,6 +121,20 @@ def key_file(env: Mapping[str, str], variable: str, default_name: str) -> Path |
         return path
     candidate = keys_dir(env) / default_name
     return candidate if candidate.is_file() else None
+
+
+def approver_jwks(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``KEEL_APPROVER_JWKS`` (comma-separated files or URLs; empty: none), else the embedded
+    default's ``jwks.json`` in :func:`keys_dir` if it exists. Not read here: a source that
+    cannot be read fails the runs that need it (``keel.approvers.keys``), not the worker."""
+    if "KEEL_APPROVER_JWKS" in env:
+        return _list(env, "KEEL_APPROVER_JWKS")
+    candidate = keys_dir(env) / JWKS_FILE
+    return (str(candidate),) if candidate.is_file() else ()
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
 
 
 def env_number(

@@ -38,10 +38,9 @@ from jwt.algorithms import ECAlgorithm
 
 from keel.contracts.errors import ConfigError
 from keel.contracts.names import LOCAL_ISSUER
-from keel.runtime.config import CODEC_FILE, SIGNING_FILE
+from keel.runtime.config import CODEC_FILE, JWKS_FILE, SIGNING_FILE
 
 SIGNING_ALGORITHM = "ES256"
-JWKS_FILE = "jwks.json"
 
 
 @dataclass(frozen=True)

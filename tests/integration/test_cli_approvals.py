@@ -103,6 +103,15 @@ def test_approve_from_cli_end_to_end(stack: Stack) -> None:
         assert table.returncode == 0, table.stderr
         assert run_id in table.stdout and request["approval_id"] in table.stdout
         assert "refund_order" in table.stdout and "ORD-1050" in table.stdout
+        # The profile does not require identity: said under the table, and in the worker log.
+        assert "accept unsigned decisions" in table.stderr
+        assert request["identity_required"] is False
+        warned = [
+            line for text in stack.log_path("worker").read_text().splitlines()
+            if text.startswith("{") and (line := json.loads(text)).get("workflow_id") == run_id
+            and line.get("event") == "approval.identity_not_required"
+        ]  # fmt: skip
+        assert len(warned) == 1 and warned[0]["level"] == "warning"
 
         approved = keel(
             stack, "approve", run_id, request["approval_id"], "--by", "alice",

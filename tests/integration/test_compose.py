@@ -34,6 +34,7 @@ CORE_SERVICES = {
     "temporal-ui",
     "support-desk",
     "knowledge",
+    "codec",
     "worker",
     "otel-collector",
     "jaeger",
@@ -48,6 +49,7 @@ PUBLISHED = {
     "temporal-ui": {(8233, 8080)},
     "support-desk": {(8201, 8201)},
     "knowledge": {(8202, 8202)},
+    "codec": {(8205, 8205)},
     "simulator": {(8100, 8100)},
     "otel-collector": {(4317, 4317), (4318, 4318)},
     "jaeger": {(16686, 16686)},
@@ -247,6 +249,7 @@ def test_ports_are_published_on_loopback_only(model: dict[str, Any]) -> None:
         ("support-desk", "mcp_servers.support_desk", 8201),
         ("knowledge", "mcp_servers.knowledge", 8202),
         ("simulator", "simulator", 8100),
+        ("codec", "keel", 8205),
     ],
 )
 def test_python_servers_bind_all_interfaces_and_check_their_own_port(

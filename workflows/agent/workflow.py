@@ -190,6 +190,7 @@ class AgentWorkflow:
             self._state.model = profile.model.name
             self._reporter.policies = profile.tools
             limits = effective_limits(profile.limits, agent_input.limits)
+            await self._approvals.start(profile.approvals)  # approver keys, if required
         except LimitError as exc:
             self._set_state("failed")
             raise ApplicationError(

@@ -8,6 +8,10 @@ would run; one for a request that is not open, or for another digest, is refused
 Runs recorded before digests existed (``bound`` False, see workflows/approvals/versions.py)
 keep their rules: predictable ids, no digest, and a decision that arrived before its request
 (``early``) applied when the request is created.
+
+A run whose profile requires identity (``identity_required``) accepts decisions signed by an
+approver (workflows/approvals/identity.py, verified before ``check``); the desk keeps the
+approver keys and each accepted decision's verified identity for the audit trail.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from keel.contracts import ApprovalRequest, Decision, DecisionRecord
+from keel.contracts import ApprovalRequest, ApproverIdentity, ApproverKeys, Decision, DecisionRecord
 
 
 class DecisionError(ValueError):
@@ -35,6 +39,11 @@ class ApprovalDesk:
     serials: dict[str, int] = field(default_factory=dict)  # approval id -> accepted decision
     refused_edits: dict[int, str] = field(default_factory=dict)  # serial -> why
     ended: tuple[str, str] | None = None  # (how, why) once the run has ended
+    identity_required: bool = False  # approvals.require_identity (set at the run's start)
+    approver_keys: ApproverKeys | None = None
+    identities: dict[str, ApproverIdentity] = field(default_factory=dict)  # accepted deciders
+    reloaded_kids: set[str] = field(default_factory=set)  # unknown kids the keys reloaded for
+    warned_unsigned: bool = False  # the warning that decisions are unsigned was logged
     _next_serial: int = 0
 
     def open(self, request: ApprovalRequest) -> None:
@@ -83,8 +92,11 @@ class ApprovalDesk:
             f"approval {approval_id!r} is not pending in this run (pending: {known})"
         )
 
-    def accept(self, decision: Decision) -> int:
-        """Accept ``decision``; returns its serial (how an update waits for what became of it)."""
+    def accept(self, decision: Decision, identity: ApproverIdentity | None = None) -> int:
+        """Accept ``decision`` (made by the verified ``identity``, when the run requires one);
+        returns its serial (how an update waits for what became of it)."""
+        if identity is not None:
+            self.identities[decision.approval_id] = identity
         self._next_serial += 1
         self.accepted[decision.approval_id] = decision
         self.serials[decision.approval_id] = self._next_serial
@@ -94,9 +106,11 @@ class ApprovalDesk:
         return self.serials[approval_id]
 
     def refuse(
-        self, decision: Decision, why: str, now: datetime, request: ApprovalRequest | None = None
-    ) -> None:
-        """Record a decision that could not be accepted or carried out (audit only)."""
+        self, decision: Decision, why: str, now: datetime, request: ApprovalRequest | None = None,
+        identity: ApproverIdentity | None = None,
+    ) -> None:  # fmt: skip
+        """Record a decision that could not be accepted or carried out (audit only): ``by`` is
+        what it claimed, ``identity`` who its token (if it verified) says made it."""
         self.audit.append(
             DecisionRecord(
                 approval_id=decision.approval_id,
@@ -110,6 +124,7 @@ class ApprovalDesk:
                 digest=decision.digest,
                 requested_at=request.created_at if request is not None else None,
                 step=request.step if request is not None else None,
+                identity=identity,
             )
         )
 
@@ -118,15 +133,19 @@ class ApprovalDesk:
     ) -> None:
         """An accepted edit whose arguments the checks refused: audited with the edited
         arguments, withdrawn, and the request stays open for another decision."""
-        self.refuse(decision, why, now, request)
+        self.refuse(decision, why, now, request, self.identities.pop(request.approval_id, None))
         self.accepted.pop(request.approval_id, None)
         serial = self.serials.pop(request.approval_id, None)
         if serial is not None:
             self.refused_edits[serial] = why
 
     def close(self, request: ApprovalRequest, record: DecisionRecord) -> None:
+        """Close ``request`` with ``record`` (which gets the decider's verified identity)."""
         self.pending.pop(request.approval_id, None)
         self.closed[request.approval_id] = record.outcome
+        identity = self.identities.get(request.approval_id)
+        if identity is not None and record.decision != "timeout":
+            record = record.model_copy(update={"identity": identity})
         self.audit.append(record)
 
     def end(self, how: str, why: str, now: datetime) -> None:
@@ -143,6 +162,7 @@ class ApprovalDesk:
                 arguments=decision.arguments or request.arguments,
                 outcome=f"run {how} before this decision was carried out: {why}",
                 digest=decision.digest, requested_at=request.created_at, step=request.step,
+                identity=self.identities.get(approval_id),
             )  # fmt: skip
             self.audit.append(record)
 

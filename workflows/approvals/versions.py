@@ -15,6 +15,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.approvals.desk import ApprovalDesk
 
 BOUND_DECISIONS = "keel-bound-decisions"
+# A profile that requires identity loads the approver keys at the run's start (an activity:
+# workflows/approvals/identity.py). Runs recorded before it never required identity.
+APPROVER_IDENTITY = "keel-approver-identity-v1"
 
 
 def bound(desk: ApprovalDesk) -> bool:

@@ -71,13 +71,31 @@ def open_request(
         reason=reason, context=context, approver_roles=roles, created_at=now,
         expires_at=now + timedelta(seconds=ctx.approvals.timeout_seconds),
         digest=approval_digest(tool.server, tool.name, arguments) if digested else None,
+        identity_required=ctx.desk.identity_required,
     )  # fmt: skip
     ctx.desk.open(request)
+    _warn_if_unsigned(ctx, request)
     if not digested:
         _apply_early(ctx, request, now)
     ctx.on_pending_change()
     ctx.reporter.approval_requested(request)
     return request
+
+
+def _warn_if_unsigned(ctx: RunContext, request: ApprovalRequest) -> None:
+    """A run whose decisions need no identity token warns once, at its first request: who
+    can send ``decide`` can claim any name and role (docs/security.md)."""
+    if ctx.desk.identity_required or ctx.desk.warned_unsigned:
+        return
+    ctx.desk.warned_unsigned = True
+    emit(
+        "approval.identity_not_required",
+        level=logging.WARNING,
+        approval_id=request.approval_id,
+        tool=request.tool,
+        message="this run accepts unsigned decisions: anyone who can send decide can claim"
+        " any name and role; set approvals.require_identity = true in the profile",
+    )
 
 
 def _apply_early(ctx: RunContext, request: ApprovalRequest, now: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from keel.contracts import ApprovalRequest, Decision, DecisionOutcome, Principal, approval_digest
-from keel.render import approval_lines, deciding_line, decision_line
+from keel.render import approval_lines, deciding_line, decision_line, unsigned_warning
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ARGUMENTS = {"order_id": "ORD-1042", "amount": 20.0}
@@ -39,3 +39,12 @@ def test_a_decision_on_a_run_that_ended_says_how() -> None:
         "approved: apr-0123456789abcdef0123 in run run-1: run failed"
         " (tool 'refund_order' timed out)"
     )
+
+
+def test_requests_that_accept_unsigned_decisions_are_flagged_in_one_line() -> None:
+    signed = REQUEST.model_copy(update={"identity_required": True})
+    assert unsigned_warning([signed]) is None
+    warning = unsigned_warning([signed, REQUEST])
+    assert warning is not None and "\n" not in warning
+    assert warning.startswith("warning: 1 of 2 request(s) accept unsigned decisions")
+    assert "approvals.require_identity" in warning
