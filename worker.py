@@ -19,7 +19,6 @@ import httpx2
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Interceptor, Worker
 
 from activities.approvers import ApproverKeyActivities
@@ -32,6 +31,7 @@ from activities.profiles import ProfileActivities
 from activities.providers.openai_compat import OpenAICompatProvider
 from keel.contracts.errors import KeelError
 from keel.contracts.names import SEARCH_ATTRIBUTES
+from keel.runtime.codec import data_converter
 from keel.runtime.config import Settings
 from keel.runtime.logs import configure_logging, get_logger
 from keel.runtime.pricing import resolve_price
@@ -44,12 +44,13 @@ log = get_logger("keel.worker")
 
 
 async def connect(settings: Settings, telemetry: Telemetry | None = None) -> Client:
-    """A Temporal client with Keel's data converter (pydantic models on the wire) and, with
+    """A Temporal client with Keel's data converter (pydantic models on the wire, encrypted
+    when ``settings.codec_keys`` names a keyring: keel/runtime/codec.py) and, with
     ``telemetry``, the tracing interceptor and the runtime whose metrics it exports."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings.codec_keys),
         **(telemetry.connect_options() if telemetry is not None else {}),
     )
 
@@ -198,6 +199,7 @@ async def _serve(settings: Settings, stop: asyncio.Event, telemetry: Telemetry) 
                 task_queue=settings.task_queue,
                 llm=settings.llm_base_url,
                 mcp={n: t.describe() for n, t in settings.mcp_servers.items()},
+                encrypted_payloads=settings.codec_keys is not None,
                 tracing=telemetry.tracing,
                 metrics=telemetry.metering,
                 prometheus=(

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # what mypy and IDEs see; at run time __getattr__ below suppl
     from keel.contracts.progress import ProgressEvent
     from keel.contracts.result import RunResult, RunStatus, StepRecord
     from keel.contracts.run import AgentInput, LimitOverrides, Principal, RunOutcome, RunState
+    from keel.runtime.codec import data_converter
     from keel.runtime.config import Settings
 
 # Public name -> the module that defines it. A name must not equal a submodule of ``keel``
@@ -71,6 +72,8 @@ _EXPORTS: dict[str, str] = {
     "ProfileError": "keel.contracts.errors",
     # configuration and public names
     "Settings": "keel.runtime.config",
+    # the data converter of a Temporal client or worker of your own (encrypted payloads)
+    "data_converter": "keel.runtime.codec",
     "WORKFLOW_TYPE": "keel.contracts.names",
     "TASK_QUEUE": "keel.contracts.names",
 }
@@ -99,6 +102,7 @@ __all__ = [
     "Usage",
     "build_input",
     "connect",
+    "data_converter",
     "decide",
     "follow",
     "list_pending",

@@ -17,6 +17,7 @@
   keel report [--since 24h]          latency, tokens, tools, cost, failures over finished runs
   keel keys init | rotate-signing | rotate-codec [--dir]   the local key files
   keel token [--server NAME | --approver] ...  a token signed with the local key
+  keel codec-server         decrypt payloads for `temporal --codec-endpoint` and the Temporal UI
 
 User mistakes (bad input, unknown profile, unreachable server) print one readable line and
 exit with 2; a run that ends without completing exits with 1.
@@ -40,7 +41,7 @@ try:  # the runtime extra; the base install (`pip install keel`) serves the MCP 
 except ModuleNotFoundError as missing:
     sys.exit(f"keel: {missing}: the keel command needs pip install 'keel[runtime]'")
 
-from keel import procs
+from keel import codec_server, procs
 from keel.approvals import bind, decide, list_pending, pending_request
 from keel.client import build_input, connect, query_status, resolve_call, start_run
 from keel.contracts import (
@@ -108,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     add_report_arguments(report)
     add_keys_parser(sub)
     add_token_parser(sub)
+    codec = sub.add_parser("codec-server", help="the codec endpoint of the Temporal CLI and UI")
+    codec_server.add_arguments(codec)
     return parser
 
 
@@ -321,6 +324,7 @@ def _stack_command(command: str) -> int:
         print(f"  Temporal    {c.temporal_address}  (UI http://{c.host}:{c.ui_port})")
         print(f"  simulator   {c.llm_base_url}")
         print(f"  MCP         {c.mcp_url('support_desk')}  {c.mcp_url('knowledge')}")
+        print(f"  codec       {c.codec_url}  (temporal … --codec-endpoint {c.codec_url})")
         print(f"  logs        {c.home / 'logs'}")
         return 0
     if command == "down":
@@ -343,6 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _stack_command(args.command)
         if args.command == "keys":
             return run_keys(args)
+        if args.command == "codec-server":
+            return codec_server.run_codec_server(args)
         settings = Settings.from_env()
         handler = {
             "run": _run,

@@ -9,13 +9,13 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
 from keel.contracts import AgentInput, Resolution, ResolveOutcome, RunResult, RunStatus
 from keel.contracts.errors import ConfigError, InputError, KeelError, describe_validation_error
 from keel.contracts.limits import LimitError, effective_limits
 from keel.contracts.names import QUERY_STATUS, UPDATE_RESOLVE, WORKFLOW_TYPE
+from keel.runtime.codec import data_converter
 from keel.runtime.config import Settings
 from keel.runtime.pricing import resolve_price
 from keel.runtime.profiles import load_profile
@@ -40,6 +40,11 @@ def client_telemetry() -> Telemetry:
 async def connect(settings: Settings, *, telemetry: Telemetry | None = None) -> Client:
     """Connect with Keel's data converter; an unreachable server is a ConfigError.
 
+    The converter encrypts every payload when a codec keyring is configured
+    (``Settings.codec_keys``: ``KEEL_CODEC_KEYS``, or ``.keel/keys/codec-keys.json`` after
+    ``make up``; keel/runtime/codec.py), so what this client sends and reads is readable only
+    to holders of the keys.
+
     With tracing configured (``OTEL_TRACES_EXPORTER``), the client carries Temporal's tracing
     interceptor: starting a run opens a ``StartWorkflow:AgentWorkflow`` span that the
     workflow's and activities' spans on the worker descend from.
@@ -49,7 +54,7 @@ async def connect(settings: Settings, *, telemetry: Telemetry | None = None) -> 
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.namespace,
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter(settings.codec_keys),
             **options,
         )
     except RuntimeError as exc:

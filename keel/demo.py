@@ -83,7 +83,7 @@ def show_request(request: ApprovalRequest) -> None:
 
 
 async def approve(
-    handle: WorkflowHandle[object, RunResult], requests: list[ApprovalRequest]
+    handle: WorkflowHandle[object, RunResult], requests: list[ApprovalRequest], codec: str
 ) -> None:
     """Show the requests, approve each as the supervisor, print the equivalent commands."""
     print(f"\nThe run waits for a human: {len(requests)} irreversible action(s) proposed.")
@@ -96,7 +96,7 @@ async def approve(
     payload = approval(requests[0])
     print(
         f"  temporal workflow update execute --workflow-id {handle.id} --name decide"
-        f" --input '{payload.model_dump_json(exclude_none=True)}'"
+        f" --codec-endpoint {codec} --input '{payload.model_dump_json(exclude_none=True)}'"
     )
     for request in requests:
         decision = approval(request)
@@ -105,9 +105,11 @@ async def approve(
     print()
 
 
-def show_temporal_cli(raw: dict[str, object]) -> None:
-    """The same run driven by the Temporal CLI alone: Keel's workflow needs no Keel client."""
+def show_temporal_cli(raw: dict[str, object], codec: str) -> None:
+    """The same run driven by the Temporal CLI alone: Keel's workflow needs no Keel client.
+    Payloads are encrypted: the CLI reads and writes them through the codec server."""
     print("\nThe same run with the Temporal CLI (while `make up` runs):")
+    print(f"  export TEMPORAL_CODEC_ENDPOINT={codec}   # payloads are encrypted")
     print(
         "  temporal workflow start --task-queue agents --type AgentWorkflow"
         f" --workflow-id my-run --input '{json.dumps(raw)}'"
@@ -120,9 +122,7 @@ def show_temporal_cli(raw: dict[str, object]) -> None:
 async def run_demo(stack: Stack) -> int:
     """Run the demo scenario on ``stack``; return a process exit code."""
     config = stack.config
-    settings = Settings.from_env(
-        {"TEMPORAL_ADDRESS": config.temporal_address, "KEEL_LLM_BASE_URL": config.llm_base_url}
-    )
+    settings = Settings.from_env({**config.client_env(), "KEEL_LLM_BASE_URL": config.llm_base_url})
     raw: dict[str, object] = {
         "profile": DEMO_PROFILE,
         "task": DEMO_TASK,
@@ -146,12 +146,12 @@ async def run_demo(stack: Stack) -> int:
     watching = asyncio.ensure_future(watch(client, handle.id, show))
     requests = await wait_for_approvals(handle, events, watching)
     if requests:
-        await approve(handle, requests)
+        await approve(handle, requests, config.codec_url)
     result = await watching
     print()
     print(result_text(result))
     refunds, emails = (a - b for a, b in zip(effects(config.support_desk_db), before, strict=True))
     print(f"\nsupport desk: {refunds} refund of ORD-1042 and {emails} email to Maria from this run")
-    show_temporal_cli(raw)
+    show_temporal_cli(raw, config.codec_url)
     ok = result.status == "completed" and (refunds, emails) == (1, 1)
     return 0 if ok else 1

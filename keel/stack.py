@@ -21,7 +21,7 @@ from keel.contracts.names import LOCAL_ISSUER, SEARCH_ATTRIBUTES
 from keel.runtime.config import PROJECT_ROOT
 from keel.runtime.keys import LocalKeys, ensure_local_keys
 
-COMPONENTS = ("temporal", "simulator", "support_desk", "knowledge", "worker")
+COMPONENTS = ("temporal", "codec", "simulator", "support_desk", "knowledge", "worker")
 TEMPORAL_DROPPED_ENV = ("OTEL_",)  # variable prefixes the dev server does not inherit
 
 
@@ -36,6 +36,7 @@ class StackConfig:
     simulator_port: int = 8100
     support_desk_port: int = 8201
     knowledge_port: int = 8202
+    codec_port: int = 8205  # the codec server (keel/codec_server.py): docs/security.md
     extra_worker_env: dict[str, str] = field(default_factory=dict)
     # extra environment per component, e.g. {"support_desk": {"SUPPORT_DESK_LATENCY_MS": "250"}}
     component_env: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -49,7 +50,7 @@ class StackConfig:
             name: procs.free_port()
             for name in (
                 "temporal_port", "ui_port", "simulator_port", "support_desk_port",
-                "knowledge_port",
+                "knowledge_port", "codec_port",
             )
         }  # fmt: skip
         return cls(home=home, **{**ports, **overrides})
@@ -65,6 +66,16 @@ class StackConfig:
     def mcp_url(self, name: str) -> str:
         port = {"support_desk": self.support_desk_port, "knowledge": self.knowledge_port}[name]
         return f"http://{self.host}:{port}/mcp"
+
+    @property
+    def codec_url(self) -> str:
+        """The codec server: ``temporal --codec-endpoint`` and the Temporal UI decode with it."""
+        return f"http://{self.host}:{self.codec_port}"
+
+    @property
+    def ui_origins(self) -> tuple[str, ...]:
+        """The Temporal UI's origins (CORS of the codec server): by IP and as localhost."""
+        return (f"http://{self.host}:{self.ui_port}", f"http://localhost:{self.ui_port}")
 
     @property
     def support_desk_db(self) -> Path:
@@ -151,13 +162,19 @@ class Stack:
             argv = [
                 str(temporal_binary()), "server", "start-dev",
                 "--ip", c.host, "--port", str(c.temporal_port),
-                "--ui-port", str(c.ui_port),
+                "--ui-port", str(c.ui_port), "--ui-codec-endpoint", c.codec_url,
                 "--db-filename", str(c.home / "temporal.db"),
                 "--log-level", "warn",
             ]  # fmt: skip
             for attr, kind in SEARCH_ATTRIBUTES.items():
                 argv += ["--search-attribute", f"{attr}={kind}"]
             return argv
+        if name == "codec":
+            origins = [arg for origin in c.ui_origins for arg in ("--cors-origin", origin)]
+            return procs.python_argv(
+                "-m", "keel", "codec-server", "--host", c.host, "--port", str(c.codec_port),
+                "--keys", str(c.keys.codec_keys), *origins,
+            )  # fmt: skip
         if name == "simulator":
             scenarios = ["--scenarios", str(c.scenarios)] if c.scenarios else []
             return procs.python_argv(
@@ -183,6 +200,8 @@ class Stack:
             self._register_search_attributes()
         elif child.name == "simulator":
             procs.wait_http(child, f"http://{c.host}:{c.simulator_port}/healthz")
+        elif child.name == "codec":
+            procs.wait_http(child, f"{c.codec_url}/healthz")
         elif child.name in ("support_desk", "knowledge"):
             port = c.support_desk_port if child.name == "support_desk" else c.knowledge_port
             procs.wait_http(child, f"http://{c.host}:{port}/healthz")

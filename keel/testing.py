@@ -54,14 +54,16 @@ T = TypeVar("T")
 class LocalStack:
     """A whole Keel stack for the duration of an ``async with`` block.
 
-    Inside the block, :attr:`client` is a Temporal client with Keel's data converter and
+    Inside the block, :attr:`client` is a Temporal client with Keel's data converter (the
+    stack's payloads are encrypted with its own codec keys, docs/security.md) and
     :attr:`settings` the settings the worker runs with; :meth:`run` takes a task to its
     ``RunResult``, :meth:`start` returns the handle instead (for runs you signal, query or
     decide on), :meth:`wait_for_approvals` waits until a run asks a human.
 
     ``worker_env`` adds environment variables to the worker (e.g. ``KEEL_MCP_WEATHER=stdio:
     python weather.py`` for an MCP server of your own), ``component_env`` to the other
-    components by name (``temporal``, ``simulator``, ``support_desk``, ``knowledge``).
+    components by name (``temporal``, ``codec``, ``simulator``, ``support_desk``,
+    ``knowledge``).
     ``home`` keeps the stack's databases and logs (``home/logs/*.log``) where you say; by
     default a temporary directory, removed at the end unless something failed: a stack that
     does not start names the log to read in its ``ProcessStartError``, an exception out of the
@@ -169,7 +171,7 @@ class LocalStack:
 
     @property
     def client(self) -> Client:
-        """A Temporal client of this stack, with Keel's (pydantic) data converter."""
+        """A Temporal client of this stack, with Keel's data converter and the stack's keys."""
         if self._client is None:
             raise RuntimeError("LocalStack is not running: use it in `async with`")
         return self._client

@@ -17,11 +17,10 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from keel.procs import free_port
 from keel.stack import Stack, StackConfig
-from tests.helpers import REPO, TEST_PROFILES
+from tests.helpers import REPO, TEST_PROFILES, connect_stack
 
 MEDIA_SERVER = REPO / "tests" / "integration" / "media_server.py"
 
@@ -60,9 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest_asyncio.fixture(scope="session")
 async def client(stack: Stack) -> AsyncIterator[Client]:
-    yield await Client.connect(
-        stack.config.temporal_address, data_converter=pydantic_data_converter
-    )
+    yield await connect_stack(stack)  # the stack's codec keys: its payloads are encrypted
 
 
 _EXIT_STATUS: list[int] = []

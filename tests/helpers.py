@@ -12,11 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.converter import DataConverter, PayloadCodec
 
 from keel.contracts import AgentInput, Principal, RunResult
 from keel.procs import free_port, python_argv, spawn, stop, wait_http
+from keel.runtime.codec import data_converter
 from keel.stack import Stack
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,6 +45,8 @@ def keel_env(stack: Stack | None, temporal: str | None = None) -> dict[str, str]
     """The environment of a ``keel`` command against ``stack`` (or ``temporal``), seeing the
     test profiles before the shipped ones."""
     env = dict(os.environ)
+    if stack is not None:  # its keys: the codec keyring above all (payloads are encrypted)
+        env.update(stack.config.client_env())
     env["KEEL_PROFILES_PATH"] = os.pathsep.join([str(TEST_PROFILES), str(REPO / "profiles")])
     env["TEMPORAL_ADDRESS"] = temporal or (stack.config.temporal_address if stack else "")
     return env
@@ -139,3 +147,57 @@ def sim_requests(stack: Stack, conversation_id: str) -> list[dict[str, Any]]:
     response.raise_for_status()
     requests: list[dict[str, Any]] = response.json()["requests"]
     return requests
+
+
+def stack_converter(stack: Stack) -> DataConverter:
+    """The data converter of ``stack``'s clients: its worker encrypts every payload with the
+    stack's codec keyring, so a client must hold the same keys to read anything."""
+    return data_converter(stack.config.keys.codec_keys)
+
+
+async def connect_stack(stack: Stack) -> Client:
+    """A Temporal client of ``stack`` with the stack's data converter (its codec keys)."""
+    return await Client.connect(
+        stack.config.temporal_address, data_converter=stack_converter(stack)
+    )
+
+
+async def plain_history(client: Client, handle: WorkflowHandle[Any, Any]) -> WorkflowHistory:
+    """The run's history with every payload decrypted by ``client``'s codec (raw history
+    holds ``binary/encrypted`` payloads only)."""
+    history = await handle.fetch_history()
+    codec = client.data_converter.payload_codec
+    if codec is not None:
+        for event in history.events:
+            await decode_payloads(event, codec)
+    return history
+
+
+async def plain_events(client: Client, handle: WorkflowHandle[Any, Any]) -> list[HistoryEvent]:
+    return list((await plain_history(client, handle)).events)
+
+
+async def decode_payloads(message: Message, codec: PayloadCodec) -> None:
+    """Decode in place every ``Payload`` anywhere in ``message`` (fields, lists, maps)."""
+    for field, value in message.ListFields():
+        entry = field.message_type
+        if field.type != FieldDescriptor.TYPE_MESSAGE or entry is None:
+            continue
+        if entry.GetOptions().map_entry:
+            values = entry.fields_by_name["value"]
+            if values.type == FieldDescriptor.TYPE_MESSAGE:
+                for key in list(value):
+                    await _decode_one(value[key], codec)
+        elif field.is_repeated:
+            for item in value:
+                await _decode_one(item, codec)
+        else:
+            await _decode_one(value, codec)
+
+
+async def _decode_one(message: Message, codec: PayloadCodec) -> None:
+    if isinstance(message, Payload):
+        [decoded] = await codec.decode([message])
+        message.CopyFrom(decoded)
+    else:
+        await decode_payloads(message, codec)

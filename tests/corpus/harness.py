@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
 from keel import render
@@ -38,7 +37,7 @@ from tests.corpus.case import Act, Case
 from tests.corpus.decide import decide
 from tests.corpus.files import write_cases
 from tests.corpus.hostile_server import ANSI, EFFECTS_ENV, INJECTION
-from tests.helpers import REPO
+from tests.helpers import REPO, connect_stack
 
 RUN_TIMEOUT = 180.0  # a run that has not ended by then is a finding (it hangs)
 CONCURRENT_RUNS = 24  # on two shared cores, more at once only makes every run slower
@@ -124,9 +123,7 @@ def corpus_stack(cases: list[Case], home: Path) -> Iterator[tuple[Stack, Path, d
 
 
 async def connect(stack: Stack) -> Client:
-    return await Client.connect(
-        stack.config.temporal_address, data_converter=pydantic_data_converter
-    )
+    return await connect_stack(stack)
 
 
 # ------------------------------------------------------------------------------ one case

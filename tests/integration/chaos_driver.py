@@ -29,13 +29,12 @@ from typing import Any
 import httpx2
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from keel.contracts import AgentInput, ApprovalRequest, Principal, RunResult
 from keel.stack import Stack, StackConfig
 from mcp_servers.support_desk.seed import OrderSeed, insert_orders
-from tests.helpers import REPO
+from tests.helpers import REPO, connect_stack, plain_events
 
 APPROVE_EARLY = 6.0  # seconds after start: the runs wait for approval by then
 APPROVE_LATE = 13.0
@@ -102,9 +101,7 @@ class ChaosReport:
 
 
 async def connect(stack: Stack) -> Client:
-    return await Client.connect(
-        stack.config.temporal_address, data_converter=pydantic_data_converter
-    )
+    return await connect_stack(stack)
 
 
 async def approve_pending(handle: WorkflowHandle[Any, Any], seen: set[tuple[str, str]]) -> int:
@@ -210,13 +207,13 @@ async def chaos_actions(stack: Stack, report: ChaosReport, started: float) -> No
     await at(0, "start worker", lambda: stack.start("worker"))
 
 
-async def read_history(handle: WorkflowHandle[Any, Any]) -> tuple[list[float], int]:
+async def read_history(client: Client, handle: WorkflowHandle[Any, Any]) -> tuple[list[float], int]:
     """When the workflow recorded each model turn as completed (epoch seconds, in order), and
     how many write tool calls (refund, email) needed more than one attempt."""
     scheduled: dict[int, str] = {}
     done: list[float] = []
     retried_writes = 0
-    async for event in handle.fetch_history_events():
+    for event in await plain_events(client, handle):  # the summaries are encrypted
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attrs = event.activity_task_scheduled_event_attributes
             summary = attrs.activity_type.name
@@ -314,13 +311,15 @@ async def run_chaos(stack: Stack, runs: int, timeout: float = 240.0) -> ChaosRep
     report.statuses["unfinished"] = runs - len(results)
     count_effects(stack.config.support_desk_db, report)
     for handle in handles:
-        await read_turns(handle, sim, report)
+        await read_turns(client, handle, sim, report)
     return report
 
 
-async def read_turns(handle: WorkflowHandle[Any, Any], sim: str, report: ChaosReport) -> None:
+async def read_turns(
+    client: Client, handle: WorkflowHandle[Any, Any], sim: str, report: ChaosReport
+) -> None:
     """Model requests per turn, and turns requested again after Temporal recorded them."""
-    completed_at, retried = await read_history(handle)
+    completed_at, retried = await read_history(client, handle)
     report.retried_write_calls += retried
     timeline = httpx2.get(f"{sim}/sim/conversations/{handle.id}/timeline", timeout=5).json()
     for turn, times in timeline["request_times"].items():

@@ -27,7 +27,6 @@ import httpx2
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
 from keel.contracts import (
@@ -41,7 +40,15 @@ from keel.contracts import (
 )
 from keel.runtime.config import Settings
 from keel.stack import Stack
-from tests.helpers import DEMO_TASK, REPO, TEST_PROFILES, desk_server, start
+from tests.helpers import (
+    DEMO_TASK,
+    REPO,
+    TEST_PROFILES,
+    connect_stack,
+    desk_server,
+    plain_events,
+    start,
+)
 from worker import build_worker
 
 SUPERVISOR = ["supervisor"]
@@ -295,9 +302,7 @@ async def worker_with_slow_desk(stack: Stack, tmp: Path) -> AsyncIterator[str]:
                 "KEEL_MCP_SUPPORT_DESK": url,
             }
         )
-        worker_client = await Client.connect(
-            stack.config.temporal_address, data_converter=pydantic_data_converter
-        )
+        worker_client = await connect_stack(stack)
         transport = httpx2.AsyncHTTPTransport(retries=0)
         async with (
             httpx2.AsyncClient(transport=transport) as http,
@@ -434,7 +439,7 @@ async def test_untrusted_server_write_gets_one_attempt_reads_are_retried(
     assert result.status == "completed"
     assert added(before, rows(stack))["refunds"] == [("ORD-1050", 100)]
     policies: dict[str, tuple[int, float]] = {}
-    async for event in handle.fetch_history_events():
+    for event in await plain_events(client, handle):  # the summaries are encrypted
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attrs = event.activity_task_scheduled_event_attributes
             if attrs.activity_type.name.endswith(".call-tool"):

@@ -29,7 +29,6 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer
 
@@ -37,7 +36,7 @@ from keel.contracts import AgentInput, Decision, DecisionOutcome, Principal, Run
 from keel.runtime.config import Settings
 from keel.runtime.keys import TokenSigner, ensure_local_keys, rotate_signing_key
 from keel.stack import Stack
-from tests.helpers import REPO, TEST_PROFILES, keel_env, start
+from tests.helpers import REPO, TEST_PROFILES, connect_stack, keel_env, start
 from tests.integration.test_approvals import pending, refusal
 from worker import build_worker
 from workflows.agent import AgentWorkflow
@@ -66,8 +65,9 @@ async def decide(handle: WorkflowHandle[Any, Any], **fields: Any) -> DecisionOut
     return await handle.execute_update("decide", Decision(**fields), result_type=DecisionOutcome)
 
 
-async def replays(handle: WorkflowHandle[Any, Any]) -> bool:
-    replayer = Replayer(workflows=[AgentWorkflow], data_converter=pydantic_data_converter)
+async def replays(client: Client, handle: WorkflowHandle[Any, Any]) -> bool:
+    """The run's (encrypted) history replays, with the stack's converter."""
+    replayer = Replayer(workflows=[AgentWorkflow], data_converter=client.data_converter)
     result = await replayer.replay_workflow(await handle.fetch_history())
     return result.replay_failure is None
 
@@ -129,7 +129,7 @@ async def test_forged_roles_or_no_token_are_refused_and_audited(
     log = stack.log_path("worker").read_text()
     for token in (mallory, alice):
         assert token not in result.model_dump_json() and token not in log
-    assert await replays(handle)
+    assert await replays(client, handle)
 
 
 def keel_with_token(
@@ -189,9 +189,7 @@ async def private_worker(stack: Stack, approver_jwks: str) -> AsyncIterator[str]
         "KEEL_TASK_QUEUE": queue,
         "KEEL_APPROVER_JWKS": approver_jwks,
     })  # fmt: skip
-    worker_client = await Client.connect(
-        stack.config.temporal_address, data_converter=pydantic_data_converter
-    )
+    worker_client = await connect_stack(stack)
     transport = httpx2.AsyncHTTPTransport(retries=0)
     async with (
         httpx2.AsyncClient(transport=transport) as http,
@@ -264,4 +262,4 @@ async def test_a_rotated_approver_key_is_picked_up(
                 names.ACTIVITY_APPROVER_KEYS
             )
     assert loads == 3  # at the start, once for the stranger's key, once for the new key
-    assert await replays(handle)
+    assert await replays(client, handle)

@@ -32,7 +32,7 @@ from keel.contracts import (
     names,
 )
 from keel.stack import Stack
-from tests.helpers import keel, start
+from tests.helpers import keel, plain_events, start
 from tests.integration.test_approvals import pending
 
 SUBJECT = "Your return label"
@@ -85,10 +85,10 @@ def step(result: RunResult, tool: str) -> StepRecord:
     return record
 
 
-async def model_inputs(handle: WorkflowHandle[Any, Any]) -> str:
-    """Every model call's input as it is in history (what the model was sent)."""
+async def model_inputs(client: Client, handle: WorkflowHandle[Any, Any]) -> str:
+    """Every model call's input as it is in history (what the model was sent), decrypted."""
     texts = []
-    async for event in handle.fetch_history_events():
+    for event in await plain_events(client, handle):
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attrs = event.activity_task_scheduled_event_attributes
             if attrs.activity_type.name == names.ACTIVITY_LLM_CHAT:
@@ -125,7 +125,7 @@ async def test_lost_answer_waits_then_confirm_goes_on_with_the_stated_result(
     assert (email.outcome, email.attempts) == ("ok", 1)
     assert email.detail.startswith("confirmed by alice:")
     assert step(result, "get_customer").outcome == "ok"  # the turn's other call kept its result
-    assert '{\\"sent\\": true, \\"id\\": \\"EML-1\\"}' in await model_inputs(handle)
+    assert '{\\"sent\\": true, \\"id\\": \\"EML-1\\"}' in await model_inputs(client, handle)
 
 
 async def test_retry_sends_once_more_with_the_same_key(client: Client, stack: Stack) -> None:

@@ -1,5 +1,7 @@
 """Recorded histories keep replaying against the current workflow code (non-determinism
-guard), and a fresh run's history replays too. See histories/README.md for how to record."""
+guard), and a fresh run's history replays too. See histories/README.md for how to record.
+Fresh histories are encrypted (the test stack runs with the codec on) and are recorded
+decrypted, so the files stay plaintext and replay without keys."""
 
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
 from keel.contracts import ApprovalRequest, Decision, DecisionOutcome
-from tests.helpers import start
+from tests.helpers import plain_history, start
 from workflows.agent import AgentWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -40,8 +43,10 @@ BOUND_APPROVAL_FILE = "bound_approval_run_history.json"
 RECORDED = sorted([*FIXTURE_FILES.values(), APPROVAL_FILE, BOUND_APPROVAL_FILE])
 
 
-def _replayer() -> Replayer:
-    return Replayer(workflows=[AgentWorkflow], data_converter=pydantic_data_converter)
+def _replayer(converter: DataConverter = pydantic_data_converter) -> Replayer:
+    """Recorded histories are plaintext (no codec needed); a fresh one from the test stack is
+    encrypted, so it replays with the stack's converter (``client.data_converter``)."""
+    return Replayer(workflows=[AgentWorkflow], data_converter=converter)
 
 
 def _event_types(history: WorkflowHistory) -> set[EventType.ValueType]:
@@ -54,10 +59,11 @@ async def test_fresh_history_replays_without_nondeterminism(client: Client, prof
     await handle.result()
     history = await handle.fetch_history()
 
-    result = await _replayer().replay_workflow(history)
+    result = await _replayer(client.data_converter).replay_workflow(history)
     assert result.replay_failure is None
-    if os.environ.get("KEEL_RECORD_FIXTURE") == profile:
-        (HISTORIES / FIXTURE_FILES[profile]).write_text(history.to_json())
+    if os.environ.get("KEEL_RECORD_FIXTURE") == profile:  # recorded decrypted: plaintext
+        plain = await plain_history(client, handle)
+        (HISTORIES / FIXTURE_FILES[profile]).write_text(plain.to_json())
 
 
 async def test_fresh_approval_history_replays_without_nondeterminism(client: Client) -> None:
@@ -84,10 +90,11 @@ async def test_fresh_approval_history_replays_without_nondeterminism(client: Cli
     history = await handle.fetch_history()
     assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED in _event_types(history)
 
-    result = await _replayer().replay_workflow(history)
+    result = await _replayer(client.data_converter).replay_workflow(history)
     assert result.replay_failure is None
-    if os.environ.get("KEEL_RECORD_FIXTURE") == APPROVAL_PROFILE:
-        (HISTORIES / BOUND_APPROVAL_FILE).write_text(history.to_json())
+    if os.environ.get("KEEL_RECORD_FIXTURE") == APPROVAL_PROFILE:  # recorded decrypted
+        plain = await plain_history(client, handle)
+        (HISTORIES / BOUND_APPROVAL_FILE).write_text(plain.to_json())
 
 
 @pytest.mark.parametrize("name", RECORDED)
@@ -137,3 +144,11 @@ def test_recorded_bound_approval_history_names_the_digest() -> None:
     assert (decisions[0].digest or "").startswith("sha256:")
     assert [(o.accepted, o.status) for o in outcomes] == [(True, "executed")]
     assert EventType.EVENT_TYPE_MARKER_RECORDED in _event_types(history)
+
+
+@pytest.mark.parametrize("name", RECORDED)
+def test_recorded_histories_are_plaintext(name: str) -> None:
+    """Fixtures are recorded decrypted (``plain_history``): they replay without any keyring,
+    and a re-recording that wrote the encrypted history (unreplayable once the test stack's
+    temporary keys are gone) fails here."""
+    assert "YmluYXJ5L2VuY3J5cHRlZA==" not in (HISTORIES / name).read_text()  # binary/encrypted
