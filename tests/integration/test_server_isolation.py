@@ -106,7 +106,7 @@ async def test_support_desk_serves_without_the_runtime(tmp_path: Path) -> None:
         wait_http(child, f"http://127.0.0.1:{port}/healthz")
         health = httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=5.0).json()
         # the access token the worker would send for run wf-iso: a grant is bound to its run
-        async with connect(url, token=mint(None, url, **{names.CLAIM_RUN: "wf-iso"})) as client:
+        async with connect(url, token=mint(None, url, keel_run="wf-iso")) as client:
             tools = [tool.name for tool in (await client.list_tools()).tools]
             first = await client.call_tool("refund_order", refund, meta=meta)
             again = await client.call_tool("refund_order", refund, meta=meta)
