@@ -18,13 +18,12 @@ from typing import Any
 
 import httpx2
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from keel.contracts import AgentInput, Principal, RunResult
 from keel.runtime.config import Settings
 from keel.runtime.keys import ensure_local_keys
 from keel.stack import Stack
-from tests.helpers import REPO, TEST_PROFILES, start
+from tests.helpers import REPO, TEST_PROFILES, connect_stack, start
 from worker import build_worker
 
 
@@ -77,9 +76,7 @@ async def worker_with_a_foreign_key(stack: Stack, tmp: Path) -> AsyncIterator[st
             "KEEL_SIGNING_KEY": str(foreign.signing_key),
         }
     )
-    worker_client = await Client.connect(
-        stack.config.temporal_address, data_converter=pydantic_data_converter
-    )
+    worker_client = await connect_stack(stack)  # the stack's codec keys: payloads are encrypted
     async with httpx2.AsyncClient() as http, build_worker(worker_client, settings, http):
         yield queue
 
