@@ -12,6 +12,7 @@ Then it stops only what it started.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -38,6 +39,22 @@ def approval(request: ApprovalRequest) -> Decision:
         approval_id=request.approval_id, digest=request.digest, decision="approve",
         by="demo-supervisor", roles=["supervisor"],
     )  # fmt: skip
+
+
+def grant_uses(db_path: Path, run: str) -> dict[str, str]:
+    """The approval grants the support desk accepted for ``run``: tool → approver (its ledger's
+    ``approval_grant_uses`` table, mcp_servers/shared/ledger/grant_uses.py)."""
+    with contextlib.closing(sqlite3.connect(db_path)) as db:
+        rows = db.execute(
+            "SELECT tool, approver FROM approval_grant_uses WHERE run = ? ORDER BY tool", (run,)
+        ).fetchall()
+    return {str(tool): str(approver) for tool, approver in rows}
+
+
+def show_grants(grants: dict[str, str], server_url: str) -> None:
+    for tool, approver in grants.items():
+        print(f"  {tool} ran with an approval grant the desk verified (approved by {approver})")
+    print(f"  every call carried an access token; an anonymous one gets 401: curl -i {server_url}")
 
 
 def effects(db_path: Path) -> tuple[int, int]:
@@ -152,6 +169,9 @@ async def run_demo(stack: Stack) -> int:
     print(result_text(result))
     refunds, emails = (a - b for a, b in zip(effects(config.support_desk_db), before, strict=True))
     print(f"\nsupport desk: {refunds} refund of ORD-1042 and {emails} email to Maria from this run")
+    grants = grant_uses(config.support_desk_db, handle.id)
+    show_grants(grants, config.mcp_url("support_desk"))
     show_temporal_cli(raw, config.codec_url)
-    ok = result.status == "completed" and (refunds, emails) == (1, 1)
+    granted = set(grants) == {"refund_order", "send_email"}
+    ok = result.status == "completed" and (refunds, emails) == (1, 1) and granted
     return 0 if ok else 1

@@ -21,6 +21,15 @@ async def test_demo_tells_the_approval_story(
     assert "temporal workflow update execute" in out
     assert "support desk: 1 refund of ORD-1042 and 1 email to Maria from this run" in out
     assert "status: completed" in out
+    # Authenticated end to end: the desk verified a grant for each approved call.
+    assert (
+        "refund_order ran with an approval grant the desk verified (approved by demo-supervisor)"
+        in out
+    )
+    assert (
+        "send_email ran with an approval grant the desk verified (approved by demo-supervisor)"
+        in out
+    )
     # The live progress, worded by the profile's templates (profiles/refunds.toml).
     assert "looking up order ORD-1042…" in out
     assert "waiting for approval: refund_order $" in out
