@@ -10,15 +10,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
-import structlog
 
 from keel.contracts.names import LOCAL_ISSUER, TYP_ACCESS_TOKEN, TYP_GRANT
 from keel.runtime.keys import LocalKeys, TokenSigner, ensure_local_keys, rotate_signing_key
@@ -33,7 +30,6 @@ from mcp_servers.shared.auth.resource import (
 )
 from mcp_servers.shared.config import ServerConfigError
 from mcp_servers.shared.launcher import build_parser
-from mcp_servers.shared.logs import configure_logging
 from mcp_servers.shared.server import KeelMCPServer
 
 URL = "http://127.0.0.1:8201/mcp"
@@ -42,22 +38,6 @@ URL = "http://127.0.0.1:8201/mcp"
 @pytest.fixture
 def keys(tmp_path: Path) -> LocalKeys:
     return ensure_local_keys(tmp_path / "keys")
-
-
-@pytest.fixture
-def lines(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
-    """The servers' JSON log lines, written to a StringIO (logging restored afterwards)."""
-    monkeypatch.delenv("KEEL_LOG_FORMAT", raising=False)
-    root = logging.getLogger()
-    level = root.level
-    out = io.StringIO()
-    handler = configure_logging("support-desk", level="info", stream=out)
-    try:
-        yield out
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
-        structlog.reset_defaults()
 
 
 def sign(keys: LocalKeys, *, typ: str = TYP_ACCESS_TOKEN, age: float = 0, **claims: Any) -> str:

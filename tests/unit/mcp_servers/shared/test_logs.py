@@ -5,31 +5,12 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-import structlog
 from opentelemetry.sdk.trace import TracerProvider
 
 from mcp_servers.shared.ledger import LOGGER_NAME
 from mcp_servers.shared.logs import MASK, configure_logging, get_logger
-
-
-@pytest.fixture
-def lines(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
-    """Log lines written to a StringIO; the root logger and structlog restored afterwards."""
-    monkeypatch.delenv("KEEL_LOG_FORMAT", raising=False)
-    root = logging.getLogger()
-    level = root.level
-    out = io.StringIO()
-    handler = configure_logging("support-desk", level="info", stream=out)
-    try:
-        yield out
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
-        structlog.reset_defaults()
 
 
 def parsed(out: io.StringIO) -> list[dict[str, Any]]:
