@@ -68,10 +68,11 @@ class ToolScopeGate:
         replay = _replay(first, receive)
         user = scope.get("user")
         complete = first.get("type") == "http.request" and not first.get("more_body", False)
-        if not complete or not isinstance(user, AuthenticatedUser):
+        if not isinstance(user, AuthenticatedUser):
             await self.app(scope, replay, send)  # the SDK answers (or refuses) as always
             return
-        tools = _called_tools(first.get("body", b""))
+        # A body cut short (the client went away mid-body) is not checked, so not passed on.
+        tools = _called_tools(first.get("body", b"")) if complete else None
         if tools is None:
             await _send(send, 400, _PARSE_ERROR, [])
             return
