@@ -10,6 +10,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -18,7 +19,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
-from keel.contracts import ApprovalRequest, Decision, DecisionOutcome
+from keel.contracts import ApprovalRequest, Decision, DecisionOutcome, approval_digest, names
 from tests.helpers import plain_history, start
 from workflows.agent import AgentWorkflow
 
@@ -38,9 +39,15 @@ FIXTURE_FILES = {
 APPROVAL_PROFILE = "report_approval"
 APPROVAL_FILE = "approval_run_history.json"  # before decisions were bound: no digest
 # The same run once decisions are bound to their request (random id, digest; patch
-# keel-bound-decisions). Fresh approval runs are recorded into this file.
+# keel-bound-decisions), recorded before approval grants and access tokens.
 BOUND_APPROVAL_FILE = "bound_approval_run_history.json"
-RECORDED = sorted([*FIXTURE_FILES.values(), APPROVAL_FILE, BOUND_APPROVAL_FILE])
+# The zero-trust generation (patch keel-approval-grants): the approved call carries its
+# decision for the worker's grant, and MCP activities get the run's principal. Fresh approval
+# runs are recorded into this file.
+GRANTED_APPROVAL_FILE = "granted_approval_run_history.json"
+RECORDED = sorted(
+    [*FIXTURE_FILES.values(), APPROVAL_FILE, BOUND_APPROVAL_FILE, GRANTED_APPROVAL_FILE]
+)
 
 
 def _replayer(converter: DataConverter = pydantic_data_converter) -> Replayer:
@@ -94,7 +101,7 @@ async def test_fresh_approval_history_replays_without_nondeterminism(client: Cli
     assert result.replay_failure is None
     if os.environ.get("KEEL_RECORD_FIXTURE") == APPROVAL_PROFILE:  # recorded decrypted
         plain = await plain_history(client, handle)
-        (HISTORIES / BOUND_APPROVAL_FILE).write_text(plain.to_json())
+        (HISTORIES / GRANTED_APPROVAL_FILE).write_text(plain.to_json())
 
 
 @pytest.mark.parametrize("name", RECORDED)
@@ -144,6 +151,34 @@ def test_recorded_bound_approval_history_names_the_digest() -> None:
     assert (decisions[0].digest or "").startswith("sha256:")
     assert [(o.accepted, o.status) for o in outcomes] == [(True, "executed")]
     assert EventType.EVENT_TYPE_MARKER_RECORDED in _event_types(history)
+
+
+def test_recorded_granted_approval_history_carries_the_decision_to_the_worker() -> None:
+    """The zero-trust generation: the grants patch marker is recorded, and the approved
+    call's activity input carries the decision (``io.keel/approval``, what the worker turns
+    into a grant) and the run's principal (temporalio-mcp's ``factory_argument``, what the
+    worker's access token names) — and no token or grant, which only the worker mints."""
+    decisions, outcomes, history = _decisions(GRANTED_APPROVAL_FILE)
+    assert [(o.accepted, o.status) for o in outcomes] == [(True, "executed")]
+    converter = pydantic_data_converter.payload_converter
+    markers: list[Any] = []
+    calls: list[Any] = []
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            details = event.marker_recorded_event_attributes.details["patch-data"]
+            markers += converter.from_payloads(details.payloads)
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled = event.activity_task_scheduled_event_attributes
+            if scheduled.activity_type.name == "temporalio.mcp.support_desk.call-tool":
+                calls += converter.from_payloads(scheduled.input.payloads)
+    assert "keel-approval-grants" in {marker["id"] for marker in markers}
+    [call] = [c for c in calls if c["name"] == "refund_order"]
+    [decision] = decisions
+    mark = call["meta"][names.META_APPROVAL]
+    assert (mark["id"], mark["by"]) == (decision.approval_id, "alice")
+    assert mark["digest"] == approval_digest("support_desk", "refund_order", call["arguments"])
+    assert names.META_GRANT not in call["meta"]
+    assert call["factory_argument"] == {"id": "tester", "roles": ["agent"]}
 
 
 @pytest.mark.parametrize("name", RECORDED)
