@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from temporalio.converter import DataConverter, PayloadCodec
 from keel.contracts import AgentInput, Principal, RunResult
 from keel.procs import free_port, python_argv, spawn, stop, wait_http
 from keel.runtime.codec import data_converter
+from keel.runtime.config import Settings
 from keel.stack import Stack
 
 REPO = Path(__file__).resolve().parent.parent
@@ -122,21 +123,55 @@ async def activity_intervals(
 
 
 @contextlib.contextmanager
-def desk_server(tmp: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """A real support-desk MCP server (subprocess, fresh seeded SQLite file under ``tmp``);
-    yields its streamable-HTTP URL. It checks access tokens against the keys ``env`` names
-    (``stack.config.server_env()`` for a worker of the stack, tests/auth.py's ``server_env()``
-    for a test's own calls)."""
+def mcp_server(
+    name: str, module: str, tmp: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """A real MCP server (``python -m module --port <free> *args``, a subprocess logging to
+    ``tmp/<name>.log``), ready; yields its streamable-HTTP URL and stops it afterwards."""
     port = free_port()
-    argv = python_argv(
-        "-m", "mcp_servers.support_desk", "--port", str(port), "--db", str(tmp / "desk.db")
-    )
-    child = spawn("desk", argv, tmp / "desk.log", env=env, cwd=REPO)
+    argv = python_argv("-m", module, "--port", str(port), *args)
+    child = spawn(name, argv, tmp / f"{name}.log", env=env, cwd=REPO)
     try:
         wait_http(child, f"http://127.0.0.1:{port}/healthz")
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         stop(child)
+
+
+@contextlib.contextmanager
+def desk_server(tmp: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A real support-desk MCP server (subprocess, fresh seeded SQLite file under ``tmp``);
+    yields its streamable-HTTP URL. It checks access tokens against the keys ``env`` names
+    (``stack.config.server_env()`` for a worker of the stack, tests/auth.py's ``server_env()``
+    for a test's own calls)."""
+    with mcp_server(
+        "desk", "mcp_servers.support_desk", tmp, "--db", str(tmp / "desk.db"), env=env
+    ) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def private_worker(
+    stack: Stack, prefix: str, env: dict[str, str] | None = None
+) -> AsyncIterator[str]:
+    """An in-process worker of ``stack`` (its settings and codec keys, the test profiles) on a
+    task queue of its own, with the worker settings ``env`` changes; yields the task queue."""
+    from worker import build_worker  # the composition root, only for tests that need a worker
+
+    queue = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    settings = Settings.from_env({
+        **stack.config.worker_env(),
+        "KEEL_PROFILES_PATH": os.pathsep.join([str(TEST_PROFILES), str(REPO / "profiles")]),
+        "KEEL_TASK_QUEUE": queue,
+        **(env or {}),
+    })  # fmt: skip
+    worker_client = await connect_stack(stack)
+    transport = httpx2.AsyncHTTPTransport(retries=0)
+    async with (
+        httpx2.AsyncClient(transport=transport) as http,
+        build_worker(worker_client, settings, http),
+    ):
+        yield queue
 
 
 def sim_requests(stack: Stack, conversation_id: str) -> list[dict[str, Any]]:

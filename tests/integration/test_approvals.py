@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import os
 import re
 import sqlite3
 import uuid
@@ -23,7 +22,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -38,18 +36,14 @@ from keel.contracts import (
     RunResult,
     RunStatus,
 )
-from keel.runtime.config import Settings
 from keel.stack import Stack
 from tests.helpers import (
     DEMO_TASK,
-    REPO,
-    TEST_PROFILES,
-    connect_stack,
     desk_server,
     plain_events,
+    private_worker,
     start,
 )
-from worker import build_worker
 
 SUPERVISOR = ["supervisor"]
 
@@ -290,24 +284,10 @@ async def test_an_approved_call_that_returns_a_tool_error_is_audited_as_one(
 async def worker_with_slow_desk(stack: Stack, tmp: Path) -> AsyncIterator[str]:
     """An in-process worker on a private task queue whose ``support_desk`` is a private
     support-desk server taking 3 s per tool call; yields the task queue."""
-    queue = f"slow-desk-{uuid.uuid4().hex[:8]}"
     # The stack's keys: the desk verifies the approval grant the worker signs with them.
     desk_env = {**stack.config.server_env(), "SUPPORT_DESK_LATENCY_MS": "3000"}
     with desk_server(tmp, env=desk_env) as url:
-        settings = Settings.from_env(
-            {
-                **stack.config.worker_env(),
-                "KEEL_PROFILES_PATH": os.pathsep.join([str(TEST_PROFILES), str(REPO / "profiles")]),
-                "KEEL_TASK_QUEUE": queue,
-                "KEEL_MCP_SUPPORT_DESK": url,
-            }
-        )
-        worker_client = await connect_stack(stack)
-        transport = httpx2.AsyncHTTPTransport(retries=0)
-        async with (
-            httpx2.AsyncClient(transport=transport) as http,
-            build_worker(worker_client, settings, http),
-        ):
+        async with private_worker(stack, "slow-desk", {"KEEL_MCP_SUPPORT_DESK": url}) as queue:
             yield queue
 
 

@@ -9,18 +9,14 @@ verified by the workflow against the keys the ``keel.approvers.keys`` activity l
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
@@ -33,12 +29,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer
 
 from keel.contracts import AgentInput, Decision, DecisionOutcome, Principal, RunResult, names
-from keel.runtime.config import Settings
 from keel.runtime.keys import TokenSigner, ensure_local_keys, rotate_signing_key
 from keel.stack import Stack
-from tests.helpers import REPO, TEST_PROFILES, connect_stack, keel_env, start
+from tests.helpers import REPO, keel_env, private_worker, start
 from tests.integration.test_approvals import pending, refusal
-from worker import build_worker
 from workflows.agent import AgentWorkflow
 
 PROFILE = "approvals_identity"
@@ -178,26 +172,6 @@ async def test_signed_decisions_from_the_cli(client: Client, stack: Stack) -> No
     ]  # fmt: skip
 
 
-@contextlib.asynccontextmanager
-async def private_worker(stack: Stack, approver_jwks: str) -> AsyncIterator[str]:
-    """An in-process worker on its own task queue whose approver keys are ``approver_jwks``;
-    yields the task queue."""
-    queue = f"identity-{uuid.uuid4().hex[:8]}"
-    settings = Settings.from_env({
-        **stack.config.worker_env(),
-        "KEEL_PROFILES_PATH": os.pathsep.join([str(TEST_PROFILES), str(REPO / "profiles")]),
-        "KEEL_TASK_QUEUE": queue,
-        "KEEL_APPROVER_JWKS": approver_jwks,
-    })  # fmt: skip
-    worker_client = await connect_stack(stack)
-    transport = httpx2.AsyncHTTPTransport(retries=0)
-    async with (
-        httpx2.AsyncClient(transport=transport) as http,
-        build_worker(worker_client, settings, http),
-    ):
-        yield queue
-
-
 async def start_on(client: Client, queue: str) -> WorkflowHandle[Any, RunResult]:
     return await client.start_workflow(
         "AgentWorkflow",
@@ -211,7 +185,7 @@ async def test_unreadable_approver_keys_fail_the_run_at_start(
     client: Client, stack: Stack, tmp_path: Path
 ) -> None:
     missing = tmp_path / "no-such-jwks.json"
-    async with private_worker(stack, str(missing)) as queue:
+    async with private_worker(stack, "identity", {"KEEL_APPROVER_JWKS": str(missing)}) as queue:
         handle = await start_on(client, queue)
         with pytest.raises(WorkflowFailureError) as info:
             await handle.result()
@@ -234,7 +208,7 @@ async def test_a_rotated_approver_key_is_picked_up(
     before = refunds_of_1041(stack)
     issuer = ensure_local_keys(tmp_path / "issuer")
     stranger = TokenSigner(ensure_local_keys(tmp_path / "stranger").signing_key.read_bytes())
-    async with private_worker(stack, str(issuer.jwks)) as queue:
+    async with private_worker(stack, "identity", {"KEEL_APPROVER_JWKS": str(issuer.jwks)}) as queue:
         handle = await start_on(client, queue)
         [request] = await pending(handle)
         bound = {"approval_id": request.approval_id, "digest": request.digest,

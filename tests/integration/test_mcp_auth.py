@@ -24,11 +24,11 @@ import pytest
 from mcp import Client
 
 from keel.contracts.names import LOCAL_ISSUER, TYP_GRANT
-from keel.procs import Child, free_port, python_argv, spawn, stop, wait_http
+from keel.procs import free_port, python_argv
 from mcp_servers.knowledge.server import TOOL_SCOPES as KB_TOOL_SCOPES
 from mcp_servers.support_desk.server import TOOL_SCOPES as DESK_TOOL_SCOPES
 from tests.auth import DESK_SCOPES, KB_SCOPES, bearer, connect, mint, server_env
-from tests.helpers import REPO
+from tests.helpers import REPO, mcp_server
 
 # A valid call of every tool (run with the right token, each works).
 CALLS: dict[str, dict[str, Any]] = {
@@ -57,14 +57,8 @@ def clean_env(**extra: str) -> dict[str, str]:
 def start(
     name: str, module: str, tmp: Path, *args: str, env: dict[str, str] | None = None
 ) -> Iterator[str]:
-    port = free_port()
-    argv = python_argv("-m", module, "--port", str(port), *args)
-    child: Child = spawn(name, argv, tmp / f"{name}.log", env=env, cwd=REPO)
-    try:
-        wait_http(child, f"http://127.0.0.1:{port}/healthz")
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        stop(child)
+    with mcp_server(name, module, tmp, *args, env=env) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

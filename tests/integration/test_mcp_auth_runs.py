@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
 from temporalio.client import Client
 
 from keel.contracts import AgentInput, Principal, RunResult
-from keel.runtime.config import Settings
 from keel.runtime.keys import ensure_local_keys
 from keel.stack import Stack
-from tests.helpers import REPO, TEST_PROFILES, connect_stack, start
-from worker import build_worker
+from tests.helpers import private_worker, start
 
 
 def calls_logged(stack: Stack, server: str, run_id: str) -> list[dict[str, Any]]:
@@ -66,18 +62,9 @@ async def test_a_token_without_the_tools_scope_fails_the_run_access_denied(
 async def worker_with_a_foreign_key(stack: Stack, tmp: Path) -> AsyncIterator[str]:
     """An in-process worker on a private task queue whose signing key the stack's servers do
     not trust; yields the task queue."""
-    queue = f"foreign-key-{uuid.uuid4().hex[:8]}"
     foreign = ensure_local_keys(tmp / "foreign-keys")
-    settings = Settings.from_env(
-        {
-            **stack.config.worker_env(),
-            "KEEL_PROFILES_PATH": os.pathsep.join([str(TEST_PROFILES), str(REPO / "profiles")]),
-            "KEEL_TASK_QUEUE": queue,
-            "KEEL_SIGNING_KEY": str(foreign.signing_key),
-        }
-    )
-    worker_client = await connect_stack(stack)  # the stack's codec keys: payloads are encrypted
-    async with httpx2.AsyncClient() as http, build_worker(worker_client, settings, http):
+    env = {"KEEL_SIGNING_KEY": str(foreign.signing_key)}
+    async with private_worker(stack, "foreign-key", env) as queue:
         yield queue
 
 

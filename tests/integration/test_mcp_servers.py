@@ -26,12 +26,13 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp_types import CallToolResult, Tool
 
-from keel.procs import Child, free_port, python_argv, spawn, stop, wait_http
+from keel.procs import python_argv
 from mcp_servers.support_desk.db import SupportDesk
 from tests.auth import bearer, connect, mint, server_env
 from tests.helpers import (
     DESK_TOOLS,
     REPO,
+    mcp_server,
 )
 
 TABLES = (
@@ -50,15 +51,9 @@ LATENCY_MS = 400
 def _start(
     name: str, module: str, tmp: Path, *args: str, env: dict[str, str] | None = None
 ) -> Iterator[str]:
-    port = free_port()
-    argv = python_argv("-m", module, "--port", str(port), *args)
-    env = {**server_env(), **(env or {})}
-    child: Child = spawn(name, argv, tmp / f"{name}.log", env=env, cwd=REPO)
-    try:
-        wait_http(child, f"http://127.0.0.1:{port}/healthz")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(child)
+    """A server checking tokens against tests/auth.py's keys; yields its base URL."""
+    with mcp_server(name, module, tmp, *args, env={**server_env(), **(env or {})}) as url:
+        yield url.removesuffix("/mcp")
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,12 @@ import _posixsubprocess
 import asyncio
 import os
 import subprocess
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+
+from keel.runtime.keys import LocalKeys, ensure_local_keys
 
 MOVE = "a unit test starts no process: this test belongs in tests/integration"
 
@@ -47,3 +50,9 @@ def stack() -> NoReturn:
 @pytest.fixture(scope="session")
 def client() -> NoReturn:
     raise AssertionError(f"the Temporal client of the session stack was requested: {MOVE}")
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> LocalKeys:
+    """A fresh key directory (keel/runtime/keys.py: signing key, JWKS, codec keyring)."""
+    return ensure_local_keys(tmp_path / "keys")

@@ -7,7 +7,6 @@ tests/integration/test_grants.py.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -18,7 +17,7 @@ from temporalio.worker import ExecuteActivityInput
 from activities.grants import GRANT_TTL_SECONDS, GrantMinter
 from keel.contracts import approval_digest, names
 from keel.runtime.config import MCPServerTarget, Settings
-from keel.runtime.keys import TokenSigner, ensure_local_keys
+from keel.runtime.keys import TokenSigner
 from mcp_servers.shared.auth.grants import GrantVerifier
 from mcp_servers.shared.auth.jwks import KeySet
 
@@ -26,11 +25,6 @@ URL = "http://127.0.0.1:8201/mcp"
 RUN = "wf-1"
 KEY = f"{RUN}:2:call_0"
 ARGS = {"order_id": "ORD-1042", "amount": 20.0, "reason": "damaged"}
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> Any:
-    return ensure_local_keys(tmp_path / "keys")
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ becomes, and which servers of a profile get the run's principal."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx2
 import pytest
 from temporalio.exceptions import ApplicationError
@@ -20,15 +18,10 @@ from activities.profiles import resolve_identity
 from keel.contracts import Profile
 from keel.contracts.names import LOCAL_ISSUER, TYP_ACCESS_TOKEN
 from keel.runtime.config import MCPServerTarget, Settings
-from keel.runtime.keys import LocalKeys, TokenSigner, ensure_local_keys
+from keel.runtime.keys import LocalKeys, TokenSigner
 from mcp_servers.shared.auth.jwks import KeySet
 
 URL = "http://127.0.0.1:8201/mcp"
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> LocalKeys:
-    return ensure_local_keys(tmp_path / "keys")
 
 
 def test_the_principal_travels_as_plain_data() -> None:

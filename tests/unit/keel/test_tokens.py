@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import getpass
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -19,16 +18,11 @@ import pytest
 from keel.cli import main
 from keel.contracts.names import APPROVER_AUDIENCE, LOCAL_ISSUER, TYP_ACCESS_TOKEN, TYP_GRANT
 from keel.procs import free_port
-from keel.runtime.keys import LocalKeys, ensure_local_keys
+from keel.runtime.keys import LocalKeys
 from mcp_servers.shared.auth.jwks import KeySet
 
 URL = "http://127.0.0.1:8201/mcp"
 Keel = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> LocalKeys:
-    return ensure_local_keys(tmp_path / "keys")
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from keel.runtime.codec import (
     KeyringFile,
     data_converter,
 )
-from keel.runtime.keys import ensure_local_keys, rotate_codec_key
+from keel.runtime.keys import LocalKeys, rotate_codec_key
 
 SECRET = "maria.lopez@example.com"
 
@@ -40,8 +40,9 @@ def ring(*kids: str, encrypt_with: str | None = None) -> Keyring:
 
 
 @pytest.fixture
-def keys(tmp_path: Path) -> Path:
-    return ensure_local_keys(tmp_path / "keys").codec_keys
+def keyring_path(keys: LocalKeys) -> Path:
+    """The codec keyring file of a fresh key directory (tests/unit/conftest.py's ``keys``)."""
+    return keys.codec_keys
 
 
 async def test_a_payload_round_trips_and_nothing_of_it_is_readable() -> None:
@@ -66,18 +67,18 @@ async def test_every_encryption_uses_a_fresh_nonce() -> None:
 
 
 async def test_after_rotation_old_payloads_still_decrypt_and_new_ones_use_the_new_key(
-    keys: Path,
+    keyring_path: Path,
 ) -> None:
-    codec = EncryptionCodec(KeyringFile(keys))
+    codec = EncryptionCodec(KeyringFile(keyring_path))
     [old] = await codec.encode([plain_payload("before")])
     old_kid = old.metadata[META_KEY_ID].decode()
 
-    new_kid = rotate_codec_key(keys.parent)
+    new_kid = rotate_codec_key(keyring_path.parent)
     [new] = await codec.encode([plain_payload("after")])  # the same object sees the new file
 
     assert new_kid != old_kid
     assert new.metadata[META_KEY_ID] == new_kid.encode()
-    fresh = EncryptionCodec(KeyringFile(keys))  # as a process started after the rotation
+    fresh = EncryptionCodec(KeyringFile(keyring_path))  # as a process started after the rotation
     assert await fresh.decode([old, new]) == [plain_payload("before"), plain_payload("after")]
 
 
@@ -164,17 +165,17 @@ def test_a_bad_keyring_file_is_one_line_naming_the_file(
     assert expected in message and len(message.splitlines()) == 1
 
 
-async def test_a_keyring_file_broken_later_keeps_the_keys_read_before(keys: Path) -> None:
-    source = KeyringFile(keys)
+async def test_a_keyring_file_broken_later_keeps_the_keys_read_before(keyring_path: Path) -> None:
+    source = KeyringFile(keyring_path)
     codec = EncryptionCodec(source)
     [encrypted] = await codec.encode([plain_payload()])
-    keys.write_text("{half a file")
+    keyring_path.write_text("{half a file")
 
     assert await codec.decode([encrypted]) == [plain_payload()]
 
 
-async def test_the_data_converter_encrypts_values_and_reads_them_back(keys: Path) -> None:
-    converter = data_converter(keys)
+async def test_the_data_converter_encrypts_values_and_reads_them_back(keyring_path: Path) -> None:
+    converter = data_converter(keyring_path)
     value = AgentInput(profile="support", task=SECRET, principal=Principal(id="p", roles=[]))
 
     [payload] = await converter.encode([value])
@@ -185,8 +186,8 @@ async def test_the_data_converter_encrypts_values_and_reads_them_back(keys: Path
     assert back == value
 
 
-async def test_failure_messages_and_stack_traces_are_encrypted(keys: Path) -> None:
-    converter = data_converter(keys)
+async def test_failure_messages_and_stack_traces_are_encrypted(keyring_path: Path) -> None:
+    converter = data_converter(keyring_path)
     try:
         raise ApplicationError(f"no customer {SECRET}", type="NotFound")
     except ApplicationError as exc:

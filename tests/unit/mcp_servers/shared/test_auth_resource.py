@@ -35,11 +35,6 @@ from mcp_servers.shared.server import KeelMCPServer
 URL = "http://127.0.0.1:8201/mcp"
 
 
-@pytest.fixture
-def keys(tmp_path: Path) -> LocalKeys:
-    return ensure_local_keys(tmp_path / "keys")
-
-
 def sign(keys: LocalKeys, *, typ: str = TYP_ACCESS_TOKEN, age: float = 0, **claims: Any) -> str:
     """A token of ``keys``, issued ``age`` seconds ago for 300 s."""
     payload = {"aud": URL, "sub": "alice", "scope": "desk:read desk:email", **claims}
