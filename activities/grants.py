@@ -1,7 +1,7 @@
 """Approval grants, minted by the worker for the tool calls a human approved.
 
 The workflow marks an approved call with ``_meta["io.keel/approval"] = {"id", "digest",
-"by"}`` (the decision's id, the digest of the arguments it sends, the approver). The worker's
+"by"}`` (the decision's id, the digest it approves, the approver). The worker's
 MCP interceptor (activities/mcp.py) hands every call-tool request to :meth:`GrantMinter.attach`
 before it leaves: the mark is removed — it is for the worker, not the server — and replaced by
 ``_meta["io.keel/grant"]``, a JWT of type ``keel-grant+jwt`` signed with the worker's key

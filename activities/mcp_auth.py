@@ -25,11 +25,12 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.server.auth.routes import build_resource_metadata_url
+from pydantic import AnyHttpUrl
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -41,7 +42,6 @@ T = TypeVar("T")
 MCP_ACCESS_DENIED_ERROR_TYPE = "MCPAccessDenied"
 WORKER_CLIENT_ID = "keel-worker"
 TOKEN_TTL_SECONDS = 300
-METADATA_PREFIX = "/.well-known/oauth-protected-resource"
 # The MCP SDK's default timeouts for its HTTP client (a response stream may stay open).
 HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 _PARAM = re.compile(r'(\w+)="([^"]*)"')
@@ -73,9 +73,7 @@ class Identity:
 def metadata_url(resource_url: str) -> str:
     """The RFC 9728 metadata URL of a resource: ``/.well-known/oauth-protected-resource``
     inserted before its path (``http://h:1/mcp`` → ``http://h:1/.well-known/…/mcp``)."""
-    parts = urlsplit(resource_url)
-    path = parts.path if parts.path != "/" else ""
-    return f"{parts.scheme}://{parts.netloc}{METADATA_PREFIX}{path}"
+    return str(build_resource_metadata_url(AnyHttpUrl(resource_url)))
 
 
 class ScopeDirectory:

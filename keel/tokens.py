@@ -22,9 +22,10 @@ import argparse
 import getpass
 import os
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx2
+from mcp.server.auth.routes import build_resource_metadata_url
+from pydantic import AnyHttpUrl
 
 from keel.contracts.errors import InputError
 from keel.contracts.names import APPROVER_AUDIENCE, CLAIM_ROLES, TYP_ACCESS_TOKEN
@@ -36,7 +37,6 @@ MAX_TTL_SECONDS = 86400
 CLI_CLIENT_ID = "keel-cli"
 # An approver's identity token is neither an access token nor a grant (docs/security.md).
 TYP_IDENTITY = "JWT"
-METADATA_PREFIX = "/.well-known/oauth-protected-resource"
 
 
 def add_token_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -132,9 +132,7 @@ def _server_url(name: str, settings: Settings) -> str:
 
 async def advertised_scopes(name: str, url: str) -> list[str]:
     """``scopes_supported`` of the server's protected resource metadata (RFC 9728)."""
-    parts = urlsplit(url)
-    path = parts.path if parts.path != "/" else ""
-    metadata = f"{parts.scheme}://{parts.netloc}{METADATA_PREFIX}{path}"
+    metadata = str(build_resource_metadata_url(AnyHttpUrl(url)))
     problem = "it lists none"
     try:
         async with httpx2.AsyncClient(timeout=10.0) as http:

@@ -214,8 +214,13 @@ def approval_mark(
     request: ApprovalRequest, decision: Decision, arguments: dict[str, Any]
 ) -> dict[str, Any]:
     """What an approved call tells the worker (``io.keel/approval``): the decision, who took
-    it, and the digest of exactly the arguments sent — the edited ones after an edit."""
-    digest = approval_digest(request.server, request.tool, arguments)
+    it, and the digest it approves — the request's, which the approver decided on, or after
+    an edit that of the edited arguments as checked. The worker mints a grant only if the
+    arguments it sends have that digest (activities/grants.py)."""
+    if decision.decision == "approve" and request.digest is not None:
+        digest = request.digest
+    else:
+        digest = approval_digest(request.server, request.tool, arguments)
     return {"id": request.approval_id, "digest": digest, "by": decision.by}
 
 

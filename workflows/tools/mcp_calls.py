@@ -126,8 +126,8 @@ async def call_tool(
 ) -> CallToolResult:
     """One tool call; ``key`` (the idempotency key) travels in the request's ``_meta``, and so
     does the server's ``max_result_bytes``, which the worker takes out and cuts the result to
-    (activities/tool_results.py), and — for a call a human approved — ``approval``, which the
-    worker turns into an approval grant (activities/grants.py)."""
+    (activities/tool_results.py), and — for a call a human approved — ``caller.approval``,
+    which the worker turns into an approval grant (activities/grants.py)."""
     config = activity_config(server, call_summary(tool, arguments), policy, single_attempt)
     caller = caller or Caller()
     client = mcp_client(server, config, caller.principal)

@@ -48,7 +48,7 @@ from keel.contracts.names import (
     TYP_GRANT,
 )
 from mcp_servers.shared.auth.jwks import KeySet, KeySetError, TokenRejected
-from mcp_servers.shared.auth.resource import accepted_audiences, accepted_issuers
+from mcp_servers.shared.auth.resource import accepted_audiences, accepted_issuers, request_token
 from mcp_servers.shared.config import ServerConfigError
 
 GRANT_JWKS_ENV = "KEEL_GRANT_JWKS"
@@ -167,15 +167,12 @@ def access_token_claims(ctx: Context | None) -> dict[str, Any] | None:
     token = get_access_token()
     if token is None and ctx is not None:
         try:
-            request = ctx.request_context.request
-        except ValueError:
-            request = None
-        user = getattr(request, "scope", {}).get("user") if request is not None else None
-        token = getattr(user, "access_token", None)
+            token = request_token(ctx.request_context.request)
+        except ValueError:  # called outside a request
+            token = None
     if token is None:
         return None
-    claims = getattr(token, "claims", None)
-    return dict(claims) if isinstance(claims, Mapping) else {}
+    return dict(token.claims or {})
 
 
 def log_grant(event: str, tool: str, key: str | None, **fields: Any) -> None:
