@@ -10,6 +10,7 @@ progress events, and (``keel.contracts.names``) every public name. Split by conc
 - :mod:`keel.contracts.result` — step records, the ``status`` answer, ``RunResult``;
 - :mod:`keel.contracts.progress` — live progress events;
 - :mod:`keel.contracts.limits` — effective limits (profile ceilings lowered per run);
+- :mod:`keel.contracts.content` — content by reference (digests, ``ContentRef``);
 - :mod:`keel.contracts.errors` — Keel's typed, user-facing errors;
 - :mod:`keel.contracts.names` — workflow, activity, message, search-attribute and ``_meta``
   names, and error codes.
@@ -26,6 +27,7 @@ from keel.contracts.approvals import (
     DecisionOutcome,
     DecisionRecord,
 )
+from keel.contracts.content import ContentRef, canonical_json, content_digest, ref_for
 from keel.contracts.digest import approval_digest
 from keel.contracts.errors import ConfigError, InputError, KeelError, ProfileError
 from keel.contracts.limits import LimitError, effective_limits, extend_limits
@@ -33,11 +35,13 @@ from keel.contracts.llm import (
     ChatMessage,
     ChatRequest,
     ChatResponse,
+    ConversationState,
     ImagePart,
     ToolCall,
     ToolSpec,
     Usage,
     call_cost,
+    message_content_bytes,
 )
 from keel.contracts.names import PROGRESS_TOPIC
 from keel.contracts.profile import (
@@ -91,6 +95,8 @@ __all__ = [
     "ChatResponse",
     "Check",
     "ConfigError",
+    "ContentRef",
+    "ConversationState",
     "Decision",
     "DecisionOutcome",
     "DecisionRecord",
@@ -130,7 +136,11 @@ __all__ = [
     "Usage",
     "approval_digest",
     "call_cost",
+    "canonical_json",
+    "content_digest",
     "effective_limits",
     "extend_limits",
+    "message_content_bytes",
+    "ref_for",
     "template_fields",
 ]

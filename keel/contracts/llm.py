@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from keel.contracts.content import ContentRef, canonical_json
 from keel.contracts.profile import ModelSettings, Price
 
 PER_TOKEN = 1e-6  # prices are per million tokens
@@ -40,6 +41,11 @@ class ChatMessage(BaseModel):
     tool_call_id: str | None = None
     name: str | None = None
     images: list[ImagePart] = Field(default_factory=list)
+    content_ref: ContentRef | None = Field(
+        default=None,
+        description="the message's content and images are stored (message_content_bytes):"
+        " the model activity reads them from the content store; content and images are empty",
+    )
 
 
 class ToolSpec(BaseModel):
@@ -86,6 +92,11 @@ class ChatRequest(BaseModel):
     step: int | None = Field(
         default=None, ge=1, description="the run's model-call index, for logs, spans, metrics"
     )
+    prior: ContentRef | None = Field(
+        default=None,
+        description="the stored transcript node holding every message before `messages`"
+        " (keel/runtime/store/transcripts.py); None: `messages` is the whole conversation",
+    )
 
 
 class ChatResponse(BaseModel):
@@ -98,6 +109,35 @@ class ChatResponse(BaseModel):
     finish_reason: str | None = None
     latency_ms: float = 0.0
     attempt: int = 1
+    transcript: ContentRef | None = Field(
+        default=None,
+        description="the stored transcript node of the request's conversation (prior plus"
+        " messages): the next request's prior; None when the request was not stored",
+    )
+
+
+class ConversationState(BaseModel):
+    """A run's conversation as workflow state (and as carried across continue-as-new).
+
+    ``prior`` is the stored transcript node of every message already sent to the model;
+    ``pending`` the messages since, sent with the next request. The counts cover both, for the
+    budget's prompt estimate (workflows/agent/budget.py) without reading the store.
+    """
+
+    prior: ContentRef | None = None
+    pending: list[ChatMessage] = Field(default_factory=list)
+    messages: int = 0
+    text_bytes: int = 0
+    tool_calls: int = 0
+    images: int = 0
+
+
+def message_content_bytes(message: ChatMessage) -> bytes:
+    """What ``ChatMessage.content_ref`` addresses: the canonical JSON of the message's content
+    and images. The worker stores it (a tool result, a model answer); the workflow, holding the
+    same message, computes the same digest and may send the reference instead of the text."""
+    images = [image.model_dump() for image in message.images]
+    return canonical_json({"content": message.content, "images": images})
 
 
 def call_cost(usage: Usage, price: Price) -> float:

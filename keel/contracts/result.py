@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from keel.contracts.approvals import DecisionRecord
+from keel.contracts.content import ContentRef
 from keel.contracts.llm import Usage
 from keel.contracts.resolution import UnresolvedCall
 from keel.contracts.run import RunOutcome, RunState, StepKind, StepOutcome
@@ -35,6 +36,11 @@ class StepRecord(BaseModel):
     cost_usd: float | None = None
     validation: str | None = Field(
         default=None, description="'passed', or '<layer>: <message>' for a refused tool call"
+    )
+    content_ref: ContentRef | None = Field(
+        default=None,
+        description="the step's full content in the content store (a tool result cut for the"
+        " model, an oversized answer): `keel result --content <digest>` prints it",
     )
 
 

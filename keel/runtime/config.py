@@ -30,6 +30,10 @@ DEFAULT_MCP_SERVERS = {
     "knowledge": "http://127.0.0.1:8202/mcp",
 }
 MCP_ENV_PREFIX = "KEEL_MCP_"
+STORE_DIR = "store"  # the embedded content store, under KEEL_HOME
+# A payload this big (bytes, after the codec) is kept in the store, history holds a reference.
+DEFAULT_PAYLOAD_THRESHOLD = 128 * 1024
+MIN_PAYLOAD_THRESHOLD = 1024
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,10 @@ class Settings:
     approver_issuers: tuple[str, ...] = (LOCAL_ISSUER,)
     approver_audience: str = APPROVER_AUDIENCE
     approver_roles_claim: str = CLAIM_ROLES  # dotted path, e.g. realm_access.roles
+    # The content store (keel/runtime/store/): a directory or s3://bucket/prefix; "" = none.
+    store: str = ""
+    store_endpoint_url: str = ""  # an S3-compatible server (MinIO, moto); "" = AWS
+    payload_threshold: int = DEFAULT_PAYLOAD_THRESHOLD  # payloads this big go to the store
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -95,6 +103,17 @@ class Settings:
             approver_issuers=_list(env, "KEEL_APPROVER_ISSUER") or (LOCAL_ISSUER,),
             approver_audience=env.get("KEEL_APPROVER_AUDIENCE", "").strip() or APPROVER_AUDIENCE,
             approver_roles_claim=env.get("KEEL_APPROVER_ROLES_CLAIM", "").strip() or CLAIM_ROLES,
+            store=env.get("KEEL_STORE", "").strip() or str(keel_home(env) / STORE_DIR),
+            store_endpoint_url=env.get("KEEL_STORE_ENDPOINT_URL", "").strip(),
+            payload_threshold=env_number(
+                env,
+                "KEEL_PAYLOAD_THRESHOLD",
+                int,
+                DEFAULT_PAYLOAD_THRESHOLD,
+                not_a="a whole number of bytes",
+                valid=lambda n: n >= MIN_PAYLOAD_THRESHOLD,
+                rule=f"must be at least {MIN_PAYLOAD_THRESHOLD} (bytes)",
+            ),
         )
 
 

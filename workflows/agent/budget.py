@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
-from keel.contracts import ChatMessage, Limits, Price, ToolSpec, Usage
+from keel.contracts import ChatMessage, ConversationState, Limits, Price, ToolSpec, Usage
 from keel.contracts.llm import PER_TOKEN
 
 MIN_OUTPUT_TOKENS = 16
@@ -76,27 +76,31 @@ class BudgetRefusal:
 PlanResult: TypeAlias = CallAllowed | BudgetRefusal
 
 
-def estimate_prompt_tokens(messages: list[ChatMessage], tools: list[ToolSpec]) -> int:
+def estimate_prompt_tokens(
+    messages: list[ChatMessage] | ConversationState, tools: list[ToolSpec]
+) -> int:
     """A conservative (upper) estimate of the prompt tokens a call with this history bills.
 
     Counts what the provider sees: message contents and names, the name and JSON arguments of
     every tool call in the history, each offered tool's name, description and input schema as
     JSON, and the images of tool results; see the constants above for the ratio and overheads.
     """
-    size = 0
-    calls = 0
-    images = 0
-    for message in messages:
-        images += len(message.images)
-        size += _bytes(message.content or "") + _bytes(message.name or "")
-        for call in message.tool_calls:
-            size += _bytes(call.name) + _bytes(call.arguments)
-            calls += 1
+    if isinstance(messages, ConversationState):
+        count, size, calls, images = (messages.messages, messages.text_bytes,
+                                      messages.tool_calls, messages.images)  # fmt: skip
+    else:
+        count, size, calls, images = len(messages), 0, 0, 0
+        for message in messages:
+            images += len(message.images)
+            size += _bytes(message.content or "") + _bytes(message.name or "")
+            for call in message.tool_calls:
+                size += _bytes(call.name) + _bytes(call.arguments)
+                calls += 1
     if tools:
         size += _bytes(_tools_json(tools))
     overhead = (
         TOKENS_PER_REQUEST
-        + TOKENS_PER_MESSAGE * len(messages)
+        + TOKENS_PER_MESSAGE * count
         + TOKENS_PER_TOOL_CALL * calls
         + TOKENS_PER_TOOL * len(tools)
         + TOKENS_PER_IMAGE * images

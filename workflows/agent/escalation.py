@@ -43,7 +43,7 @@ async def guided_past(
     ctx.tracker.max_repeated_calls = ctx.limits.max_repeated_calls
     ctx.tracker.max_idle_steps = ctx.limits.max_idle_steps
     ctx.tracker.reset()
-    state.messages.append(
+    state.transcript.append(
         ChatMessage(role="user", content=f"Guidance from a human: {guidance.instruction}")
     )
     return True

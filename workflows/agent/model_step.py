@@ -21,9 +21,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.llm import LLMActivities
     from activities.payloads import PAYLOAD_TOO_LARGE, SAFE_PAYLOAD_BYTES, TEMPORAL_PAYLOAD_ERROR
     from keel.contracts import (
-        ChatMessage,
         ChatRequest,
         ChatResponse,
+        ConversationState,
         Limits,
         ModelSettings,
         Price,
@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.agent.budget import tokens_used as count_tokens
     from workflows.agent.no_progress import ProgressTracker
     from workflows.agent.state import Ledger, Stop
+    from workflows.agent.transcript import Transcript
     from workflows.failures import RunFailed, classify
     from workflows.report.reporter import Reporter
 
@@ -71,7 +72,7 @@ def before_model_call(
     profile: Profile,
     limits: Limits,
     ledger: Ledger,
-    messages: list[ChatMessage],
+    conversation: ConversationState,
     catalog: list[ToolSpec],
     tracker: ProgressTracker,
 ) -> tuple[int | None, Stop | None]:
@@ -85,7 +86,7 @@ def before_model_call(
         limits,
         count_tokens(ledger.usage),
         ledger.cost_usd,
-        estimate_prompt_tokens(messages, catalog),
+        estimate_prompt_tokens(conversation, catalog),
         max(m.max_output_tokens for m in profile.model.chain()),
         dearest_price(profile),
     )
@@ -100,7 +101,7 @@ class ModelStep:
 
     profile: Profile
     ledger: Ledger
-    messages: list[ChatMessage]
+    transcript: Transcript
     reporter: Reporter
     on_event: Callable[[str], None]
 
@@ -131,6 +132,7 @@ class ModelStep:
                                  usage=paid, cost_usd=spent)  # fmt: skip
                 self.ledger.steps.append(record)
                 raise RunFailed(failure, message) from None
+            self.transcript.sent(response.transcript)
             cost = self._charge(model, response.usage)
             detail = f"{len(response.tool_calls)} tool call(s)" if response.tool_calls else "answer"
             if fell_back:
@@ -154,7 +156,8 @@ class ModelStep:
     def _check_request_size(self, catalog: list[ToolSpec], step: int, started: datetime) -> None:
         """Fail the run, rather than the workflow task, when the conversation no longer fits in
         an activity input: Temporal would refuse to schedule the call, again at every task."""
-        request = ChatRequest(model=self.profile.model, messages=self.messages, tools=catalog,
+        request = ChatRequest(model=self.profile.model, messages=self.transcript.pending,
+                              prior=self.transcript.prior, tools=catalog,
                               conversation_id=workflow.info().workflow_id, step=step)  # fmt: skip
         size = len(request.model_dump_json().encode())
         if size <= SAFE_PAYLOAD_BYTES:
@@ -183,7 +186,8 @@ class ModelStep:
         circuit is not waited out: it fails the attempt at once so the next model serves."""
         request = ChatRequest(
             model=model,
-            messages=self.messages,
+            messages=self.transcript.pending,
+            prior=self.transcript.prior,
             tools=catalog,
             conversation_id=workflow.info().workflow_id,
             max_output_tokens=cap if cap is not None and cap < model.max_output_tokens else None,

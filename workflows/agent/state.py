@@ -16,7 +16,6 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from keel.contracts import (
         ApprovalSettings,
-        ChatMessage,
         Guidance,
         ImagePart,
         Limits,
@@ -29,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         Usage,
     )
     from workflows.agent.no_progress import ProgressTracker
+    from workflows.agent.transcript import Transcript
     from workflows.approvals.desk import ApprovalDesk
     from workflows.failures import FailureClass
     from workflows.report.reporter import Reporter
@@ -55,7 +55,7 @@ class AgentState:
     profile: str = ""
     model: str = ""
     last_event: str = "starting"
-    messages: list[ChatMessage] = field(default_factory=list)
+    transcript: Transcript = field(default_factory=Transcript)
     ledger: Ledger = field(default_factory=Ledger)
     desk: ApprovalDesk = field(default_factory=ApprovalDesk)
     # guide signals received and not yet used (kept if they arrive early)

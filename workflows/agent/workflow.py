@@ -250,10 +250,10 @@ class AgentWorkflow:
                                agent_input.principal)  # fmt: skip
         self._approvals.checks = checks
         self._lost.wire(profile)
-        self._state.messages = [
+        self._state.transcript.append(
             ChatMessage(role="system", content=profile.system_prompt),
             ChatMessage(role="user", content=agent_input.task),
-        ]
+        )
         return RunContext(
             workflow_id=workflow.info().workflow_id,
             principal=agent_input.principal,
@@ -272,24 +272,24 @@ class AgentWorkflow:
     async def _loop(self, profile: Profile, ctx: RunContext) -> RunResult:
         """Model step, tool turn, repeat — until an answer without tool calls or a stop."""
         state, catalog = self._state, ctx.catalog
-        model = ModelStep(profile, state.ledger, state.messages, self._reporter,
+        model = ModelStep(profile, state.ledger, state.transcript, self._reporter,
                           self._set_last_event)  # fmt: skip
         while True:
             cap, stop = before_model_call(
-                profile, ctx.limits, state.ledger, state.messages, catalog, ctx.tracker
+                profile, ctx.limits, state.ledger, state.transcript.state, catalog, ctx.tracker
             )
             if stop is None:
                 response = await model.call(catalog, cap)
                 # Missing or repeated ids are renamed before the conversation holds them.
                 calls, renamed = with_unique_ids(state.ledger.model_calls, response.tool_calls)
-                state.messages.append(
+                state.transcript.append(
                     ChatMessage(role="assistant", content=response.content, tool_calls=calls)
                 )
                 if not calls:
                     return self._finish("completed", final_answer=response.content or "")
                 state.last_event = f"step {state.ledger.model_calls}: {len(calls)} tool call(s)"
                 messages, stop = await run_tool_turn(ctx, calls, response.content, renamed)
-                state.messages.extend(messages)
+                state.transcript.append(*messages)
             if stop is not None and not await guided_past(profile, ctx, stop, self._set_state):
                 return self._finish("halted", stop=stop)
 

@@ -1,0 +1,59 @@
+"""A run's conversation as the workflow holds it: stored messages by reference, new ones inline.
+
+Workflow code (deterministic). The model activity (activities/llm.py) gets ``prior`` — the
+stored transcript node of everything sent before — and ``pending``, the messages since; it
+stores them and answers with the node of the whole request (``ChatResponse.transcript``),
+which :meth:`Transcript.sent` makes the new ``prior``. Each message therefore crosses history
+once more after it is made, not once per later step. A response without a node (a worker with
+no content store, a history recorded before the store existed) keeps every message pending,
+which is the old behaviour: the whole conversation in every request.
+
+The counts of :class:`ConversationState` cover every message, stored or pending, so the
+budget's prompt estimate needs no store read.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from keel.contracts import ChatMessage, ContentRef, ConversationState
+
+
+class Transcript:
+    """The conversation of one run (see the module docstring)."""
+
+    def __init__(self, state: ConversationState | None = None) -> None:
+        self.state = state if state is not None else ConversationState()
+
+    def append(self, *messages: ChatMessage) -> None:
+        for message in messages:
+            self.state.pending.append(message)
+            self.state.messages += 1
+            self.state.text_bytes += _size(message.content or "") + _size(message.name or "")
+            for call in message.tool_calls:
+                self.state.text_bytes += _size(call.name) + _size(call.arguments)
+                self.state.tool_calls += 1
+            self.state.images += len(message.images)
+
+    @property
+    def prior(self) -> ContentRef | None:
+        return self.state.prior
+
+    @property
+    def pending(self) -> list[ChatMessage]:
+        """The messages the next model request carries inline (after ``prior``)."""
+        return self.state.pending
+
+    def sent(self, node: ContentRef | None) -> None:
+        """The model activity stored the request's conversation as ``node`` (None: it did not)."""
+        if node is None:
+            return
+        self.state.prior = node
+        self.state.pending = []
+
+
+def _size(text: str) -> int:
+    # surrogatepass: a lone surrogate decoded from JSON must not crash the workflow (as in
+    # workflows/agent/budget.py, whose estimate these counts feed).
+    return len(text.encode("utf-8", "surrogatepass"))
