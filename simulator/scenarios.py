@@ -146,6 +146,10 @@ class Scenario(_Strict):
     the first match (group 1 when the pattern has a group), so one scenario can act on each
     run's own records (``order_id = 'ORD-\\d{4}'``). A placeholder whose pattern does not match
     stays as written."""
+    turn_number: str | None = Field(default=None, pattern=r"^[a-z_]{1,32}$")
+    """A placeholder filled with the turn's number (1-based), in the same places as
+    ``from_task``'s: with ``after_last = "repeat_last"`` every turn then asks for something new
+    (``page = "{turn}"``), the long runs of bench/history.py."""
 
     @model_validator(mode="after")
     def _patterns_compile(self) -> Scenario:
@@ -170,16 +174,18 @@ class Scenario(_Strict):
         detection.
         """
         if index < len(self.turns):
-            return self._filled(self.turns[index], task), True
+            return self._filled(self.turns[index], task, index), True
         if self.after_last == "repeat_last":
-            last = self._filled(self.turns[-1], task)
+            last = self._filled(self.turns[-1], task, index)
             return TurnSpec(
                 latency_ms=last.latency_ms, content=last.content, tool_calls=last.tool_calls
             ), False
         return TurnSpec(content=f"(scenario {self.name} has no more turns)"), False
 
-    def _filled(self, turn: TurnSpec, task: str) -> TurnSpec:
+    def _filled(self, turn: TurnSpec, task: str, index: int) -> TurnSpec:
         values: dict[str, str] = {}
+        if self.turn_number is not None:
+            values[self.turn_number] = str(index + 1)
         for name, pattern in self.from_task.items():
             match = re.search(pattern, task)
             if match:

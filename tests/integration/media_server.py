@@ -5,6 +5,9 @@ Run by the test stack's worker over stdio (``KEEL_MCP_MEDIA``, tests/conftest.py
 - ``export_report(kilobytes)`` has a side effect (it appends a line to the ``--calls`` file, the
   tests' ledger of executions) and returns that many kilobytes of text: over Temporal's
   payload limit once its structured copy is added, unless the worker cuts it;
+- ``export_page(page, kilobytes)`` returns that many kilobytes of text that differ from page to
+  page (words drawn by a hash of the page number): the long runs of bench/history.py, where
+  every step must bring new content, as a real run's would;
 - ``sales_chart()`` returns a caption, a PNG image, a resource link and an embedded text
   resource: the content kinds a model must not silently lose.
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import struct
 import zlib
 from pathlib import Path
@@ -91,7 +95,39 @@ def create_server(calls: Path) -> MCPServer:
             ]
         )
 
+    @server.tool(
+        name="export_page",
+        description="One page of the sales ledger: `kilobytes` of text, different per page.",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True),
+        structured_output=False,
+    )
+    async def export_page(
+        page: Annotated[str, Field(max_length=20, description="Page number.")],
+        kilobytes: Annotated[int, Field(ge=1, le=8192, description="Size of the page.")],
+    ) -> str:
+        return page_text(page, kilobytes * 1024)
+
     return server
+
+
+WORDS = ("order", "refund", "invoice", "ledger", "north", "south", "east", "west", "widget",
+         "gadget", "shipped", "pending", "paid", "open", "closed", "returned")  # fmt: skip
+
+
+def page_text(page: str, size: int) -> str:
+    """``size`` bytes of words chosen by SHA-256 of the page and a counter: the same page
+    always reads the same, two pages never do."""
+    words: list[str] = []
+    length = 0
+    counter = 0
+    while length < size:
+        digest = hashlib.sha256(f"{page}:{counter}".encode()).digest()
+        for byte in digest:
+            word = f"{WORDS[byte % len(WORDS)]}-{byte}"
+            words.append(word)
+            length += len(word) + 1
+        counter += 1
+    return " ".join(words)[:size]
 
 
 def main() -> None:

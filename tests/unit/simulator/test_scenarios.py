@@ -48,3 +48,17 @@ def test_invalid_pattern_fails_loading(tmp_path: Path) -> None:
     path.write_text('from_task = { x = "(" }\n[[turns]]\ncontent = "hi"\n')
     with pytest.raises(ScenarioError, match=r"from_task\.x: invalid regular expression"):
         load_scenario(path)
+
+
+def test_turn_number_placeholder_makes_every_repeated_turn_new() -> None:
+    scenario = load_scenario(BUNDLED_DIR / "history_pages.toml")
+    pages = []
+    for index in (0, 1, 2, 499):
+        turn, scripted = scenario.turn(index, "page through")
+        assert scripted == (index == 0)
+        pages.append(json.loads(turn.tool_calls[0].arguments_json())["page"])
+    assert pages == ["1", "2", "3", "500"]
+    # Scenarios without the setting keep a literal "{turn}".
+    demo = load_scenario(BUNDLED_DIR / "support_demo.toml")
+    assert demo.turn(3, "x")[0] == demo.turn(3, "x")[0]
+    assert demo.turn_number is None
