@@ -44,6 +44,7 @@ from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import (
     DataConverter,
     DefaultFailureConverterWithEncodedAttributes,
+    ExternalStorage,
     PayloadCodec,
 )
 
@@ -214,21 +215,28 @@ def _decrypt(ring: Keyring | None, payload: Payload) -> Payload:
         raise CodecError(f"a payload decrypted with key {kid!r} is not a payload") from None
 
 
-def data_converter(codec_keys: Path | None) -> DataConverter:
-    """Keel's DataConverter: pydantic models as JSON, then the payload codec.
+def data_converter(
+    codec_keys: Path | None, storage: ExternalStorage | None = None
+) -> DataConverter:
+    """Keel's DataConverter: pydantic models as JSON, then the payload codec, then (with
+    ``storage``, keel/runtime/store/payloads.py ``external_storage(settings)``) the content
+    store for payloads over the threshold.
 
     With a keyring (``Settings.codec_keys``) every payload is encrypted and failures carry
     their message and stack trace in an encoded (so encrypted) attribute
     (``DefaultFailureConverterWithEncodedAttributes``). Without one nothing is encrypted, and
-    reading an encrypted payload fails with a CodecError naming KEEL_CODEC_KEYS.
+    reading an encrypted payload fails with a CodecError naming KEEL_CODEC_KEYS. The SDK
+    encodes before it stores, so a stored payload is as encrypted as one in history.
     """
     if codec_keys is None:
         return DataConverter(
             payload_converter_class=PydanticPayloadConverter,
             payload_codec=EncryptionCodec(None),
+            external_storage=storage,
         )
     return DataConverter(
         payload_converter_class=PydanticPayloadConverter,
         payload_codec=EncryptionCodec(KeyringFile(codec_keys)),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+        external_storage=storage,
     )

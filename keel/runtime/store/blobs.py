@@ -3,7 +3,8 @@
 A blob is written once and never changed (its key names its content), so ``put`` of a key
 that exists is a no-op and any reader may cache what it read. ``LocalBlobs`` is the embedded
 default: one file per key under a directory, written to a temporary name and renamed, so a
-reader never sees half a blob. The S3 backend is ``keel.runtime.store.s3.S3Blobs``.
+reader never sees half a blob. The S3 backend is ``keel.runtime.store.s3.S3Blobs``;
+``keel.runtime.store.open.check_blobs`` proves either usable at worker start.
 """
 
 from __future__ import annotations
@@ -73,6 +74,21 @@ class LocalBlobs:
 
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._path(key).is_file)
+
+    async def check(self) -> None:
+        """The directory exists (or is created, mode 0700) and a file can be written in it."""
+        await asyncio.to_thread(self._check)
+
+    def _check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".check-")
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as exc:
+            raise StoreError(
+                f"the content store {self.root} is not a writable directory: {exc.strerror or exc}"
+            ) from None
 
     def _put(self, path: Path, data: bytes) -> None:
         if path.is_file():
