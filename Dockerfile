@@ -10,11 +10,14 @@ ENV PYTHONUNBUFFERED=1 \
     KEEL_PROFILES_PATH=/app/profiles
 
 # A fixed, unprivileged user. /data is created here, owned by that user, so a named volume
-# mounted on it (the support desk's SQLite file) starts out writable.
+# mounted on it (the support desk's SQLite file) starts out writable. /store is the content
+# store's volume (docker-compose.yml): the worker and the CLI write it as the host user
+# (KEEL_UID), so it is open to any user like /tmp (sticky; the blobs are encrypted).
 RUN groupadd --system --gid 10001 keel \
     && useradd --system --uid 10001 --gid keel --home-dir /app --no-create-home keel \
-    && mkdir -p /app /data \
-    && chown keel:keel /data
+    && mkdir -p /app /data /store \
+    && chown keel:keel /data \
+    && chmod 1777 /store
 
 WORKDIR /app
 

@@ -36,6 +36,8 @@ from keel.runtime.config import Settings
 from keel.runtime.logs import configure_logging, get_logger
 from keel.runtime.pricing import resolve_price
 from keel.runtime.profiles import available_profiles, load_profile
+from keel.runtime.store.open import verify_store
+from keel.runtime.store.payloads import external_storage
 from keel.runtime.telemetry import Telemetry
 from workflows.agent.workflow import AgentWorkflow
 
@@ -45,12 +47,13 @@ log = get_logger("keel.worker")
 
 async def connect(settings: Settings, telemetry: Telemetry | None = None) -> Client:
     """A Temporal client with Keel's data converter (pydantic models on the wire, encrypted
-    when ``settings.codec_keys`` names a keyring: keel/runtime/codec.py) and, with
+    when ``settings.codec_keys`` names a keyring: keel/runtime/codec.py; payloads over
+    ``settings.payload_threshold`` in the content store ``settings.store``) and, with
     ``telemetry``, the tracing interceptor and the runtime whose metrics it exports."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.namespace,
-        data_converter=data_converter(settings.codec_keys),
+        data_converter=data_converter(settings.codec_keys, external_storage(settings)),
         **(telemetry.connect_options() if telemetry is not None else {}),
     )
 
@@ -174,6 +177,8 @@ async def run_worker(
 
 
 async def _serve(settings: Settings, stop: asyncio.Event, telemetry: Telemetry) -> None:
+    # A store that cannot be used fails here with one line, not at the first large payload.
+    store = await verify_store(settings)
     client = await connect(settings, telemetry)
     missing = await missing_search_attributes(client)
     if missing:
@@ -200,6 +205,8 @@ async def _serve(settings: Settings, stop: asyncio.Event, telemetry: Telemetry) 
                 llm=settings.llm_base_url,
                 mcp={n: t.describe() for n, t in settings.mcp_servers.items()},
                 encrypted_payloads=settings.codec_keys is not None,
+                store=store,
+                payload_threshold=settings.payload_threshold,
                 tracing=telemetry.tracing,
                 metrics=telemetry.metering,
                 prometheus=(

@@ -19,6 +19,7 @@ from keel.runtime.codec import data_converter
 from keel.runtime.config import Settings
 from keel.runtime.pricing import resolve_price
 from keel.runtime.profiles import load_profile
+from keel.runtime.store.payloads import external_storage
 from keel.runtime.telemetry import Telemetry
 
 T = TypeVar("T")
@@ -43,7 +44,9 @@ async def connect(settings: Settings, *, telemetry: Telemetry | None = None) -> 
     The converter encrypts every payload when a codec keyring is configured
     (``Settings.codec_keys``: ``KEEL_CODEC_KEYS``, or ``.keel/keys/codec-keys.json`` after
     ``make up``; keel/runtime/codec.py), so what this client sends and reads is readable only
-    to holders of the keys.
+    to holders of the keys. A payload over ``settings.payload_threshold`` (a 5 MB task) goes
+    to the content store ``settings.store`` and history holds a reference, so this client
+    needs the worker's store (docs/operations.md, "Content store").
 
     With tracing configured (``OTEL_TRACES_EXPORTER``), the client carries Temporal's tracing
     interceptor: starting a run opens a ``StartWorkflow:AgentWorkflow`` span that the
@@ -54,7 +57,7 @@ async def connect(settings: Settings, *, telemetry: Telemetry | None = None) -> 
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.namespace,
-            data_converter=data_converter(settings.codec_keys),
+            data_converter=data_converter(settings.codec_keys, external_storage(settings)),
             **options,
         )
     except RuntimeError as exc:

@@ -18,10 +18,15 @@ from typing import Any
 
 from keel import procs
 from keel.contracts.names import LOCAL_ISSUER, SEARCH_ATTRIBUTES
-from keel.runtime.config import PROJECT_ROOT
+from keel.runtime.config import PROJECT_ROOT, STORE_DIR
 from keel.runtime.keys import LocalKeys, ensure_local_keys
 
 COMPONENTS = ("temporal", "codec", "simulator", "support_desk", "knowledge", "worker")
+# The content store's settings: the worker and every client of a stack must agree on them.
+STORE_ENV = (
+    "KEEL_STORE", "KEEL_STORE_ENDPOINT_URL", "KEEL_PAYLOAD_THRESHOLD", "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE",
+)  # fmt: skip
 TEMPORAL_DROPPED_ENV = ("OTEL_",)  # variable prefixes the dev server does not inherit
 
 
@@ -42,6 +47,9 @@ class StackConfig:
     component_env: dict[str, dict[str, str]] = field(default_factory=dict)
     # the simulator's scenario directory (None: the bundled simulator/scenarios)
     scenarios: Path | None = None
+    # the content store (STORE_ENV variables) of the worker and every client; KEEL_STORE
+    # defaults to <home>/store
+    store_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def isolated(cls, home: Path, **overrides: Any) -> StackConfig:
@@ -86,14 +94,22 @@ class StackConfig:
         """This stack's key files (created by :meth:`Stack.up`): docs/security.md."""
         return LocalKeys(self.home / "keys")
 
+    @property
+    def store(self) -> str:
+        """The content store of this stack's worker and clients (``KEEL_STORE``)."""
+        return self.store_env.get("KEEL_STORE") or str(self.home / STORE_DIR)
+
     def client_env(self) -> dict[str, str]:
-        """What a ``keel`` CLI or SDK client of this stack needs: the address and the keys."""
+        """What a ``keel`` CLI or SDK client of this stack needs: the address, the keys and the
+        content store (a large payload one of them writes, the others read from there)."""
         return {
             "TEMPORAL_ADDRESS": self.temporal_address,
             "KEEL_HOME": str(self.home),
             "KEEL_SIGNING_KEY": str(self.keys.signing_key),
             "KEEL_CODEC_KEYS": str(self.keys.codec_keys),
             "KEEL_AUTH_ISSUER": LOCAL_ISSUER,
+            **self.store_env,
+            "KEEL_STORE": self.store,
         }
 
     def server_env(self) -> dict[str, str]:
@@ -294,6 +310,9 @@ class Stack:
 
 
 def default_stack() -> Stack:
-    """The stack of ``make up`` / ``make demo``: fixed ports, state under ``.keel/``."""
+    """The stack of ``make up`` / ``make demo``: fixed ports, state under ``.keel/``; the content
+    store of this environment (``KEEL_STORE``, else ``<KEEL_HOME>/store``), so that a ``keel``
+    command run from the same shell uses the worker's store."""
     home = Path(os.environ.get("KEEL_HOME", PROJECT_ROOT / ".keel"))
-    return Stack(StackConfig(home=home))
+    store_env = {name: os.environ[name] for name in STORE_ENV if os.environ.get(name)}
+    return Stack(StackConfig(home=home, store_env=store_env))

@@ -20,10 +20,13 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.converter import DataConverter, PayloadCodec
 
+from keel.client import connect
 from keel.contracts import AgentInput, Principal, RunResult
 from keel.procs import free_port, python_argv, spawn, stop, wait_http
 from keel.runtime.codec import data_converter
 from keel.runtime.config import Settings
+from keel.runtime.store.payloads import external_storage
+from keel.runtime.telemetry import Telemetry
 from keel.stack import Stack
 
 REPO = Path(__file__).resolve().parent.parent
@@ -165,7 +168,11 @@ async def private_worker(
         "KEEL_TASK_QUEUE": queue,
         **(env or {}),
     })  # fmt: skip
-    worker_client = await connect_stack(stack)
+    # The worker takes its store from its client's converter: the settings' store.
+    worker_client = await Client.connect(
+        stack.config.temporal_address,
+        data_converter=data_converter(settings.codec_keys, external_storage(settings)),
+    )
     transport = httpx2.AsyncHTTPTransport(retries=0)
     async with (
         httpx2.AsyncClient(transport=transport) as http,
@@ -184,17 +191,24 @@ def sim_requests(stack: Stack, conversation_id: str) -> list[dict[str, Any]]:
     return requests
 
 
+def stack_settings(stack: Stack, env: dict[str, str] | None = None) -> Settings:
+    """The settings of a client of ``stack`` (its address, keys and content store), with the
+    variables ``env`` changes."""
+    return Settings.from_env({**stack.config.client_env(), **(env or {})})
+
+
 def stack_converter(stack: Stack) -> DataConverter:
     """The data converter of ``stack``'s clients: its worker encrypts every payload with the
-    stack's codec keyring, so a client must hold the same keys to read anything."""
-    return data_converter(stack.config.keys.codec_keys)
+    stack's codec keyring, so a client must hold the same keys to read anything, and keeps
+    large payloads in the stack's content store, so a client must use the same store."""
+    settings = stack_settings(stack)
+    return data_converter(settings.codec_keys, external_storage(settings))
 
 
-async def connect_stack(stack: Stack) -> Client:
-    """A Temporal client of ``stack`` with the stack's data converter (its codec keys)."""
-    return await Client.connect(
-        stack.config.temporal_address, data_converter=stack_converter(stack)
-    )
+async def connect_stack(stack: Stack, env: dict[str, str] | None = None) -> Client:
+    """A client of ``stack`` as users connect (``keel.connect``): the stack's codec keys and
+    content store, or what ``env`` changes (e.g. an S3 store)."""
+    return await connect(stack_settings(stack, env), telemetry=Telemetry.disabled())
 
 
 async def plain_history(client: Client, handle: WorkflowHandle[Any, Any]) -> WorkflowHistory:
@@ -236,3 +250,69 @@ async def _decode_one(message: Message, codec: PayloadCodec) -> None:
         message.CopyFrom(decoded)
     else:
         await decode_payloads(message, codec)
+
+
+def assert_stored_reference(payload: Payload, driver: str) -> None:
+    """``payload`` (from history) is an external-storage reference of ``driver``, not data."""
+    assert payload.metadata["encoding"] == b"json/protobuf"
+    assert payload.metadata["messageType"] == b"temporal.api.sdk.v1.ExternalStorageReference"
+    assert driver.encode() in payload.data
+    assert payload.ByteSize() < 2_000
+
+
+S3_BUCKET = "keel-test-store"
+S3_PREFIX = "suite"
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "keel-test",
+    "AWS_SECRET_ACCESS_KEY": "keel-test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@contextlib.contextmanager
+def s3_server(tmp: Path, bucket: str = S3_BUCKET) -> Iterator[dict[str, str]]:
+    """A real S3-compatible HTTP server (``moto_server``, a subprocess on a free port, logging
+    to ``tmp/moto.log``) with ``bucket`` created; yields the environment of a Keel process
+    whose content store is ``s3://bucket/suite`` there, and stops the server afterwards."""
+    import boto3  # the dev extra; only the tests start an S3 server
+
+    port = free_port()
+    argv = python_argv("-m", "moto.server", "-H", "127.0.0.1", "-p", str(port))
+    child = spawn("moto", argv, tmp / "moto.log", cwd=REPO)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(child, f"{endpoint}/moto-api/")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"],
+        )
+        s3.create_bucket(Bucket=bucket)
+        yield {
+            "KEEL_STORE": f"s3://{bucket}/{S3_PREFIX}",
+            "KEEL_STORE_ENDPOINT_URL": endpoint,
+            **S3_CREDENTIALS,
+        }
+    finally:
+        stop(child)
+
+
+def s3_objects(env: dict[str, str]) -> dict[str, bytes]:
+    """Every object of the bucket ``env`` (from :func:`s3_server`) names, by key."""
+    import boto3
+
+    bucket = env["KEEL_STORE"].removeprefix("s3://").partition("/")[0]
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["KEEL_STORE_ENDPOINT_URL"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+    )
+    objects: dict[str, bytes] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for entry in page.get("Contents", []):
+            objects[entry["Key"]] = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
+    return objects

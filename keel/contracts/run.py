@@ -35,11 +35,16 @@ class LimitOverrides(Strict):
     max_idle_steps: int | None = Field(default=None, ge=1)
 
 
+# A task this long is still a task (a document to work on): over KEEL_PAYLOAD_THRESHOLD the
+# input is kept in the content store and history holds a reference (docs/operations.md).
+MAX_TASK_CHARS = 50_000_000
+
+
 class AgentInput(Strict):
     """Input of ``AgentWorkflow``."""
 
     profile: str = Field(min_length=1, max_length=64)
-    task: str = Field(min_length=1, max_length=100_000)
+    task: str = Field(min_length=1, max_length=MAX_TASK_CHARS)
     principal: Principal = Field(default_factory=lambda: Principal(id="anonymous"))
     limits: LimitOverrides | None = None
 
