@@ -5,7 +5,7 @@
   keel run PROFILE TASK     start a run, show its progress live, print the result
   keel watch ID             attach to a run: its progress so far, then live, then the result
   keel status ID            the run's status query
-  keel result ID            the run's result (waits for it)
+  keel result ID            the run's result (waits for it); --content sha256:…: content it stored
   keel approvals            tool calls waiting for a human, across runs
   keel approve RUN APPROVAL           run the call as proposed
   keel reject RUN APPROVAL --reason   refuse it (the model is told why)
@@ -44,6 +44,8 @@ except ModuleNotFoundError as missing:
 from keel import codec_server, procs
 from keel.approvals import bind, decide, list_pending, pending_request
 from keel.client import build_input, connect, query_status, resolve_call, start_run
+from keel.content_command import add_arguments as add_content_arguments
+from keel.content_command import run_content
 from keel.contracts import (
     ApprovalRequest,
     Decision,
@@ -101,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=f"the run's {name}")
         cmd.add_argument("workflow_id")
         cmd.add_argument("--json", action="store_true")
+    add_content_arguments(cmd)  # keel result RUN --content sha256:… [--out FILE]
     approvals = sub.add_parser("approvals", help="tool calls waiting for a human decision")
     approvals.add_argument("--json", action="store_true", help="print the requests as JSON")
     _decision_parsers(sub)
@@ -256,6 +259,8 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _result(args: argparse.Namespace, settings: Settings) -> int:
+    if args.content is not None:
+        return await run_content(args, settings)
     client = await connect(settings)
     handle = client.get_workflow_handle(args.workflow_id, result_type=RunResult)
     return _print_result(await handle.result(), args.json)
