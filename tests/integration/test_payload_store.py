@@ -1,0 +1,38 @@
+"""The embedded default: payloads over KEEL_PAYLOAD_THRESHOLD go to ``<home>/store/payloads``
+through Keel's LocalStorageDriver, on the normal test stack (its worker is a subprocess, the
+client is ``keel.connect``: both use the stack's store)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from keel.contracts import RunResult
+from keel.runtime.store.payloads import LOCAL_DRIVER
+from keel.stack import Stack
+from tests.helpers import assert_stored_reference, connect_stack, plain_history, start
+
+MARKER = "LOCAL-PLAINTEXT-MARKER-9d41"
+
+
+def stored(root: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in root.glob("*") if p.is_file()}
+
+
+async def test_a_5mb_task_is_stored_and_history_holds_a_reference(stack: Stack) -> None:
+    payloads = stack.config.home / "store" / "payloads"
+    before = set(stored(payloads))
+    client = await connect_stack(stack)
+    task = f"{MARKER} summarise this: " + "lorem ipsum " * (5_000_000 // 12)
+    handle = await start(client, "quick", task)
+    result = await handle.result()
+    assert isinstance(result, RunResult) and result.profile == "quick"
+    # Until the model sees a bounded view of a huge message (the conversation by reference),
+    # the workflow refuses to send a 5 MB conversation: a typed payload_too_large result.
+    assert result.failure_class in (None, "payload_too_large"), result.error
+    history = await plain_history(client, handle)
+    started = history.events[0].workflow_execution_started_event_attributes
+    assert_stored_reference(started.input.payloads[0], LOCAL_DRIVER)
+    assert MARKER.encode() not in b"".join(e.SerializeToString() for e in history.events)
+    new = {name: blob for name, blob in stored(payloads).items() if name not in before}
+    assert max(len(blob) for blob in new.values()) > 5_000_000  # the task, whole
+    assert not any(MARKER.encode() in blob for blob in new.values())  # stored encrypted
