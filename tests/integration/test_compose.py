@@ -277,6 +277,15 @@ def test_support_desk_database_is_on_a_named_volume(model: dict[str, Any]) -> No
     assert mounts[str(db.parent)]["source"] in model["volumes"]
 
 
+def test_the_workers_content_store_is_on_a_named_volume(model: dict[str, Any]) -> None:
+    service = model["services"]["worker"]
+    store = Path(service["environment"]["KEEL_STORE"])
+    mounts = {m["target"]: m for m in service["volumes"]}
+    assert str(store.parent) in mounts, "the image's own directories are not writable"
+    assert mounts[str(store.parent)]["type"] == "volume"
+    assert mounts[str(store.parent)]["source"] in model["volumes"]
+
+
 def test_worker_environment_points_at_the_services(model: dict[str, Any]) -> None:
     env = model["services"]["worker"]["environment"]
     services = model["services"]
