@@ -36,7 +36,8 @@ from keel.runtime.config import Settings
 from keel.runtime.logs import configure_logging, get_logger
 from keel.runtime.pricing import resolve_price
 from keel.runtime.profiles import available_profiles, load_profile
-from keel.runtime.store.open import verify_store
+from keel.runtime.store.content import ContentStore
+from keel.runtime.store.open import open_content_store, verify_store
 from keel.runtime.store.payloads import external_storage
 from keel.runtime.telemetry import Telemetry
 from workflows.agent.workflow import AgentWorkflow
@@ -91,6 +92,26 @@ def check_profiles(settings: Settings) -> list[str]:
     return problems
 
 
+def content_store(settings: Settings) -> ContentStore | None:
+    """The content store the activities keep the conversation and large tool results in
+    (``KEEL_STORE``); None when it is empty: every model request then carries the whole
+    conversation, as before the store existed."""
+    return open_content_store(settings) if settings.store else None
+
+
+def tool_results(
+    settings: Settings, breakers: BreakerConfig, telemetry: Telemetry, store: ContentStore | None
+) -> ToolResultStamper:
+    """The MCP interceptor: circuits, stamps, observation, approval grants, stored results."""
+    return ToolResultStamper(
+        mcp_breakers(breakers),
+        telemetry=telemetry,
+        servers=settings.mcp_servers,
+        grants=GrantMinter.from_settings(settings),
+        store=store,
+    )
+
+
 def build_worker(
     client: Client,
     settings: Settings,
@@ -117,8 +138,9 @@ def build_worker(
         failure_threshold=breaker_config.failure_threshold,
         cooldown_seconds=breaker_config.cooldown_seconds,
     )
+    store = content_store(settings)
     llm = LLMActivities(
-        OpenAICompatProvider(http), llm_breakers(breaker_config), telemetry=telemetry
+        OpenAICompatProvider(http), llm_breakers(breaker_config), telemetry=telemetry, store=store
     )
     profiles = ProfileActivities(settings, http)
     notify = NotifyActivities(http)
@@ -129,14 +151,7 @@ def build_worker(
         isinstance(i, TracingInterceptor) for i in client.config()["interceptors"]
     ):
         interceptors.append(tracing)
-    interceptors.append(
-        ToolResultStamper(
-            mcp_breakers(breaker_config),
-            telemetry=telemetry,
-            servers=settings.mcp_servers,
-            grants=GrantMinter.from_settings(settings),
-        )
-    )
+    interceptors.append(tool_results(settings, breaker_config, telemetry, store))
     options: dict[str, Any] = (
         {} if max_cached_workflows is None else {"max_cached_workflows": max_cached_workflows}
     )

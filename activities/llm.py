@@ -3,6 +3,11 @@
 Every provider call goes through the worker's circuit for ``request.model.base_url`` (see
 activities/breaker.py), so an unreachable provider makes runs wait out a cool-down instead of
 each burning its attempts on connect timeouts.
+
+With a content store, the request carries the conversation by reference: the activity
+assembles the provider's messages from the stored transcript (activities/transcripts.py),
+stores what is new before the call and the answer after it, and says where
+(``ChatResponse.transcript``, ``ChatResponse.content_ref``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from activities.heartbeat import heartbeating
 from activities.observe import ModelCallObserver
 from activities.payloads import too_large
 from activities.providers.base import ChatProvider
+from activities.transcripts import assemble, store_answer
 from keel.contracts import ChatRequest, ChatResponse, names
+from keel.runtime.store.content import ContentStore
 from keel.runtime.telemetry import Telemetry
 
 T = TypeVar("T")
@@ -54,7 +61,9 @@ class LLMActivities:
     API keys are resolved at call time. ``breakers`` defaults to a private registry with the
     default settings, so a bare ``LLMActivities(provider)`` (tests, scripts) is still protected.
     ``telemetry`` receives each attempt's span and metrics (activities/observe.py); without it
-    only the ``model.call`` log event is written.
+    only the ``model.call`` log event is written. ``store`` (worker.py:
+    ``open_content_store``) keeps the conversation; without it every request must carry the
+    whole conversation inline and responses name no stored transcript.
     """
 
     def __init__(
@@ -63,8 +72,10 @@ class LLMActivities:
         breakers: BreakerRegistry | None = None,
         *,
         telemetry: Telemetry | None = None,
+        store: ContentStore | None = None,
     ) -> None:
         self._provider = provider
+        self._store = store
         self._breakers = breakers if breakers is not None else llm_breakers()
         self._observer = ModelCallObserver(telemetry)
 
@@ -87,17 +98,23 @@ class LLMActivities:
                     type="ConfigError",
                     non_retryable=True,
                 )
+        # Stored before the call (a retry stores nothing new), read back whole for the provider.
+        assembled = await heartbeating(assemble(self._store, request))
+        whole = request.model_copy(update={"messages": assembled.messages, "prior": None})
         # A missing key is this worker's problem, not the provider's: it is raised above,
         # outside the circuit. The circuit sits inside ``heartbeating`` so a cancellation
         # reaches it as CancelledError (neutral unless Temporal timed the attempt out).
         response = await heartbeating(
             self._breakers.call(
                 request.model.base_url.rstrip("/"),
-                lambda: self._provider.chat(request, api_key),
+                lambda: self._provider.chat(whole, api_key),
             )
         )
         check_response_size(request, response)
-        return response
+        content_ref = await store_answer(self._store, response.content)
+        return response.model_copy(
+            update={"transcript": assembled.node, "content_ref": content_ref}
+        )
 
 
 def check_response_size(request: ChatRequest, response: ChatResponse) -> None:

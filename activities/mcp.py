@@ -10,6 +10,8 @@ server that is down makes runs wait out a cool-down instead of each trying to co
 The same interceptor observes every tool-call attempt (activities/observe.py): one
 ``tool.call`` log event, one ``execute_tool {tool}`` span, the tool-call metrics; and turns an
 approved call's ``io.keel/approval`` mark into a signed approval grant (activities/grants.py).
+With a content store it keeps a tool result's full content and the model's view of it there
+(activities/tool_results.py), so history carries each result once.
 With a signing key, HTTP connections carry the worker's access tokens (activities/mcp_auth.py),
 and a server's 401/403 fails the attempt as a non-retryable ``MCPAccessDenied``.
 """
@@ -37,9 +39,10 @@ from activities.heartbeat import heartbeating
 from activities.mcp_auth import MCP_ACCESS_DENIED_ERROR_TYPE, AccessTokens, refusing_denied
 from activities.observe import ToolCallObserver
 from activities.payloads import SAFE_PAYLOAD_BYTES, json_size, too_large
-from activities.tool_results import DEFAULT_MAX_RESULT_BYTES, cut_result
+from activities.tool_results import DEFAULT_MAX_RESULT_BYTES, keep_result
 from keel.contracts import names
 from keel.runtime.config import MCPServerTarget, Settings
+from keel.runtime.store.content import ContentStore
 from keel.runtime.telemetry import Telemetry
 
 MCP_ACTIVITY_PREFIX = "temporalio.mcp."
@@ -164,11 +167,13 @@ class _StampToolResults(ActivityInboundInterceptor):
         breakers: BreakerRegistry,
         observer: ToolCallObserver,
         grants: GrantMinter,
+        store: ContentStore | None,
     ) -> None:
         super().__init__(next)
         self._breakers = breakers
         self._observer = observer
         self._grants = grants
+        self._store = store
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
@@ -182,7 +187,7 @@ class _StampToolResults(ActivityInboundInterceptor):
         with self._observer.observe(server, input.args[0] if input.args else None) as call:
             result = await self._run(server, input)
             if isinstance(result, dict):
-                result = cut_result(result, limit)
+                result = await heartbeating(keep_result(self._store, result, limit))
             call.done(result)
         return check_size(result, info.activity_type)
 
@@ -242,7 +247,8 @@ class ToolResultStamper(Interceptor):
     ``breakers`` is built once in worker.py; the default is a private registry with default
     settings so the interceptor is never unprotected. ``telemetry`` receives the spans and
     metrics; ``servers`` (the worker's targets) gives spans their ``server.address``;
-    ``grants`` mints approval grants (default: none minted, approval marks dropped).
+    ``grants`` mints approval grants (default: none minted, approval marks dropped);
+    ``store`` keeps full results and the model's views (default: none kept).
     """
 
     def __init__(
@@ -252,7 +258,9 @@ class ToolResultStamper(Interceptor):
         telemetry: Telemetry | None = None,
         servers: Mapping[str, MCPServerTarget] | None = None,
         grants: GrantMinter | None = None,
+        store: ContentStore | None = None,
     ) -> None:
+        self.store = store
         self.breakers = breakers if breakers is not None else mcp_breakers()
         self.observer = ToolCallObserver(
             telemetry, {name: target.url for name, target in (servers or {}).items()}
@@ -260,4 +268,4 @@ class ToolResultStamper(Interceptor):
         self.grants = grants if grants is not None else GrantMinter(None, servers)
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return _StampToolResults(next, self.breakers, self.observer, self.grants)
+        return _StampToolResults(next, self.breakers, self.observer, self.grants, self.store)

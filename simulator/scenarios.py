@@ -149,7 +149,8 @@ class Scenario(_Strict):
     turn_number: str | None = Field(default=None, pattern=r"^[a-z_]{1,32}$")
     """A placeholder filled with the turn's number (1-based), in the same places as
     ``from_task``'s: with ``after_last = "repeat_last"`` every turn then asks for something new
-    (``page = "{turn}"``), the long runs of bench/history.py."""
+    (``page = "{turn}"``), the long runs of bench/history.py. An argument that is the
+    placeholder alone becomes the number itself (a JSON integer, as a tool's schema wants)."""
 
     @model_validator(mode="after")
     def _patterns_compile(self) -> Scenario:
@@ -203,6 +204,8 @@ def _fill(value: Any, values: dict[str, str]) -> Any:
     """``value`` with every ``{name}`` of ``values`` replaced, in strings at any depth."""
     if isinstance(value, str):
         for name, text in values.items():
+            if value == f"{{{name}}}" and text.isdigit():
+                return int(text)  # a whole-value number placeholder stays a number
             value = value.replace(f"{{{name}}}", text)
         return value
     if isinstance(value, dict):

@@ -30,6 +30,7 @@ FailureClass = Literal[
     "config_error",
     "model_error",
     "payload_too_large",
+    "content_missing",
     "upstream_unavailable",
     "tool_catalog_error",
     "cancelled",
@@ -61,6 +62,10 @@ _BY_ERROR_TYPE: dict[str, FailureClass] = {
     # when the namespace's limit is lower than Keel assumed; never worth a retry.
     "PayloadTooLarge": "payload_too_large",
     "PayloadsTooLarge": "payload_too_large",
+    # Stored conversation content that is gone (past the store's retention, another store)
+    # or altered (activities/transcripts.py): the same store would answer the same.
+    "ContentMissing": "content_missing",
+    "StoreUnavailable": "upstream_unavailable",
     "LLMHttpError": "upstream_unavailable",
     "LLMTransportError": "upstream_unavailable",
     "UpstreamUnavailable": "upstream_unavailable",

@@ -20,7 +20,7 @@ from activities.observe.spans import (
     log,
     server_attributes,
 )
-from keel.contracts import ChatRequest, ChatResponse, call_cost
+from keel.contracts import ChatMessage, ChatRequest, ChatResponse, call_cost
 from keel.runtime.logs import content
 from keel.runtime.telemetry import Telemetry
 
@@ -37,6 +37,8 @@ PROVIDER_BY_HOST = {
     "api.perplexity.ai": "perplexity",
     "generativelanguage.googleapis.com": "gcp.gemini",
 }
+# A logged message's content is a preview: a 5 MB task is in the content store, not the log.
+PREVIEW_CHARS = 4000
 # The span attributes that are also metric attributes (low cardinality).
 METRIC_ATTRIBUTES = (
     "gen_ai.operation.name",
@@ -183,7 +185,8 @@ def _event_fields(call: ModelCall, seconds: float, number: int) -> dict[str, Any
         "step": request.step,
         "attempt": number,
         "latency_ms": round(seconds * 1000, 3),
-        "messages": content([m.model_dump(exclude_defaults=True) for m in request.messages]),
+        "prior": request.prior.digest if request.prior is not None else None,
+        "messages": content([message_preview(m) for m in request.messages]),
         "tools": len(request.tools),
         "max_tokens": request.max_output_tokens or request.model.max_output_tokens,
     }
@@ -193,7 +196,7 @@ def _event_fields(call: ModelCall, seconds: float, number: int) -> dict[str, Any
             response_model=response.model,
             completion=content(
                 {
-                    "content": response.content,
+                    "content": preview(response.content),
                     "tool_calls": [c.model_dump() for c in response.tool_calls],
                 }
             ),
@@ -203,4 +206,24 @@ def _event_fields(call: ModelCall, seconds: float, number: int) -> dict[str, Any
             cached_tokens=usage.cached_tokens,
             cost_usd=call.cost,
         )
+    return fields
+
+
+def preview(text: str | None, limit: int = PREVIEW_CHARS) -> str | None:
+    """``text`` as a log line carries it: its first ``limit`` characters and how many more."""
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit:,} more characters]"
+
+
+def message_preview(message: ChatMessage) -> dict[str, Any]:
+    """A message of the request as the ``model.call`` event logs it: what is new in this
+    request (stored messages appear as their ``content_ref``), content shortened, images as
+    their type and size."""
+    fields = message.model_dump(exclude_defaults=True, exclude={"images"})
+    if message.content is not None:
+        fields["content"] = preview(message.content)
+    if message.images:
+        fields["images"] = [f"{i.mime_type}, {len(i.data):,} base64 characters"
+                            for i in message.images]  # fmt: skip
     return fields

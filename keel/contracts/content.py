@@ -36,8 +36,16 @@ def content_digest(data: bytes) -> str:
 
 def canonical_json(value: Any) -> bytes:
     """The one byte form of a JSON value that Keel stores and digests: sorted keys, compact,
-    UTF-8. The same value always has the same digest, whoever computes it."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    UTF-8. The same value always has the same digest, whoever computes it.
+
+    Text that UTF-8 cannot encode (a lone surrogate, which JSON from a model or a tool may
+    carry) is written with ASCII escapes instead, so the digest never fails — in workflow
+    code a failure would fail every workflow task."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
 def ref_for(data: bytes, media_type: str = JSON_MEDIA_TYPE) -> ContentRef:

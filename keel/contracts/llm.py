@@ -114,6 +114,11 @@ class ChatResponse(BaseModel):
         description="the stored transcript node of the request's conversation (prior plus"
         " messages): the next request's prior; None when the request was not stored",
     )
+    content_ref: ContentRef | None = Field(
+        default=None,
+        description="the answer's content is stored (message_content_bytes of the assistant"
+        " message with this content): the workflow sends that message by reference",
+    )
 
 
 class ConversationState(BaseModel):

@@ -64,6 +64,11 @@ META_LATENCY_MS: Final = "io.keel/latency-ms"
 # tool result is cut to. Result _meta: how many bytes the cut removed.
 META_MAX_RESULT_BYTES: Final = "io.keel/max-result-bytes"
 META_RESULT_CUT_BYTES: Final = "io.keel/result-cut-bytes"
+# Result _meta, set by the worker when it has a content store (a ContentRef as JSON): the
+# model's view of the result (the tool message's content and images) and, for a result cut
+# to max_result_bytes, the full result. Values a server sent under these keys are dropped.
+META_VIEW: Final = "keel/view"
+META_CONTENT: Final = "keel/content"
 
 # Request _meta for the worker only (replaced before the call leaves it): the human decision an
 # approved call carries ({"id", "digest", "by"}); the worker turns it into an approval grant.

@@ -86,6 +86,12 @@ class ModelSettings(Strict):
         default=False,
         description="images from tool results are sent to the model (else a text marker)",
     )
+    max_message_bytes: int = Field(
+        default=1_000_000,
+        ge=1024,
+        description="a message whose content is larger reaches the model cut to this size,"
+        " with a marker naming the stored full content",
+    )
 
     def served_by(self, fallback: FallbackModel) -> ModelSettings:
         """The full settings of a fallback model: its own fields over this model's."""

@@ -44,7 +44,12 @@ class AgentInput(Strict):
     """Input of ``AgentWorkflow``."""
 
     profile: str = Field(min_length=1, max_length=64)
-    task: str = Field(min_length=1, max_length=MAX_TASK_CHARS)
+    task: str = Field(
+        min_length=1,
+        max_length=MAX_TASK_CHARS,
+        description="a task of any size up to 50 M characters: the model reads at most"
+        " model.max_message_bytes of it (the whole task is in the content store)",
+    )
     principal: Principal = Field(default_factory=lambda: Principal(id="anonymous"))
     limits: LimitOverrides | None = None
 

@@ -1,15 +1,15 @@
 """A small MCP server for the tests only: tool results that are large or not text.
 
-Run by the test stack's worker over stdio (``KEEL_MCP_MEDIA``, tests/conftest.py):
+Run by the test stack's worker over stdio (``KEEL_MCP_MEDIA``, tests/conftest.py), or over
+HTTP (``--transport http --port N --insecure-no-auth``) where a result is too large for a pipe:
 
 - ``export_report(kilobytes)`` has a side effect (it appends a line to the ``--calls`` file, the
   tests' ledger of executions) and returns that many kilobytes of text: over Temporal's
   payload limit once its structured copy is added, unless the worker cuts it;
-- ``export_page(page, kilobytes)`` returns that many kilobytes of text that differ from page to
-  page (words drawn by a hash of the page number): the long runs of bench/history.py, where
-  every step must bring new content, as a real run's would;
-- ``sales_chart()`` returns a caption, a PNG image, a resource link and an embedded text
-  resource: the content kinds a model must not silently lose.
+- ``read_page(page, kilobytes)`` returns that many kilobytes of text of its own for each page
+  (a long run's tool results, all different);
+- ``dump_archive(megabytes)`` returns that many megabytes of text (up to 64): far over any
+  payload limit.
 
 Not part of the product (nothing under mcp_servers/ would ship a tool like these).
 """
@@ -17,11 +17,11 @@ Not part of the product (nothing under mcp_servers/ would ship a tool like these
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
-import hashlib
 import struct
+import sys
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -36,6 +36,8 @@ from mcp_types import (
     ToolAnnotations,
 )
 from pydantic import Field
+
+from mcp_servers.shared.launcher import serve
 
 LINE = "Q3 sales export: region=EMEA month=2026-09 orders=1042 revenue=42000.00 USD\n"
 
@@ -95,47 +97,51 @@ def create_server(calls: Path) -> MCPServer:
             ]
         )
 
-    @server.tool(
-        name="export_page",
-        description="One page of the sales ledger: `kilobytes` of text, different per page.",
-        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True),
-        structured_output=False,
-    )
-    async def export_page(
-        page: Annotated[str, Field(max_length=20, description="Page number.")],
-        kilobytes: Annotated[int, Field(ge=1, le=8192, description="Size of the page.")],
-    ) -> str:
-        return page_text(page, kilobytes * 1024)
-
+    add_bulk_tools(server)
     return server
 
 
-WORDS = ("order", "refund", "invoice", "ledger", "north", "south", "east", "west", "widget",
-         "gadget", "shipped", "pending", "paid", "open", "closed", "returned")  # fmt: skip
+def page_text(page: int, kilobytes: int) -> str:
+    """``kilobytes`` KB of text that only page ``page`` has."""
+    line = f"page {page}: {LINE}"
+    return (line * (kilobytes * 1024 // len(line) + 1))[: kilobytes * 1024]
 
 
-def page_text(page: str, size: int) -> str:
-    """``size`` bytes of words chosen by SHA-256 of the page and a counter: the same page
-    always reads the same, two pages never do."""
-    words: list[str] = []
-    length = 0
-    counter = 0
-    while length < size:
-        digest = hashlib.sha256(f"{page}:{counter}".encode()).digest()
-        for byte in digest:
-            word = f"{WORDS[byte % len(WORDS)]}-{byte}"
-            words.append(word)
-            length += len(word) + 1
-        counter += 1
-    return " ".join(words)[:size]
+def add_bulk_tools(server: MCPServer) -> None:
+    @server.tool(
+        name="read_page",
+        description="One page of the archive (each page has text of its own).",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True),
+        structured_output=False,
+    )
+    async def read_page(
+        page: Annotated[int, Field(ge=1, le=100_000, description="Page number.")],
+        kilobytes: Annotated[int, Field(ge=1, le=1024, description="Size of the page.")] = 20,
+    ) -> str:
+        return page_text(page, kilobytes)
+
+    @server.tool(
+        name="dump_archive",
+        description="The whole archive as text.",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True),
+        structured_output=False,
+    )
+    async def dump_archive(
+        megabytes: Annotated[int, Field(ge=1, le=64, description="Size of the dump.")],
+    ) -> str:
+        return (LINE * (megabytes * 1024 * 1024 // len(LINE) + 1))[: megabytes * 1024 * 1024]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--calls", type=Path, required=True, help="file logging each export")
-    args = parser.parse_args()
-    asyncio.run(create_server(args.calls).run_stdio_async())
+def main(argv: Sequence[str] | None = None) -> int:
+    """stdio unless ``--transport http`` is given (the session stack's worker spawns it)."""
+
+    def calls_file(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--calls", type=Path, required=True, help="file logging each export")
+
+    args = ["--transport", "stdio", *(sys.argv[1:] if argv is None else argv)]
+    return serve(lambda a: create_server(a.calls), args, 8290, prog="media",
+                 description="The tests' media MCP server.", add_arguments=calls_file)  # fmt: skip
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -143,8 +143,15 @@ def test_model_call_events_carry_usage_cost_and_content(captured: Captured) -> N
         assert call["cost_usd"] == pytest.approx(record.cost_usd)
         assert call["latency_ms"] > 0
         assert call["finish_reason"] in ("tool_calls", "stop")
-        assert call["messages"][0]["role"] == "system"
-        assert call["messages"][1]["role"] == "user"
+        # what is new in the request: the start, then each answer (stored: by reference)
+        # and its tool results after the stored transcript node
+        if call["step"] == 1:
+            assert call["prior"] is None
+            assert [m["role"] for m in call["messages"]] == ["system", "user"]
+        else:
+            assert call["prior"].startswith("sha256:")
+            assert call["messages"][0]["role"] == "assistant"
+            assert {m["role"] for m in call["messages"][1:]} == {"tool"}
         assert isinstance(call["completion"], dict)
     final = max(events(captured, "model.call", captured.retried_id), key=lambda c: c["step"])
     assert final["completion"]["content"] == captured.retried.final_answer

@@ -2,9 +2,10 @@
 
 A tool with a side effect (the tests' media MCP server, run by the worker over stdio, logs each
 execution) returns 1.2 MB: the worker cuts it to the server's ``max_result_bytes`` before it
-returns, so the call runs once and the model reads the cut text with its marker. A 3 MB model
-answer fails the run at once as ``payload_too_large``, its usage still counted, after one
-request to the simulator.
+returns (and stores it whole), so the call runs once and the model reads the cut text with its
+marker. A 3 MB model answer fails the run at once as ``payload_too_large``, its usage still
+counted, after one request to the simulator. Three results of 900 KB make a conversation no
+model call could carry inline: by reference, the run completes.
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ async def test_a_large_tool_result_is_cut_and_the_tool_runs_once(
     tool_message = next(m for m in answer_request["messages"] if m["role"] == "tool")
     content = tool_message["content"]
     assert content.startswith("Q3 sales export: region=EMEA")
+    assert tool.content_ref is not None
     assert content.endswith(
         "[tool result cut: showing 8,192 of 1,228,800 bytes, 1,220,608 bytes not shown (the"
-        " server's max_result_bytes is 8,192); the full result is not kept]"
+        f" server's max_result_bytes is 8,192); the full result is stored as"
+        f" {tool.content_ref.digest}]"
     )
     assert len(content.encode()) < 8192 + 300
 
@@ -61,16 +64,27 @@ async def test_a_huge_model_answer_fails_once_as_payload_too_large(
     assert failed.outcome == "failed" and failed.usage == result.usage
 
 
-async def test_a_conversation_too_large_for_a_model_call_fails_the_run(
+async def test_a_conversation_larger_than_a_model_call_may_carry_completes(
     client: Client, stack: Stack
 ) -> None:
     before = exports(stack)
     handle = await start(client, "big_conversation", task="Export three reports.")
     result = await handle.result()
 
+    assert result.status == "completed", result.error
+    assert exports(stack) - before == 3
+    last = sim_requests(stack, handle.id)[-1]["body"]["messages"]
+    sizes = [len(m["content"].encode()) for m in last if m["role"] == "tool"]
+    assert len(sizes) == 3 and sum(sizes) > 2_000_000, "the model reads all three results"
+
+
+async def test_a_task_too_large_for_a_model_call_fails_the_run(
+    client: Client, stack: Stack
+) -> None:
+    handle = await start(client, "quick", task="x" * 2_010_000)
+    result = await handle.result()
+
     assert result.status == "failed"
     assert result.failure_class == "payload_too_large"
-    assert result.error and result.error.startswith("the conversation is ")
-    assert exports(stack) - before == 3
-    turns = sim_turns(stack, handle.id)
-    assert turns == {0: {"requests": 1, "completed": 1}, 1: {"requests": 1, "completed": 1}}
+    assert result.error and result.error.startswith("the model call's input is ")
+    assert sim_turns(stack, handle.id) == {}

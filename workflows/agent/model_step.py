@@ -133,6 +133,7 @@ class ModelStep:
                 self.ledger.steps.append(record)
                 raise RunFailed(failure, message) from None
             self.transcript.sent(response.transcript)
+            self.transcript.offer(response.content_ref)  # the answer, once in history
             cost = self._charge(model, response.usage)
             detail = f"{len(response.tool_calls)} tool call(s)" if response.tool_calls else "answer"
             if fell_back:
@@ -154,8 +155,10 @@ class ModelStep:
         raise AssertionError("unreachable: the chain has at least the primary model")
 
     def _check_request_size(self, catalog: list[ToolSpec], step: int, started: datetime) -> None:
-        """Fail the run, rather than the workflow task, when the conversation no longer fits in
-        an activity input: Temporal would refuse to schedule the call, again at every task."""
+        """Fail the run, rather than the workflow task, when the model call no longer fits in
+        an activity input: Temporal would refuse to schedule the call, again at every task.
+        With a content store the input is the previous node and what is new, so only a new
+        message this large (a task, guidance) gets here; without one, the whole conversation."""
         request = ChatRequest(model=self.profile.model, messages=self.transcript.pending,
                               prior=self.transcript.prior, tools=catalog,
                               conversation_id=workflow.info().workflow_id, step=step)  # fmt: skip
@@ -163,8 +166,9 @@ class ModelStep:
         if size <= SAFE_PAYLOAD_BYTES:
             return
         message = (
-            f"the conversation is {size:,} bytes, over the {SAFE_PAYLOAD_BYTES:,} bytes a model"
-            " call may carry (lower servers.max_result_bytes, or the run's steps)"
+            f"the model call's input is {size:,} bytes, over the {SAFE_PAYLOAD_BYTES:,} bytes an"
+            " activity input may carry: a message this large (a task, guidance) cannot travel"
+            " inline, nor the whole conversation of a worker without a content store (KEEL_STORE)"
         )
         self.ledger.steps.append(
             _record(step, self.profile.model.name, started, outcome="failed", detail=message)

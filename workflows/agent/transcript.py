@@ -8,6 +8,14 @@ once more after it is made, not once per later step. A response without a node (
 no content store, a history recorded before the store existed) keeps every message pending,
 which is the old behaviour: the whole conversation in every request.
 
+Content the worker has stored is sent by reference too: the model activity stores each answer
+(``ChatResponse.content_ref``) and the MCP interceptor each tool result's view (the
+``keel/view`` of its ``_meta``); :meth:`Transcript.offer` hands such a reference over, and
+:meth:`Transcript.append` sends a message as ``content_ref`` when the digest of its own content
+(``message_content_bytes``, computed here: hashing is deterministic) equals an offered one.
+A message that differs (a refusal instead of a result, a human's stated result) stays inline,
+which is correct either way. Offers live only until the next model call: they are not state.
+
 The counts of :class:`ConversationState` cover every message, stored or pending, so the
 budget's prompt estimate needs no store read.
 """
@@ -17,7 +25,13 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from keel.contracts import ChatMessage, ContentRef, ConversationState
+    from keel.contracts import (
+        ChatMessage,
+        ContentRef,
+        ConversationState,
+        content_digest,
+        message_content_bytes,
+    )
 
 
 class Transcript:
@@ -25,10 +39,17 @@ class Transcript:
 
     def __init__(self, state: ConversationState | None = None) -> None:
         self.state = state if state is not None else ConversationState()
+        self._offers: dict[str, ContentRef] = {}
+
+    def offer(self, ref: ContentRef | None) -> None:
+        """Content the worker stored (an answer, a tool result's view): a message appended
+        with exactly this content is sent by reference."""
+        if ref is not None:
+            self._offers[ref.digest] = ref
 
     def append(self, *messages: ChatMessage) -> None:
         for message in messages:
-            self.state.pending.append(message)
+            self.state.pending.append(self._by_reference(message))
             self.state.messages += 1
             self.state.text_bytes += _size(message.content or "") + _size(message.name or "")
             for call in message.tool_calls:
@@ -47,10 +68,20 @@ class Transcript:
 
     def sent(self, node: ContentRef | None) -> None:
         """The model activity stored the request's conversation as ``node`` (None: it did not)."""
+        self._offers.clear()
         if node is None:
             return
         self.state.prior = node
         self.state.pending = []
+
+    def _by_reference(self, message: ChatMessage) -> ChatMessage:
+        """``message``, or its content by reference when the worker stored that content."""
+        if not self._offers or message.content_ref is not None:
+            return message
+        ref = self._offers.get(content_digest(message_content_bytes(message)))
+        if ref is None:
+            return message
+        return message.model_copy(update={"content": None, "images": [], "content_ref": ref})
 
 
 def _size(text: str) -> int:

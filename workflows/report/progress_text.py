@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from keel.contracts import ProgressTemplates, ToolPolicy, ToolSpec, template_fields
-from workflows.json_text import loads_bounded
+from keel.contracts.json_text import loads_bounded
 
 MESSAGE_WIDTH = 200
 VALUE_WIDTH = 40

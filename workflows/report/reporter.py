@@ -48,6 +48,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 Publish = Callable[[ProgressEvent], None]
+# The ``run.started`` event's task is a preview: a 5 MB task is in history once, not in logs.
+TASK_PREVIEW_CHARS = 4000
 _DECIDED = {
     "approve": "approved",
     "edit": "approved with edits",
@@ -96,7 +98,7 @@ class Reporter:
             "run.started",
             profile=self.profile,
             model=model,
-            task=content(task),
+            task=content(_preview(task)),
             principal=principal.id,
             roles=list(principal.roles),
             limits=limits.model_dump(exclude_none=True),
@@ -348,3 +350,10 @@ def _request_fields(request: ApprovalRequest) -> dict[str, Any]:
         "approval_id": request.approval_id,
         "expires_at": request.expires_at.isoformat(),
     }
+
+
+def _preview(text: str, limit: int = TASK_PREVIEW_CHARS) -> str:
+    """``text`` as a log event carries it: its first ``limit`` characters and how many more."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit:,} more characters]"

@@ -2,6 +2,9 @@
 
 A write to a server that does not deduplicate gets one attempt; when its answer is lost the
 call waits for a human's ``resolve`` (workflows/tools/lost.py) instead of failing the run.
+A result's record keeps the reference of what the worker stored of it (its full content when
+the worker cut it, else the model's view), and the view is offered to the transcript, so the
+tool message is sent by reference.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ with workflow.unsafe.imports_passed_through():
     from mcp.types import CallToolResult
 
     from activities.payloads import PAYLOAD_TOO_LARGE, TEMPORAL_PAYLOAD_ERROR
+    from activities.tool_view import result_images, result_text
     from keel.contracts import Resolution, StepRecord, ToolCall, ToolSpec, UnresolvedCall, names
     from workflows.failures import RunFailed, RunHalted, classify
-    from workflows.tools.catalog import result_images, result_text
-    from workflows.tools.mcp_calls import Caller, activity_meta, call_tool
+    from workflows.tools.mcp_calls import Caller, activity_meta, call_tool, stored_refs
     from workflows.tools.trust import retry_is_unsafe
 
 if TYPE_CHECKING:
@@ -112,12 +115,14 @@ def _finished(
     if images := result_images(result):
         ctx.state.tool_images[one.call.id] = images
     attempts, latency = activity_meta(result)
+    view, full = stored_refs(result)
+    ctx.state.transcript.offer(view)  # the tool message goes by reference (agent/transcript.py)
     record = tool_record(one.step, one.call, one.started, server=one.tool.server,
                          latency_ms=latency if latency is not None else _elapsed(one.started),
                          attempts=attempts + retries,
                          outcome="tool_error" if result.is_error else "ok",
                          detail=detail_line(text), idempotency_key=one.key,
-                         validation=one.validation)  # fmt: skip
+                         validation=one.validation, content_ref=full or view)  # fmt: skip
     ctx.reporter.tool_finished(record, one.arguments, text, result.structured_content)
     return text, record
 

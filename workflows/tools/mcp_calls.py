@@ -29,10 +29,10 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.mcp import TemporalMCPClient
 
     from activities.payloads import TEMPORAL_PAYLOAD_ERROR
-    from keel.contracts import Principal, ServerSettings, ToolPolicy, names
+    from activities.tool_view import result_text
+    from keel.contracts import ContentRef, Principal, ServerSettings, ToolPolicy, names
+    from keel.contracts.json_text import loads_bounded
     from workflows.failures import RunFailed, classify
-    from workflows.json_text import loads_bounded
-    from workflows.tools.catalog import result_text
     from workflows.tools.validation import LookupRequest, LookupResult
 
 # The worker heartbeats every 2 s while an MCP call runs (activities/mcp.py): a lost worker
@@ -165,6 +165,22 @@ def activity_meta(result: CallToolResult) -> tuple[int, float | None]:
         int(attempt) if isinstance(attempt, int) else 1,
         float(latency) if isinstance(latency, int | float) else None,
     )
+
+
+def stored_refs(result: CallToolResult) -> tuple[ContentRef | None, ContentRef | None]:
+    """What the worker stored of ``result`` (activities/tool_results.py): the model's view of
+    it and, for a result it cut, the full result; None where it stored nothing."""
+    meta = result.meta or {}
+    return _ref(meta.get(names.META_VIEW)), _ref(meta.get(names.META_CONTENT))
+
+
+def _ref(value: Any) -> ContentRef | None:
+    if not isinstance(value, dict):
+        return None
+    try:
+        return ContentRef.model_validate(value)
+    except ValueError:
+        return None
 
 
 def lookup_result(result: CallToolResult) -> LookupResult:

@@ -26,7 +26,7 @@ from jsonschema.protocols import Validator as SchemaValidator
 
 from keel.contracts import Principal, ToolCall, ToolPolicy, ToolSpec
 from keel.contracts.errors import closest
-from workflows.json_text import TooDeep, loads_bounded
+from keel.contracts.json_text import TooDeep, loads_bounded
 from workflows.tools.policy_problems import policy_problems
 from workflows.tools.schemas import Issue, ToolInputValidator, describe_schema, schema_issues, show
 from workflows.tools.semantics import (

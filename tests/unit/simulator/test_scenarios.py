@@ -57,7 +57,7 @@ def test_turn_number_placeholder_makes_every_repeated_turn_new() -> None:
         turn, scripted = scenario.turn(index, "page through")
         assert scripted == (index == 0)
         pages.append(json.loads(turn.tool_calls[0].arguments_json())["page"])
-    assert pages == ["1", "2", "3", "500"]
+    assert pages == [1, 2, 3, 500]
     # Scenarios without the setting keep a literal "{turn}".
     demo = load_scenario(BUNDLED_DIR / "support_demo.toml")
     assert demo.turn(3, "x")[0] == demo.turn(3, "x")[0]

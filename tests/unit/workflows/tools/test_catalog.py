@@ -24,14 +24,9 @@ from mcp.types import (
     ToolAnnotations,
 )
 
+from activities.tool_view import compact_json, result_images, result_text
 from keel.contracts import ImagePart, ServerSettings, ToolCall
-from workflows.tools.catalog import (
-    CatalogError,
-    build_catalog,
-    compact_json,
-    result_images,
-    result_text,
-)
+from workflows.tools.catalog import CatalogError, build_catalog
 from workflows.tools.validation import PreparedCall, Rejection, check_schema
 
 SCHEMA = {"type": "object", "properties": {"order_id": {"type": "string"}}}

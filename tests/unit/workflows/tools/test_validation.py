@@ -20,8 +20,9 @@ import pytest_asyncio
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
+from activities.tool_view import result_text
 from keel.contracts import Principal, Profile, ServerSettings, ToolCall, ToolPolicy, ToolSpec
-from workflows.tools.catalog import build_catalog, result_text
+from workflows.tools.catalog import build_catalog
 from workflows.tools.validation import (
     LookupRequest,
     LookupResult,

@@ -33,9 +33,10 @@ from hypothesis_jsonschema import from_schema
 from mcp import Client, MCPError
 from mcp.server.mcpserver import MCPServer
 
+from activities.tool_view import result_text
 from keel.contracts import ServerSettings, ToolCall, ToolSpec
 from tests.helpers import DESK_TOOLS
-from workflows.tools.catalog import build_catalog, result_text
+from workflows.tools.catalog import build_catalog
 from workflows.tools.validation import PreparedCall, Rejection, Validator
 
 TOOLS = list(DESK_TOOLS)

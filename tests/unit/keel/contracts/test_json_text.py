@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from activities.tool_view import compact_json
 from keel.contracts import ToolCall, ToolSpec
-from workflows.json_text import MAX_DEPTH, TooDeep, loads_bounded, nesting_depth
-from workflows.tools.catalog import compact_json
+from keel.contracts.json_text import MAX_DEPTH, TooDeep, loads_bounded, nesting_depth
 from workflows.tools.validation import Rejection, Validator
 
 DEEP = "[" * 5000 + "]" * 5000
