@@ -37,6 +37,8 @@ class ProfileActivities:
             raise ApplicationError(str(exc), type="ProfileError", non_retryable=True) from None
         profile = resolve_defaults(profile, self._settings)
         profile = resolve_identity(profile, self._settings)
+        # The worker's data converter stores large payloads (worker.py: external_storage).
+        profile = profile.model_copy(update={"payload_store": bool(self._settings.store)})
         try:
             profile = resolve_prices(profile)
         except ProfileError as exc:

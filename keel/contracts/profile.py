@@ -369,6 +369,11 @@ class Profile(Strict):
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
     tools: dict[str, ToolPolicy] = Field(default_factory=dict)
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    payload_store: bool | None = Field(
+        default=None,
+        description="set by the worker when it loads the profile, not by hand: its payloads"
+        " over KEEL_PAYLOAD_THRESHOLD go to the content store, so no input is too large",
+    )
 
     @field_validator("servers")
     @classmethod

@@ -50,6 +50,9 @@ with workflow.unsafe.imports_passed_through():
 # The LLM activity heartbeats every 2 s: a lost worker is noticed in 10 s, not after the
 # model timeout, and a cancelled call (wall clock reached) aborts its HTTP request.
 LLM_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+# With a payload store (Profile.payload_store) an input this big is stored, history holds a
+# reference; the ceiling is what one stored payload may weigh (keel/runtime/store/payloads.py).
+STORED_PAYLOAD_BYTES = 256 * 1024 * 1024
 UNPRICED = Price(input_per_mtok=0.0, output_per_mtok=0.0)
 
 
@@ -157,18 +160,20 @@ class ModelStep:
     def _check_request_size(self, catalog: list[ToolSpec], step: int, started: datetime) -> None:
         """Fail the run, rather than the workflow task, when the model call no longer fits in
         an activity input: Temporal would refuse to schedule the call, again at every task.
-        With a content store the input is the previous node and what is new, so only a new
-        message this large (a task, guidance) gets here; without one, the whole conversation."""
+        With a content store the input is the previous node and what is new, and a worker with
+        a payload store (``Profile.payload_store``) stores any large input, so only a new
+        message over STORED_PAYLOAD_BYTES fails; without one, 2 MB, the conversation and all."""
         request = ChatRequest(model=self.profile.model, messages=self.transcript.pending,
                               prior=self.transcript.prior, tools=catalog,
                               conversation_id=workflow.info().workflow_id, step=step)  # fmt: skip
         size = len(request.model_dump_json().encode())
-        if size <= SAFE_PAYLOAD_BYTES:
+        limit = STORED_PAYLOAD_BYTES if self.profile.payload_store else SAFE_PAYLOAD_BYTES
+        if size <= limit:
             return
         message = (
-            f"the model call's input is {size:,} bytes, over the {SAFE_PAYLOAD_BYTES:,} bytes an"
-            " activity input may carry: a message this large (a task, guidance) cannot travel"
-            " inline, nor the whole conversation of a worker without a content store (KEEL_STORE)"
+            f"the model call's input is {size:,} bytes, over the {limit:,} bytes an activity"
+            " input may carry: a message this large (a task, guidance) cannot travel inline,"
+            " nor the whole conversation of a worker without a content store (KEEL_STORE)"
         )
         self.ledger.steps.append(
             _record(step, self.profile.model.name, started, outcome="failed", detail=message)
