@@ -10,9 +10,10 @@ For each run it follows the chain of continue-as-new generations and reports:
 
 - the run's typed result (status and stop reason) and its continue-as-new count;
 - history events and bytes in all (the protobuf size of every event of every generation);
-- history bytes per step, early (steps 2-10) and late (the last 10 steps): the marginal cost of
-  a step, from one ``keel.llm.chat`` schedule to the next. Target: late <= 1.2 x early;
-- content-store bytes (the local store's files: ``<home>/store``);
+- history bytes per step, early (steps 2-10) and late (the 10 steps before the last, whose
+  segment also holds the run's end and its result): the marginal cost of a step, from one
+  ``keel.llm.chat`` schedule to the next. Target: late <= 1.2 x early;
+- content-store bytes (the local store's files: ``<home>/store``; text is stored compressed);
 - (history + store) / content produced, where content produced is the tool results' bytes plus
   the task and system prompt. Target: <= 1.5;
 - wall time per step.
@@ -168,7 +169,7 @@ async def one_run(stack: Stack, client: Client, steps: int, kilobytes: int) -> R
         events=sum(len(events) for events in chain),
         history_bytes=sum(event.ByteSize() for events in chain for event in events),
         bytes_per_step_early=mean(per_step[1:10]),
-        bytes_per_step_late=mean(per_step[-10:]),
+        bytes_per_step_late=mean(per_step[-11:-1]),  # the last holds the run's end
         store_bytes=store_size(stack.config.home) - before,
         content_bytes=produced,
         seconds=seconds,

@@ -211,3 +211,23 @@ async def test_a_large_value_is_stored_encrypted_and_read_back(
     assert MARKER.encode() not in blob  # stored sealed by the codec
     assert b"binary/encrypted" in blob
     assert await converter.decode([stored_big, inline], [dict, dict]) == [big, {"task": "small"}]
+
+
+async def test_text_is_stored_compressed_inside_the_seal_and_read_back_whole(
+    tmp_path: Path,
+) -> None:
+    from keel.runtime.codec import EncryptionCodec
+    from keel.runtime.store.blobs import LocalBlobs
+    from keel.runtime.store.content import ContentStore, content_key
+
+    store = ContentStore(LocalBlobs(tmp_path), EncryptionCodec(None))
+    text = b"order ORD-1042 refunded; " * 4000
+    noise = __import__("os").urandom(8192)
+    text_ref, noise_ref = await store.put(text), await store.put(noise)
+    text_blob = (tmp_path / content_key(text_ref.digest)).read_bytes()
+    noise_blob = (tmp_path / content_key(noise_ref.digest)).read_bytes()
+    assert len(text_blob) < len(text) // 10  # compressed
+    assert len(noise_blob) > len(noise)  # random bytes do not compress: stored as they are
+    fresh = ContentStore(LocalBlobs(tmp_path), EncryptionCodec(None))
+    assert await fresh.get(text_ref) == text and await fresh.get(noise_ref) == noise
+    assert text_ref.size == len(text)
