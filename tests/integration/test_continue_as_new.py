@@ -208,3 +208,23 @@ async def test_keel_status_says_a_terminated_run_is_terminated(
     # KeelState cannot be changed on a closed run: it still says what the run last set.
     description = await handle.describe()
     assert description.search_attributes["KeelState"] == ["awaiting_guidance"]
+
+
+async def test_a_run_waiting_for_a_human_halts_when_its_history_reaches_the_budget(
+    client: Client,
+) -> None:
+    handle = await start(client, "history_limit_approval", task="James Okafor: the strap broke.")
+    await wait_for_status(client, handle.id, lambda s: s.state == "awaiting_approval")
+    # Decisions that cannot be accepted still land in history: enough of them pass the budget.
+    for attempt in range(60):
+        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            break
+        await handle.signal("decide", {"approval_id": f"apr-{attempt:020d}", "decision": "approve"})
+        await asyncio.sleep(0.05)
+    result = await handle.result()
+    assert (result.status, result.failure_class) == ("halted", "history_limit")
+    assert "history.max_events=70" in (result.error or "")
+    refused = [r for r in result.approvals if r.decision == "refused"]
+    assert refused and all("not pending" in r.outcome for r in refused)
+    assert not [s for s in result.steps if s.name == "refund_order" and s.outcome == "ok"]
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
