@@ -43,7 +43,7 @@ except ModuleNotFoundError as missing:
 
 from keel import codec_server, procs
 from keel.approvals import bind, decide, list_pending, pending_request
-from keel.client import build_input, connect, query_status, resolve_call, start_run
+from keel.client import build_input, connect, resolve_call, run_status, start_run
 from keel.content_command import add_arguments as add_content_arguments
 from keel.content_command import run_content
 from keel.contracts import (
@@ -253,7 +253,7 @@ async def _watch(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _status(args: argparse.Namespace, settings: Settings) -> int:
     client = await connect(settings)
-    status = await query_status(client.get_workflow_handle(args.workflow_id))
+    status = await run_status(client, args.workflow_id)
     print(status.model_dump_json(indent=2) if args.json else status_line(status))
     return 0
 

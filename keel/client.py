@@ -8,13 +8,29 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowHistoryEventFilterType,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
-from keel.contracts import AgentInput, Resolution, ResolveOutcome, RunResult, RunStatus
+from keel.contracts import (
+    AgentInput,
+    ClosedState,
+    Resolution,
+    ResolveOutcome,
+    RunResult,
+    RunStatus,
+    Usage,
+)
 from keel.contracts.errors import ConfigError, InputError, KeelError, describe_validation_error
 from keel.contracts.limits import LimitError, effective_limits
-from keel.contracts.names import QUERY_STATUS, UPDATE_RESOLVE, WORKFLOW_TYPE
+from keel.contracts.names import QUERY_STATUS, SA_PROFILE, SA_STATE, UPDATE_RESOLVE, WORKFLOW_TYPE
 from keel.runtime.codec import data_converter
 from keel.runtime.config import Settings
 from keel.runtime.pricing import resolve_price
@@ -85,10 +101,15 @@ def build_input(raw: dict[str, object], settings: Settings) -> AgentInput:
 async def start_run(
     client: Client, settings: Settings, agent_input: AgentInput, workflow_id: str | None = None
 ) -> WorkflowHandle[object, RunResult]:
-    """Start an AgentWorkflow on the ``agents`` task queue."""
+    """Start an AgentWorkflow on the ``agents`` task queue.
+
+    The handle names the workflow id, not the first run: a run that continues as new goes on
+    in a new run of the same id, and the handle's queries, signals and updates reach the latest
+    (``first_execution_run_id`` keeps it from reaching a later workflow that reuses the id).
+    """
     run_id = workflow_id or f"agent-{agent_input.profile}-{uuid.uuid4().hex[:12]}"
     try:
-        return await client.start_workflow(
+        started = await client.start_workflow(
             WORKFLOW_TYPE,
             agent_input,
             id=run_id,
@@ -97,11 +118,69 @@ async def start_run(
         )
     except RPCError as exc:
         raise KeelError(f"cannot start workflow {run_id}: {exc.message}") from None
+    return client.get_workflow_handle(
+        run_id, first_execution_run_id=started.first_execution_run_id, result_type=RunResult
+    )
 
 
 async def query_status(handle: WorkflowHandle[object, RunResult]) -> RunStatus:
     status: RunStatus = await handle.query(QUERY_STATUS, result_type=RunStatus)
     return status  # a query by name is typed Any; result_type is what makes it a RunStatus
+
+
+# Runs Temporal closed without a result: the run could not say so itself (KeelState stays
+# what it was: Temporal allows no search-attribute upsert on a closed run).
+CLOSED_WITHOUT_RESULT: dict[WorkflowExecutionStatus, ClosedState] = {
+    WorkflowExecutionStatus.TERMINATED: "terminated",
+    WorkflowExecutionStatus.TIMED_OUT: "timed_out",
+    WorkflowExecutionStatus.CANCELED: "cancelled",
+}
+
+
+async def run_status(client: Client, workflow_id: str) -> RunStatus:
+    """What ``keel status`` shows: the latest run's ``status`` query, with Temporal's
+    execution status (``execution``) — and, for a run Temporal closed without a result
+    (terminated by an operator or a server limit, timed out, cancelled), that state instead
+    of the stale ``running`` the run last reported."""
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        description = await handle.describe()
+    except RPCError as exc:
+        raise rpc_error(exc, workflow_id, "status request") from None
+    execution = description.status or WorkflowExecutionStatus.RUNNING
+    closed = CLOSED_WITHOUT_RESULT.get(execution)
+    latest = client.get_workflow_handle(workflow_id, run_id=description.run_id)
+    try:
+        status = await query_status(latest)
+    except (RPCError, WorkflowQueryFailedError):
+        if closed is None:
+            raise
+        attributes = description.search_attributes
+        profile = attributes.get(SA_PROFILE) or [""]
+        seen = f"KeelState {(attributes.get(SA_STATE) or ['?'])[0]}"
+        status = RunStatus(state="running", profile=str(profile[0]), step=0, tool_calls=0,
+                           usage=Usage(), last_event=seen)  # fmt: skip
+    name = "".join(part.title() for part in execution.name.split("_"))
+    update: dict[str, object] = {"execution": name}
+    if closed is not None and status.state in ("running", "awaiting_approval",
+                                               "awaiting_guidance"):  # fmt: skip
+        why = await _close_reason(latest)
+        update.update(state=closed, last_event=f"{closed}{why} (last seen: {status.last_event})")
+    return status.model_copy(update=update)
+
+
+async def _close_reason(handle: WorkflowHandle[object, RunResult]) -> str:
+    """``: <reason>`` of a terminated run (its close event), else nothing."""
+    try:
+        async for event in handle.fetch_history_events(
+            event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT
+        ):
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
+                reason = event.workflow_execution_terminated_event_attributes.reason
+                return f": {reason}" if reason else ""
+    except RPCError:
+        return ""
+    return ""
 
 
 async def follow(

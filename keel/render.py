@@ -53,9 +53,10 @@ def terminal_safe(text: str, *, multiline: bool = False) -> str:
 
 def status_line(status: RunStatus) -> str:
     usage = status.usage
+    continued = f" · continued as new {status.continued} time(s)" if status.continued else ""
     line = terminal_safe(
         f"[{status.state}] step {status.step} · {status.tool_calls} tool call(s) ·"
-        f" {usage.total_tokens} tokens · {status.last_event}"
+        f" {usage.total_tokens} tokens{continued} · {status.last_event}"
     )
     for call in status.unresolved_calls:  # lost write answers: what `keel resolve` needs
         arguments = json.dumps(call.arguments, separators=(",", ":"))
@@ -75,6 +76,7 @@ _MARKS = {
     "guidance.requested": "⏸",
     "guidance.received": "▶",
     "run.stop": "■",
+    "run.continued": "↻",
     "run.finished": "■",
 }
 

@@ -18,6 +18,7 @@ FailureClass = Literal[
     "token_budget",
     "cost_budget",
     "wall_clock",
+    "history_limit",
     "no_progress",
     "tool_hallucination",
     "schema_violation",

@@ -7,6 +7,8 @@ progress events, and (``keel.contracts.names``) every public name. Split by conc
 - :mod:`keel.contracts.run` — a run's input (``AgentInput``, ``Principal``, limit overrides);
 - :mod:`keel.contracts.llm` — the model activity's messages, tool specs, usage, cost;
 - :mod:`keel.contracts.approvals` — approval requests, decisions, the audit trail;
+- :mod:`keel.contracts.history` — the profile's history budget (``[history]``);
+- :mod:`keel.contracts.continued` — what a run carries across continue-as-new;
 - :mod:`keel.contracts.result` — step records, the ``status`` answer, ``RunResult``;
 - :mod:`keel.contracts.progress` — live progress events;
 - :mod:`keel.contracts.limits` — effective limits (profile ceilings lowered per run);
@@ -28,8 +30,10 @@ from keel.contracts.approvals import (
     DecisionRecord,
 )
 from keel.contracts.content import ContentRef, canonical_json, content_digest, ref_for
+from keel.contracts.continued import ContinuedRun, is_continued
 from keel.contracts.digest import approval_digest
 from keel.contracts.errors import ConfigError, InputError, KeelError, ProfileError
+from keel.contracts.history import HistorySettings
 from keel.contracts.limits import LimitError, effective_limits, extend_limits
 from keel.contracts.llm import (
     ChatMessage,
@@ -68,6 +72,7 @@ from keel.contracts.resolution import Resolution, ResolveAction, ResolveOutcome,
 from keel.contracts.result import RunResult, RunStatus, StepRecord
 from keel.contracts.run import (
     AgentInput,
+    ClosedState,
     Guidance,
     LimitOverrides,
     Principal,
@@ -94,8 +99,10 @@ __all__ = [
     "ChatRequest",
     "ChatResponse",
     "Check",
+    "ClosedState",
     "ConfigError",
     "ContentRef",
+    "ContinuedRun",
     "ConversationState",
     "Decision",
     "DecisionOutcome",
@@ -103,6 +110,7 @@ __all__ = [
     "EscalationSettings",
     "FallbackModel",
     "Guidance",
+    "HistorySettings",
     "ImagePart",
     "InputError",
     "KeelError",
@@ -140,6 +148,7 @@ __all__ = [
     "content_digest",
     "effective_limits",
     "extend_limits",
+    "is_continued",
     "message_content_bytes",
     "ref_for",
     "template_fields",

@@ -39,6 +39,8 @@ ACTIVITY_APPROVER_KEYS: Final = "keel.approvers.keys"
 PATCH_SERVER_TRUST: Final = "keel-server-trust-v1"
 # A one-attempt write whose answer was lost waits for `resolve` (it used to fail the run).
 PATCH_LOST_ANSWER: Final = "keel-lost-answer-v1"
+# A run continues as new at its history threshold and halts (history_limit) at its budget.
+PATCH_CONTINUE_AS_NEW: Final = "keel-continue-as-new"
 
 # The progress topic of a run's workflow stream.
 PROGRESS_TOPIC: Final = "progress"

@@ -20,6 +20,7 @@ PROGRESS_KINDS = (
     "guidance.requested",
     "guidance.received",
     "run.stop",
+    "run.continued",
     "run.finished",
 )
 

@@ -10,7 +10,7 @@ from keel.contracts.approvals import DecisionRecord
 from keel.contracts.content import ContentRef
 from keel.contracts.llm import Usage
 from keel.contracts.resolution import UnresolvedCall
-from keel.contracts.run import RunOutcome, RunState, StepKind, StepOutcome
+from keel.contracts.run import ClosedState, RunOutcome, RunState, StepKind, StepOutcome
 
 
 class StepRecord(BaseModel):
@@ -45,9 +45,14 @@ class StepRecord(BaseModel):
 
 
 class RunStatus(BaseModel):
-    """Answer of the ``status`` query."""
+    """Answer of the ``status`` query.
 
-    state: RunState
+    ``state`` is the run's own (``KeelState``); ``keel status`` puts ``terminated``,
+    ``timed_out`` or ``cancelled`` there when Temporal closed the run without a result — the
+    run itself can no longer say so (keel/client.py ``run_status``).
+    """
+
+    state: RunState | ClosedState
     profile: str
     step: int
     tool_calls: int
@@ -57,6 +62,12 @@ class RunStatus(BaseModel):
     pending_approvals: int = 0
     unresolved_calls: list[UnresolvedCall] = Field(
         default_factory=list, description="writes whose answer was lost, waiting for resolve"
+    )
+    continued: int = Field(default=0, description="times the run has continued as new so far")
+    execution: str | None = Field(
+        default=None,
+        description="Temporal's execution status when `keel status` read it (Running,"
+        " Completed, Terminated, TimedOut, ...); None from the query alone",
     )
 
 
@@ -77,3 +88,6 @@ class RunResult(BaseModel):
     cost_usd: float = 0.0
     approvals: list[DecisionRecord] = Field(default_factory=list)
     guidance: int = Field(default=0, description="guide signals a human sent and the run used")
+    continued: int = Field(
+        default=0, description="times the run continued as new (its totals cover every run)"
+    )

@@ -11,6 +11,9 @@ from keel.contracts._base import Strict
 RunState = Literal[
     "running", "awaiting_approval", "awaiting_guidance", "halted", "completed", "failed"
 ]
+# What `keel status` shows for a run Temporal closed without a result (an operator's
+# terminate, a server limit, a run timeout, a cancellation): KeelState cannot say it.
+ClosedState = Literal["terminated", "timed_out", "cancelled"]
 RunOutcome = Literal["completed", "halted", "rejected", "failed"]
 StepKind = Literal["model", "tool"]
 StepOutcome = Literal["ok", "tool_error", "invalid", "refused", "rejected", "failed"]

@@ -45,6 +45,11 @@ BOUND_APPROVAL_FILE = "bound_approval_run_history.json"
 # decision for the worker's grant, and MCP activities get the run's principal. Fresh approval
 # runs are recorded into this file.
 GRANTED_APPROVAL_FILE = "granted_approval_run_history.json"
+# A run that continued as new once (patch keel-continue-as-new): its two runs, first to last.
+# The first lists the tools and makes the one tool turn, then continues as new; the second
+# starts from the ContinuedRun and answers.
+CONTINUED_PROFILE = "continued"
+CONTINUED_FILES = ["continued_run_1_history.json", "continued_run_2_history.json"]
 RECORDED = sorted(
     [*FIXTURE_FILES.values(), APPROVAL_FILE, BOUND_APPROVAL_FILE, GRANTED_APPROVAL_FILE]
 )
@@ -181,7 +186,69 @@ def test_recorded_granted_approval_history_carries_the_decision_to_the_worker() 
     assert call["factory_argument"] == {"id": "tester", "roles": ["agent"]}
 
 
-@pytest.mark.parametrize("name", RECORDED)
+async def _run_ids(client: Client, workflow_id: str, first_run: str) -> list[str]:
+    """Every run of a workflow id, first to last (following continue-as-new)."""
+    runs = [first_run]
+    while True:
+        handle = client.get_workflow_handle(workflow_id, run_id=runs[-1])
+        last = [event async for event in handle.fetch_history_events()][-1]
+        if last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+            return runs
+        runs.append(last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id)
+
+
+async def test_fresh_continued_history_replays_without_nondeterminism(client: Client) -> None:
+    """Both runs of a run that continued as new replay; ``KEEL_RECORD_FIXTURE=continued``
+    records them."""
+    handle = await start(client, CONTINUED_PROFILE, task="Look ORD-1042 and ORD-9999 up.")
+    result = await handle.result()  # follows the run to its last generation
+    assert (result.status, result.continued, result.model_calls) == ("completed", 1, 2)
+    runs = await _run_ids(client, handle.id, handle.first_execution_run_id or "")
+    assert len(runs) == 2
+    for number, run_id in enumerate(runs):
+        run = client.get_workflow_handle(handle.id, run_id=run_id)
+        replayed = await _replayer(client.data_converter).replay_workflow(await run.fetch_history())
+        assert replayed.replay_failure is None
+        if os.environ.get("KEEL_RECORD_FIXTURE") == CONTINUED_PROFILE:  # recorded decrypted
+            plain = await plain_history(client, run)
+            (HISTORIES / CONTINUED_FILES[number]).write_text(plain.to_json())
+
+
+def test_recorded_continued_histories_replay_as_one_run() -> None:
+    """The recorded runs replay; the first records the patch marker and continues as new
+    (carrying a ContinuedRun of generation 1), the second completes with ``continued`` 1."""
+    histories = [
+        WorkflowHistory.from_json("fixture-run", json.loads((HISTORIES / name).read_text()))
+        for name in CONTINUED_FILES
+    ]
+    converter = pydantic_data_converter.payload_converter
+    first, second = histories
+    assert first.events[-1].event_type == (EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW)
+    markers = [
+        converter.from_payloads(e.marker_recorded_event_attributes.details["patch-data"].payloads)
+        for e in first.events
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+    ]
+    assert names.PATCH_CONTINUE_AS_NEW in {m[0]["id"] for m in markers}
+    carried = first.events[-1].workflow_execution_continued_as_new_event_attributes
+    [handed_on] = converter.from_payloads(carried.input.payloads)
+    assert (handed_on["generation"], handed_on["ledger"]["model_calls"]) == (1, 1)
+    assert "task" not in handed_on  # the task text travels in the conversation only
+    closed = second.events[-1].workflow_execution_completed_event_attributes
+    [outcome] = converter.from_payloads(closed.result.payloads)
+    assert (outcome["status"], outcome["continued"], outcome["model_calls"]) == (
+        "completed", 1, 2,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("name", CONTINUED_FILES)
+async def test_recorded_continued_history_replays(name: str) -> None:
+    history = WorkflowHistory.from_json("fixture-run", json.loads((HISTORIES / name).read_text()))
+    result = await _replayer().replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None
+
+
+@pytest.mark.parametrize("name", [*RECORDED, *CONTINUED_FILES])
 def test_recorded_histories_are_plaintext(name: str) -> None:
     """Fixtures are recorded decrypted (``plain_history``): they replay without any keyring,
     and a re-recording that wrote the encrypted history (unreplayable once the test stack's

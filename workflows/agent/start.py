@@ -21,7 +21,16 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from activities.profiles import ProfileActivities
-    from keel.contracts import AgentInput, Principal, Profile, ServerSettings, ToolSpec, names
+    from keel.contracts import (
+        AgentInput,
+        ContinuedRun,
+        Principal,
+        Profile,
+        ServerSettings,
+        ToolSpec,
+        is_continued,
+        names,
+    )
     from keel.contracts.errors import describe_validation_error
     from workflows.failures import RunFailed, classify
     from workflows.report.progress_text import template_problems
@@ -43,26 +52,29 @@ START_FAILURES = {
 INPUT_EXAMPLE = '{"profile": "support", "task": "..."}'
 
 
-def parse_input(raw: Any, extra: Sequence[Any] = ()) -> AgentInput:
+def parse_input(raw: Any, extra: Sequence[Any] = ()) -> AgentInput | ContinuedRun:
     """Validate workflow input; a mistake fails the workflow with a message naming the field.
 
     ``extra`` holds the inputs after the first (``temporal workflow start`` given ``--input``
-    twice): a run takes exactly one, an ``AgentInput``.
+    twice): a run takes exactly one, an ``AgentInput`` — or, when an earlier run of the same
+    workflow id continued as new, the ``ContinuedRun`` it handed on (it has a ``generation``,
+    which an ``AgentInput`` never has).
     """
     if extra:
         raise _invalid_input(
             f"AgentWorkflow takes exactly one input, an AgentInput object, but was given"
             f" {1 + len(extra)}: pass a single --input {INPUT_EXAMPLE}"
         )
-    if isinstance(raw, AgentInput):
+    if isinstance(raw, AgentInput | ContinuedRun):
         return raw
     if raw is None:
         raise _invalid_input(
             f"AgentWorkflow needs one input, an AgentInput object, and was given none (or"
             f" null): pass --input {INPUT_EXAMPLE}"
         )
+    kind: type[AgentInput | ContinuedRun] = ContinuedRun if is_continued(raw) else AgentInput
     try:
-        return AgentInput.model_validate(raw)
+        return kind.model_validate(raw)
     except ValidationError as exc:
         raise _invalid_input(
             "invalid AgentWorkflow input:\n" + describe_validation_error(exc, "input")

@@ -8,7 +8,11 @@ tool listing and tool call is an MCP activity from ``temporalio-mcp``. The loop:
 3. before every model call check every stop condition — steps, tokens and cost (including the
    projected cost of that call), no progress; call the model; validate and run the turn's
    tool calls concurrently; feed results back; repeat until the model answers without tool
-   calls or a stop condition ends the run. A durable timer bounds the wall clock.
+   calls or a stop condition ends the run. A durable timer bounds the wall clock;
+4. after a tool turn, at a safe point, continue as new when the history budget says so
+   (workflows/agent/continuation.py): the next run of the same workflow id restores the state
+   carried in a ``ContinuedRun`` and goes on; a run whose history would pass the budget halts
+   (``history_limit``, workflows/agent/history_budget.py) before Temporal's limits.
 
 A tripped limit halts the run (``status="halted"``) or, if the profile says ``escalate``,
 waits (bounded) for a human ``guide`` signal that adds an instruction and may extend the
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio import workflow
@@ -32,27 +37,40 @@ with workflow.unsafe.imports_passed_through():
         AgentInput,
         ApprovalRequest,
         ChatMessage,
+        ContinuedRun,
         Decision,
         DecisionOutcome,
         Guidance,
         LimitError,
         Limits,
+        Principal,
         Profile,
         ProgressEvent,
         Resolution,
         ResolveOutcome,
-        RunOutcome,
         RunResult,
         RunState,
         RunStatus,
+        ServerSettings,
+        ToolSpec,
         UnresolvedCall,
         effective_limits,
         names,
     )
     from workflows.agent.call_ids import with_unique_ids
+    from workflows.agent.continuation import (
+        Continuation,
+        Lineage,
+        continued_input,
+        restored_state,
+        restored_tracker,
+        stream_state,
+    )
     from workflows.agent.escalation import guided_past
+    from workflows.agent.history_budget import HistoryBudget
     from workflows.agent.model_step import ModelStep, before_model_call
     from workflows.agent.no_progress import ProgressTracker
+    from workflows.agent.outcome import Outcomes
     from workflows.agent.resolve_handlers import ResolveHandlers
     from workflows.agent.start import (
         START_FAILURES,
@@ -70,31 +88,38 @@ with workflow.unsafe.imports_passed_through():
     from workflows.tools.check import CheckPipeline
 
 KEEL_STATE = SearchAttributeKey.for_keyword(names.SA_STATE)
-KEEL_FAILURE_CLASS = SearchAttributeKey.for_keyword(names.SA_FAILURE_CLASS)
 KEEL_PROFILE = SearchAttributeKey.for_keyword(names.SA_PROFILE)
-# workflow.patched id: runs that end without a result also upsert KeelFailureClass.
-FAILURE_CLASS_WITHOUT_RESULT = "failure-class-without-result"
 
 
 @workflow.defn(name=names.WORKFLOW_TYPE)
 class AgentWorkflow:
     """Runs one agent task under a profile; see the module docstring for the loop."""
 
-    def __init__(self) -> None:
-        self._state = AgentState()
+    @workflow.init
+    def __init__(self, request: Any = None, *extra: Any) -> None:
+        # A run that continues an earlier one (continue-as-new) restores its state here,
+        # before any signal, update or query of the new run is handled.
+        carried = continued_input(request)
+        self._state = restored_state(carried) if carried is not None else AgentState()
+        self._generation = carried.generation if carried is not None else 0
         # Live progress: a workflow stream (signals publish, updates long-poll, queries read
-        # a closed run). The SDK requires constructing it directly in __init__.
-        self._stream = WorkflowStream()
+        # a closed run), carried across continue-as-new. The SDK requires constructing it
+        # directly in __init__.
+        self._stream = WorkflowStream(stream_state(carried))
         topic = self._stream.topic(names.PROGRESS_TOPIC, type=ProgressEvent)
         self._reporter = Reporter(topic.publish, self._set_last_event)
         self._approvals = ApprovalHandlers(self._state.desk, self._reporter)
         self._lost = ResolveHandlers(self._state, self._set_state, self._on_pending_change)
+        self._continuation: Continuation | None = None  # once the run knows its profile
+        self._outcomes = Outcomes(self._state, self._approvals, self._reporter, self._set_state,
+                                  self._generation)  # fmt: skip
 
     # ---------------------------------------------------------------- public interface
 
     @workflow.run
     async def run(self, request: Any = None, *extra: Any) -> RunResult:
-        """Run one task. ``request`` is an ``AgentInput`` or its JSON form.
+        """Run one task. ``request`` is an ``AgentInput`` or its JSON form — or the
+        ``ContinuedRun`` an earlier run of this workflow id handed on (continue-as-new).
 
         Typed as ``Any`` on purpose: with a concrete type, a payload that does not decode
         (``--input '"hello"'``) fails every workflow task and the run hangs; decoding here
@@ -106,10 +131,10 @@ class AgentWorkflow:
             return await self._run(request, extra)
         except ApplicationError as exc:
             failure_class = START_FAILURES.get(exc.type or "", "config_error")
-            self._ended_without_result(failure_class, exc.message)
+            self._outcomes.ended_without_result(failure_class, exc.message)
             raise
         except asyncio.CancelledError:
-            self._ended_without_result("cancelled", "the run was cancelled")
+            self._outcomes.ended_without_result("cancelled", "the run was cancelled")
             raise
         finally:
             await self._release_watchers()
@@ -127,6 +152,7 @@ class AgentWorkflow:
             last_event=state.last_event,
             pending_approvals=len(state.desk.pending),
             unresolved_calls=state.lost.unresolved(),
+            continued=self._generation,
         )
 
     @workflow.signal(name=names.SIGNAL_GUIDE)
@@ -178,6 +204,8 @@ class AgentWorkflow:
         except ApplicationError:
             self._set_state("failed")
             raise
+        if isinstance(agent_input, ContinuedRun):
+            return await self._go_on(agent_input)
         self._state.profile = self._reporter.profile = agent_input.profile
         self._state.phase = "running"
         # One upsert, as before KeelProfile existed, so recorded histories still replay.
@@ -201,83 +229,120 @@ class AgentWorkflow:
             raise
         self._reporter.run_started(profile.model.name, agent_input.task, agent_input.principal,
                                    limits)  # fmt: skip
-        return await self._within_wall_clock(profile, agent_input, limits)
+        lineage = Lineage(0, workflow.info().start_time, profile, [])
+        return await self._within_limits(
+            lineage, limits, lambda: self._context(lineage, agent_input, limits)
+        )
 
-    async def _within_wall_clock(
-        self, profile: Profile, agent_input: AgentInput, limits: Limits
-    ) -> RunResult:
-        """The loop, raced against a durable timer for the remaining wall clock."""
-        loop = asyncio.ensure_future(self._guarded(profile, agent_input, limits))
-        if limits.max_wall_clock_seconds is None:
+    async def _go_on(self, carried: ContinuedRun) -> RunResult:
+        """A run that continues an earlier one: its state is restored (``__init__``); the
+        profile, limits and tools are the ones it carried, never loaded again."""
+        profile = carried.resolved
+        self._reporter.profile = carried.profile
+        self._reporter.policies = profile.tools
+        lineage = Lineage(carried.generation, carried.started_at, profile, carried.catalog_all)
+
+        async def context() -> RunContext:
+            servers = run_servers(profile, workflow.patched(names.PATCH_SERVER_TRUST))
+            catalogs = (carried.catalog, carried.catalog_all)
+            return self._wire(profile, carried.principal, carried.limits, servers, catalogs,
+                              restored_tracker(carried))  # fmt: skip
+
+        return await self._within_limits(lineage, carried.limits, context, carried)
+
+    async def _within_limits(
+        self, lineage: Lineage, limits: Limits, context: Callable[[], Awaitable[RunContext]],
+        carried: ContinuedRun | None = None,
+    ) -> RunResult:  # fmt: skip
+        """The loop, raced against a durable timer for the wall clock left (counted from the
+        first run's start) and the history budget's watchdog (workflows/agent/history_budget.py)."""
+        budget = HistoryBudget(lineage.profile.history, carried.history if carried else None)
+        self._continuation = Continuation(lineage, budget, self._stream, self._reporter)
+        loop = asyncio.ensure_future(self._guarded(lineage.profile, context))
+        watchdog = asyncio.ensure_future(budget.watchdog())
+        timeout = None
+        if limits.max_wall_clock_seconds is not None:
+            elapsed = (workflow.now() - lineage.started_at).total_seconds()
+            timeout = max(0.0, limits.max_wall_clock_seconds - elapsed)
+        done, _ = await workflow.wait(
+            [loop, watchdog], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        watchdog.cancel()
+        if loop in done:
             return await loop
-        elapsed = (workflow.now() - workflow.info().start_time).total_seconds()
-        remaining = max(0.0, limits.max_wall_clock_seconds - elapsed)
-        done, _ = await workflow.wait([loop], timeout=remaining)
-        if done:
-            return await loop
-        # The durable timer fired: cancel whatever is in flight and end cleanly.
+        # The timer fired, or the history budget ran out: cancel what is in flight, end cleanly.
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop
-        message = f"wall clock limit of {limits.max_wall_clock_seconds:g}s reached"
-        stop = Stop("wall_clock", "wall_clock", message)
+        if watchdog in done:
+            stop = budget.stop(*budget.now())
+        else:
+            message = f"wall clock limit of {limits.max_wall_clock_seconds:g}s reached"
+            stop = Stop("wall_clock", "wall_clock", message)
         self._reporter.stop(self._state.ledger.model_calls, stop.reason, stop.failure_class,
-                            message, "halt")  # fmt: skip
-        return self._finish("halted", stop=stop)
+                            stop.message, "halt")  # fmt: skip
+        return self._outcomes.finish("halted", stop=stop)
 
     async def _guarded(
-        self, profile: Profile, agent_input: AgentInput, limits: Limits
+        self, profile: Profile, context: Callable[[], Awaitable[RunContext]]
     ) -> RunResult:
         try:
-            return await self._loop(profile, await self._context(profile, agent_input, limits))
+            return await self._loop(profile, await context())
         except RunFailed as failure:
             self._state.last_event = f"failed: {failure.message}"
-            return self._finish(
+            return self._outcomes.finish(
                 "halted" if isinstance(failure, RunHalted) else "failed",
                 stop=Stop("", failure.failure_class, failure.message),
                 error=failure.message,
             )
 
     async def _context(
-        self, profile: Profile, agent_input: AgentInput, limits: Limits
+        self, lineage: Lineage, agent_input: AgentInput, limits: Limits
     ) -> RunContext:
         """List the tools, check the profile against them, and wire up the run."""
+        profile = lineage.profile
         self._state.last_event = "listing tools"
         catalog, catalog_all = await discover_tools(profile.servers, agent_input.principal)
         servers = run_servers(profile, workflow.patched(names.PATCH_SERVER_TRUST))
         check_profile(profile, catalog_all, servers)
-        checks = CheckPipeline(catalog, catalog_all, profile.tools, servers,
-                               agent_input.principal)  # fmt: skip
-        self._approvals.checks = checks
-        self._lost.wire(profile)
+        lineage.catalog_all = catalog_all
         self._state.transcript.append(
             ChatMessage(role="system", content=profile.system_prompt),
             ChatMessage(role="user", content=agent_input.task),
         )
+        tracker = ProgressTracker(limits.max_repeated_calls, limits.max_idle_steps)
+        return self._wire(profile, agent_input.principal, limits, servers,
+                          (catalog, catalog_all), tracker)  # fmt: skip
+
+    def _wire(
+        self, profile: Profile, principal: Principal, limits: Limits,
+        servers: dict[str, ServerSettings], catalogs: tuple[list[ToolSpec], list[ToolSpec]],
+        tracker: ProgressTracker,
+    ) -> RunContext:  # fmt: skip
+        catalog, catalog_all = catalogs
+        checks = CheckPipeline(catalog, catalog_all, profile.tools, servers, principal)
+        self._approvals.checks = checks
+        self._lost.wire(profile)
         return RunContext(
-            workflow_id=workflow.info().workflow_id,
-            principal=agent_input.principal,
-            limits=limits,
-            servers=servers,
-            policies=profile.tools,
-            approvals=profile.approvals,
-            catalog=catalog,
-            checks=checks,
-            tracker=ProgressTracker(limits.max_repeated_calls, limits.max_idle_steps),
-            state=self._state,
-            reporter=self._reporter,
-            on_pending_change=self._on_pending_change,
-        )
+            workflow_id=workflow.info().workflow_id, principal=principal, limits=limits,
+            servers=servers, policies=profile.tools, approvals=profile.approvals,
+            catalog=catalog, checks=checks, tracker=tracker, state=self._state,
+            reporter=self._reporter, on_pending_change=self._on_pending_change,
+        )  # fmt: skip
 
     async def _loop(self, profile: Profile, ctx: RunContext) -> RunResult:
-        """Model step, tool turn, repeat — until an answer without tool calls or a stop."""
-        state, catalog = self._state, ctx.catalog
+        """Model step, tool turn, repeat — until an answer without tool calls or a stop. After
+        a tool turn the run may continue as new (a safe point: workflows/agent/continuation.py)."""
+        state, catalog, continuation = self._state, ctx.catalog, self._continuation
+        assert continuation is not None
         model = ModelStep(profile, state.ledger, state.transcript, self._reporter,
                           self._set_last_event)  # fmt: skip
         while True:
-            cap, stop = before_model_call(
-                profile, ctx.limits, state.ledger, state.transcript.state, catalog, ctx.tracker
-            )
+            cap, stop = None, continuation.budget.before_model_call()
+            if stop is None:
+                conversation = state.transcript.state
+                cap, stop = before_model_call(profile, ctx.limits, state.ledger, conversation,
+                                              catalog, ctx.tracker)  # fmt: skip
             if stop is None:
                 response = await model.call(catalog, cap)
                 # Missing or repeated ids are renamed before the conversation holds them.
@@ -286,12 +351,22 @@ class AgentWorkflow:
                     ChatMessage(role="assistant", content=response.content, tool_calls=calls)
                 )
                 if not calls:
-                    return self._finish("completed", final_answer=response.content or "")
+                    return self._outcomes.finish("completed", final_answer=response.content or "")
                 state.last_event = f"step {state.ledger.model_calls}: {len(calls)} tool call(s)"
                 messages, stop = await run_tool_turn(ctx, calls, response.content, renamed)
                 state.transcript.append(*messages)
-            if stop is not None and not await guided_past(profile, ctx, stop, self._set_state):
-                return self._finish("halted", stop=stop)
+                if stop is None:
+                    await continuation.at_safe_point(state, ctx, self._approvals.idle())
+            if stop is not None and not await self._past(profile, ctx, stop):
+                return self._outcomes.finish("halted", stop=stop)
+
+    async def _past(self, profile: Profile, ctx: RunContext, stop: Stop) -> bool:
+        """Whether the run goes on past ``stop`` (guidance); the history budget halts."""
+        if stop.failure_class == "history_limit":
+            self._reporter.stop(self._state.ledger.model_calls, stop.reason, stop.failure_class,
+                                stop.message, "halt")  # fmt: skip
+            return False
+        return await guided_past(profile, ctx, stop, self._set_state)
 
     # ---------------------------------------------------------------- bookkeeping
 
@@ -307,66 +382,6 @@ class AgentWorkflow:
     def _set_state(self, phase: RunState) -> None:
         self._state.phase = phase
         workflow.upsert_search_attributes([KEEL_STATE.value_set(phase)])
-
-    def _finish(
-        self,
-        status: RunOutcome,
-        *,
-        final_answer: str | None = None,
-        stop: Stop | None = None,
-        error: str | None = None,
-    ) -> RunResult:
-        phase: RunState = (
-            "completed" if status == "completed" else ("halted" if status == "halted" else "failed")
-        )
-        self._set_state(phase)
-        if stop is not None:
-            workflow.upsert_search_attributes([KEEL_FAILURE_CLASS.value_set(stop.failure_class)])
-            self._state.last_event = (
-                f"{status}: {stop.reason or stop.failure_class}: {stop.message}"
-            )
-        else:
-            self._state.last_event = status
-        self._approvals.run_ended(status, error or (stop.message if stop else None))
-        result = self._result(
-            status,
-            final_answer=final_answer,
-            stop_reason=(stop.reason or None) if stop else None,
-            failure_class=stop.failure_class if stop else None,
-            error=error if error is not None else (stop.message if stop else None),
-        )
-        self._reporter.finished(result, self._state.ledger.model_calls)
-        return result
-
-    def _ended_without_result(self, failure_class: str, message: str) -> None:
-        """A run that could not start (bad input, profile, configuration) or was cancelled
-        ends as a failed or cancelled workflow, not a result; watchers, logs and metrics
-        still hear of it, and ``KeelFailureClass`` names why (a new command: histories
-        recorded before it replay without it)."""
-        if workflow.patched(FAILURE_CLASS_WITHOUT_RESULT):
-            workflow.upsert_search_attributes([KEEL_FAILURE_CLASS.value_set(failure_class)])
-        self._approvals.run_ended(failure_class, message)
-        self._reporter.finished(
-            self._result("failed", failure_class=failure_class, error=message),
-            self._state.ledger.model_calls,
-        )
-
-    def _result(self, status: RunOutcome, **outcome: Any) -> RunResult:
-        """The run's result: ``outcome`` fields plus what the ledger and the desk hold."""
-        state = self._state
-        return RunResult(
-            status=status,
-            profile=state.profile,
-            model=state.model,
-            steps=state.ledger.steps,
-            usage=state.ledger.usage,
-            tool_calls=state.ledger.tool_calls,
-            model_calls=state.ledger.model_calls,
-            cost_usd=round(state.ledger.cost_usd, 9),
-            approvals=state.desk.audit,
-            guidance=state.guidance_used,
-            **outcome,
-        )
 
     async def _release_watchers(self) -> None:
         """Let the stream's waiting pollers return before the run closes (else the SDK warns

@@ -44,7 +44,7 @@ class ApprovalDesk:
     identities: dict[str, ApproverIdentity] = field(default_factory=dict)  # accepted deciders
     reloaded_kids: set[str] = field(default_factory=set)  # unknown kids the keys reloaded for
     warned_unsigned: bool = False  # the warning that decisions are unsigned was logged
-    _next_serial: int = 0
+    next_serial: int = 0
 
     def open(self, request: ApprovalRequest) -> None:
         self.pending[request.approval_id] = request
@@ -97,10 +97,10 @@ class ApprovalDesk:
         returns its serial (how an update waits for what became of it)."""
         if identity is not None:
             self.identities[decision.approval_id] = identity
-        self._next_serial += 1
+        self.next_serial += 1
         self.accepted[decision.approval_id] = decision
-        self.serials[decision.approval_id] = self._next_serial
-        return self._next_serial
+        self.serials[decision.approval_id] = self.next_serial
+        return self.next_serial
 
     def serial(self, approval_id: str) -> int:
         return self.serials[approval_id]

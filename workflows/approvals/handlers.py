@@ -74,6 +74,11 @@ class ApprovalHandlers:
             self._desk.identity_required = True
             self._desk.approver_keys = await load_keys()
 
+    def idle(self) -> bool:
+        """No key reload, and no decision waiting for one, is in flight (a safe point for
+        continue-as-new: workflows/agent/continuation.py)."""
+        return not self._tasks and (self._reloading is None or self._reloading.done())
+
     def pending(self) -> list[ApprovalRequest]:
         """Tool calls waiting for a human decision, oldest first."""
         return list(self._desk.pending.values())

@@ -135,6 +135,16 @@ class Reporter:
         )
         emit("run.guided", step=step, by=by, instruction=content(instruction), extend=extended)
 
+    def continued(self, step: int, generation: int, events: int, size: int) -> None:
+        """The run continues as new (the next run of its workflow id goes on from here)."""
+        self.progress(
+            "run.continued",
+            f"continued as new after step {step} ({events:,} events, {size:,} bytes of history)",
+            step=step, generation=generation, history_events=events, history_bytes=size,
+        )  # fmt: skip
+        emit("run.continued", step=step, generation=generation, history_events=events,
+             history_bytes=size)  # fmt: skip
+
     def finished(self, result: RunResult, step: int) -> None:
         tokens = result.usage.total_tokens
         summary = (
