@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import struct
 import sys
 import zlib
@@ -102,9 +103,24 @@ def create_server(calls: Path) -> MCPServer:
 
 
 def page_text(page: int, kilobytes: int) -> str:
-    """``kilobytes`` KB of text that only page ``page`` has."""
-    line = f"page {page}: {LINE}"
-    return (line * (kilobytes * 1024 // len(line) + 1))[: kilobytes * 1024]
+    """``kilobytes`` KB of text that only page ``page`` has: words drawn by SHA-256 of the page
+    and a counter, so pages differ throughout and compress about as much as prose (not the
+    hundredfold of one repeated line, which would flatter a store that compresses)."""
+    size = kilobytes * 1024
+    words: list[str] = [f"page {page}:"]
+    length = len(words[0])
+    counter = 0
+    while length < size:
+        for byte in hashlib.sha256(f"{page}:{counter}".encode()).digest():
+            word = f"{WORDS[byte % len(WORDS)]}-{byte}"
+            words.append(word)
+            length += len(word) + 1
+        counter += 1
+    return " ".join(words)[:size]
+
+
+WORDS = ("order", "refund", "invoice", "ledger", "north", "south", "east", "west", "widget",
+         "gadget", "shipped", "pending", "paid", "open", "closed", "returned")  # fmt: skip
 
 
 def add_bulk_tools(server: MCPServer) -> None:
