@@ -9,7 +9,11 @@ failure messages and stack traces) passes through :class:`EncryptionCodec` on it
   (``cryptography``'s ``AESGCM``) under a fresh random 96-bit nonce;
 * the payload that Temporal stores carries only ``encoding: binary/encrypted``,
   ``encryption-key-id: <kid>`` and ``data = nonce || ciphertext || tag``; the key id is the
-  associated data, so a payload cannot be passed off as another key's.
+  associated data, so a payload cannot be passed off as another key's;
+* a payload of 1 KiB or more is zlib-compressed before it is encrypted when that saves a tenth
+  (``encryption-compression: zlib``, also in the associated data): text and JSON, most of
+  what a run writes, shrink several times, and Temporal's history limits count the stored
+  bytes. The trade-off is in docs/security.md ("Compression before encryption").
 
 The keys come from a keyring file (``Settings.codec_keys``, ``KEEL_CODEC_KEYS``; ``make up``
 creates ``.keel/keys/codec-keys.json``): ``{"encrypt_with": kid, "keys": {kid: base64}}``.
@@ -32,6 +36,7 @@ import base64
 import binascii
 import json
 import os
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +63,10 @@ META_KEY_ID = "encryption-key-id"
 NONCE_BYTES = 12  # 96 bits, the size GCM is specified for
 TAG_BYTES = 16
 KEY_BYTES = 32  # AES-256
+META_COMPRESSION = "encryption-compression"
+ZLIB = b"zlib"
+MIN_COMPRESS_BYTES = 1024  # smaller payloads are left as they are
+MIN_SAVING = 0.1  # compressed only when that saves a tenth or more
 
 log = get_logger("keel.codec")
 
@@ -179,10 +188,20 @@ def _is_encrypted(payload: Payload) -> bool:
 
 def _encrypt(aead: AESGCM, kid: str, payload: Payload) -> Payload:
     nonce = os.urandom(NONCE_BYTES)
-    sealed = aead.encrypt(nonce, payload.SerializeToString(deterministic=True), kid.encode())
-    return Payload(
-        metadata={META_ENCODING: ENCODING, META_KEY_ID: kid.encode()}, data=nonce + sealed
-    )
+    plain = payload.SerializeToString(deterministic=True)
+    metadata = {META_ENCODING: ENCODING, META_KEY_ID: kid.encode()}
+    squeezed = zlib.compress(plain, 6) if len(plain) >= MIN_COMPRESS_BYTES else plain
+    if len(squeezed) <= len(plain) * (1 - MIN_SAVING):
+        plain = squeezed
+        metadata[META_COMPRESSION] = ZLIB
+    sealed = aead.encrypt(nonce, plain, _associated(kid, metadata))
+    return Payload(metadata=metadata, data=nonce + sealed)
+
+
+def _associated(kid: str, metadata: Mapping[str, bytes]) -> bytes:
+    """The key id, and the compression when there is one: neither can be swapped unseen."""
+    compression = metadata.get(META_COMPRESSION)
+    return kid.encode() if compression is None else kid.encode() + b"|" + compression
 
 
 def _decrypt(ring: Keyring | None, payload: Payload) -> Payload:
@@ -203,12 +222,18 @@ def _decrypt(ring: Keyring | None, payload: Payload) -> Payload:
     if len(data) < NONCE_BYTES + TAG_BYTES:
         raise CodecError(f"a payload encrypted with key {kid!r} is truncated")
     try:
-        plain = AESGCM(key).decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], kid.encode())
+        associated = _associated(kid, payload.metadata)
+        plain = AESGCM(key).decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], associated)
     except InvalidTag:
         raise CodecError(
             f"a payload encrypted with key {kid!r} failed authentication: it was altered,"
             " or was not encrypted with this keyring's key of that id"
         ) from None
+    if payload.metadata.get(META_COMPRESSION) == ZLIB:
+        try:
+            plain = zlib.decompress(plain)
+        except zlib.error:
+            raise CodecError(f"a payload encrypted with key {kid!r} does not decompress") from None
     try:
         return Payload.FromString(plain)
     except DecodeError:

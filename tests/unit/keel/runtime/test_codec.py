@@ -210,3 +210,30 @@ async def test_without_keys_the_converter_is_plain_pydantic() -> None:
     [payload] = await converter.encode([{"task": SECRET}])
     assert payload.metadata["encoding"] == b"json/plain"
     assert converter.failure_converter_class is pydantic_data_converter.failure_converter_class
+
+
+async def test_a_large_payload_is_compressed_inside_the_seal_its_flag_authenticated() -> None:
+    from keel.runtime.codec import META_COMPRESSION
+
+    codec = EncryptionCodec(ring("k-1"))
+    text = (SECRET + " ordered ORD-1042; ") * 2000
+    original = plain_payload(text)
+    [sealed] = await codec.encode([original])
+    assert sealed.metadata[META_COMPRESSION] == b"zlib"
+    assert len(sealed.data) < len(original.data) // 10  # stored, and counted by Temporal, small
+    assert SECRET.encode() not in sealed.data
+    [back] = await codec.decode([sealed])
+    assert back == original
+    # Dropping the flag (or claiming it on a payload that has none) fails authentication.
+    stripped = Payload()
+    stripped.CopyFrom(sealed)
+    del stripped.metadata[META_COMPRESSION]
+    with pytest.raises(CodecError, match="failed authentication"):
+        await codec.decode([stripped])
+    [small] = await codec.encode([plain_payload("short")])
+    assert META_COMPRESSION not in small.metadata  # under 1 KiB: left as it is
+    forged = Payload()
+    forged.CopyFrom(small)
+    forged.metadata[META_COMPRESSION] = b"zlib"
+    with pytest.raises(CodecError, match="failed authentication"):
+        await codec.decode([forged])
