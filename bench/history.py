@@ -42,7 +42,7 @@ from temporalio.client import Client
 
 from keel.contracts import AgentInput, LimitOverrides, RunResult, names
 from keel.stack import Stack, StackConfig
-from tests.helpers import REPO, TEST_PROFILES, connect_stack
+from tests.helpers import REPO, TEST_PROFILES, connect_stack, run_chain
 
 MEDIA_SERVER = REPO / "tests" / "integration" / "media_server.py"
 PROFILE = "history_pages"
@@ -99,21 +99,6 @@ def bench_stack(home: Path) -> Stack:
     return Stack(config)
 
 
-async def generations(client: Client, workflow_id: str, first_run: str) -> list[list[Any]]:
-    """The events of every run of the chain, first to last (following continue-as-new)."""
-    chain: list[list[Any]] = []
-    run_id: str | None = first_run
-    while run_id:
-        handle = client.get_workflow_handle(workflow_id, run_id=run_id)
-        events = [event async for event in handle.fetch_history_events()]
-        chain.append(events)
-        last = events[-1]
-        run_id = None
-        if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
-            run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-    return chain
-
-
 def step_bytes(chain: list[list[Any]]) -> list[int]:
     """History bytes of each model step: from one chat schedule to the next, in run order."""
     per_step: list[int] = []
@@ -157,7 +142,7 @@ async def one_run(stack: Stack, client: Client, steps: int, kilobytes: int) -> R
     )  # fmt: skip
     result = await handle.result()
     seconds = time.monotonic() - started
-    chain = await generations(client, workflow_id, handle.first_execution_run_id or "")
+    chain = await run_chain(client, workflow_id, handle.first_execution_run_id or "")
     per_step = step_bytes(chain)
     produced = steps * kilobytes * 1024 + len(TASK.encode()) + len(SYSTEM_PROMPT.encode())
     return RunReport(

@@ -316,3 +316,17 @@ def s3_objects(env: dict[str, str]) -> dict[str, bytes]:
         for entry in page.get("Contents", []):
             objects[entry["Key"]] = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
     return objects
+
+
+async def run_chain(client: Client, workflow_id: str, first_run: str) -> list[list[HistoryEvent]]:
+    """The history events of every run of a workflow id, first to last (continue-as-new)."""
+    chain: list[list[HistoryEvent]] = []
+    run_id: str | None = first_run
+    while run_id:
+        handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+        events = [event async for event in handle.fetch_history_events()]
+        chain.append(events)
+        last, run_id = events[-1], None
+        if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+            run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+    return chain

@@ -21,23 +21,10 @@ from keel.contracts import AgentInput, Principal, RunResult, RunStatus
 from keel.runtime.config import Settings
 from keel.stack import Stack
 from keel.watch import stream_events
-from tests.helpers import keel, start
+from tests.helpers import keel, run_chain, sim_requests, start
+from tests.integration.media_server import page_text
 
 STORY_ORDERS = ["ORD-1040", "ORD-1041", "ORD-1042", "ORD-1043", "ORD-1044"]
-
-
-async def generations(client: Client, workflow_id: str, first_run: str) -> list[list[Any]]:
-    """The history events of every run of the workflow id, first to last."""
-    chain: list[list[Any]] = []
-    run_id: str | None = first_run
-    while run_id:
-        handle = client.get_workflow_handle(workflow_id, run_id=run_id)
-        events = [event async for event in handle.fetch_history_events()]
-        chain.append(events)
-        last, run_id = events[-1], None
-        if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
-            run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-    return chain
 
 
 async def wait_for_status(client: Client, workflow_id: str, done: Any) -> RunStatus:
@@ -80,7 +67,7 @@ async def test_a_run_continues_as_new_and_its_result_covers_every_step(
         s.usage.input_tokens for s in result.steps if s.usage is not None
     )
 
-    chain = await generations(client, handle.id, handle.first_execution_run_id or "")
+    chain = await run_chain(client, handle.id, handle.first_execution_run_id or "")
     assert len(chain) == 6
     for number, events in enumerate(chain):
         scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in events
@@ -228,3 +215,26 @@ async def test_a_run_waiting_for_a_human_halts_when_its_history_reaches_the_budg
     assert refused and all("not pending" in r.outcome for r in refused)
     assert not [s for s in result.steps if s.name == "refund_order" and s.outcome == "ok"]
     assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+
+
+async def test_a_long_run_of_20_kb_results_continues_as_new_and_reads_its_whole_conversation(
+    client: Client, stack: Stack
+) -> None:
+    """bench/history.py's 1000-step run at a smaller scale: 60 steps of 20 KB pages, a new
+    run every ~150 KB of history; each run's history stays small, and the model still reads
+    every page of the conversation, the ones from earlier runs included."""
+    handle = await start(client, "long_continued", task="Page through the ledger.")
+    result = await handle.result()
+
+    assert (result.status, result.stop_reason) == ("halted", "step_limit"), result.error
+    assert (result.model_calls, result.tool_calls) == (60, 60)
+    assert result.continued >= 3
+    tools = [s for s in result.steps if s.kind == "tool"]
+    assert [s.outcome for s in tools] == ["ok"] * 60
+    chain = await run_chain(client, handle.id, handle.first_execution_run_id or "")
+    assert len(chain) == result.continued + 1
+    sizes = [sum(e.ByteSize() for e in events) for events in chain]
+    assert max(sizes) < 400_000, sizes  # 150 KB threshold + one step, not 60 steps of pages
+    last = sim_requests(stack, handle.id)[-1]["body"]["messages"]
+    pages = [m["content"] for m in last if m["role"] == "tool"]
+    assert pages == [page_text(n, 20) for n in range(1, 60)]
