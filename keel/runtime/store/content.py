@@ -7,8 +7,8 @@ codec keyring, keel/runtime/codec.py), so the store holds no plaintext when hist
 none; without a keyring it is stored as it is, like history. ``get`` checks the digest of
 what it read: a blob that was altered or swapped is refused, never returned.
 
-Content that compresses (text, JSON: most of a conversation) is stored zlib-compressed,
-inside the seal; the digest is always of the content itself.
+The codec compresses what it seals when that helps (text and JSON, most of a conversation:
+keel/runtime/codec.py); the digest is always of the content itself.
 
 Blobs are immutable, so reads are cached in memory (bounded by ``cache_bytes``): a model call
 that assembles a long conversation reads each message from the store once per worker.
@@ -16,9 +16,7 @@ that assembles a long conversation reads each message from the store once per wo
 
 from __future__ import annotations
 
-import asyncio
 import json
-import zlib
 from collections import OrderedDict
 from typing import Any
 
@@ -30,10 +28,6 @@ from keel.runtime.codec import CodecError, EncryptionCodec
 from keel.runtime.store.blobs import BlobStore, StoreError
 
 CONTENT_ENCODING = b"binary/plain"
-ZLIB_ENCODING = b"binary/zlib"
-# Compressed only when it saves at least this share: text and JSON (tool results, the
-# conversation) shrink several times; images and archives do not, and stay as they are.
-MIN_SAVING = 0.1
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 
 
@@ -66,7 +60,8 @@ class ContentStore:
         ref = ref_for(data, media_type)
         key = content_key(ref.digest)
         if ref.digest not in self._cache and not await self.blobs.exists(key):
-            [sealed] = await self._codec.encode([await asyncio.to_thread(packed, data)])
+            inner = Payload(metadata={"encoding": CONTENT_ENCODING}, data=data)
+            [sealed] = await self._codec.encode([inner])
             await self.blobs.put(key, sealed.SerializeToString())
         self._remember(ref.digest, data)
         return ref
@@ -104,7 +99,7 @@ class ContentStore:
             raise ContentCorrupt(f"stored content {digest} is not a sealed blob") from None
         except CodecError as exc:
             raise ContentCorrupt(f"stored content {digest}: {exc}") from None
-        return await asyncio.to_thread(unpacked, digest, plain)
+        return plain.data
 
     def _remember(self, digest: str, data: bytes) -> None:
         if len(data) > self._cache_bytes // 4 or digest in self._cache:
@@ -118,23 +113,3 @@ class ContentStore:
 
 def _digest(ref: ContentRef | str) -> str:
     return ref if isinstance(ref, str) else ref.digest
-
-
-def packed(data: bytes) -> Payload:
-    """The content as the blob's inner payload: zlib-compressed when that saves space.
-    Compression comes before encryption (after it nothing compresses); the store's blobs are
-    at rest, read by the worker, so their lengths tell an observer no more than the sizes
-    already in history do."""
-    squeezed = zlib.compress(data, 6)
-    if len(squeezed) <= len(data) * (1 - MIN_SAVING):
-        return Payload(metadata={"encoding": ZLIB_ENCODING}, data=squeezed)
-    return Payload(metadata={"encoding": CONTENT_ENCODING}, data=data)
-
-
-def unpacked(digest: str, payload: Payload) -> bytes:
-    if payload.metadata.get("encoding") != ZLIB_ENCODING:
-        return payload.data
-    try:
-        return zlib.decompress(payload.data)
-    except zlib.error:
-        raise ContentCorrupt(f"stored content {digest} does not decompress") from None

@@ -217,13 +217,14 @@ async def test_a_large_value_is_stored_encrypted_and_read_back(
 
 
 async def test_text_is_stored_compressed_inside_the_seal_and_read_back_whole(
-    tmp_path: Path,
+    tmp_path: Path, keys: LocalKeys
 ) -> None:
-    from keel.runtime.codec import EncryptionCodec
+    from keel.runtime.codec import EncryptionCodec, KeyringFile
     from keel.runtime.store.blobs import LocalBlobs
     from keel.runtime.store.content import ContentStore, content_key
 
-    store = ContentStore(LocalBlobs(tmp_path), EncryptionCodec(None))
+    # The codec compresses what it seals (keel/runtime/codec.py).
+    store = ContentStore(LocalBlobs(tmp_path), EncryptionCodec(KeyringFile(keys.codec_keys)))
     text = b"order ORD-1042 refunded; " * 4000
     noise = __import__("os").urandom(8192)
     text_ref, noise_ref = await store.put(text), await store.put(noise)
@@ -231,6 +232,6 @@ async def test_text_is_stored_compressed_inside_the_seal_and_read_back_whole(
     noise_blob = (tmp_path / content_key(noise_ref.digest)).read_bytes()
     assert len(text_blob) < len(text) // 10  # compressed
     assert len(noise_blob) > len(noise)  # random bytes do not compress: stored as they are
-    fresh = ContentStore(LocalBlobs(tmp_path), EncryptionCodec(None))
+    fresh = ContentStore(LocalBlobs(tmp_path), EncryptionCodec(KeyringFile(keys.codec_keys)))
     assert await fresh.get(text_ref) == text and await fresh.get(noise_ref) == noise
     assert text_ref.size == len(text)
