@@ -103,15 +103,23 @@ def _gets_tokens(server: str, settings: Settings) -> bool:
 
 
 def resolve_prices(profile: Profile) -> Profile:
-    """The price of the model and of every fallback, into the profile (and so into history)."""
+    """The price of the model, of every fallback and of every tier, into the profile (and so
+    into history)."""
     model = profile.model
     fallbacks = [
         fb.model_copy(update={"price": resolve_price(model.served_by(fb))})
         for fb in model.fallbacks
     ]
     price = resolve_price(model)
+    tiers = {
+        name: tier.model_copy(update={"price": resolve_price(model.served_by(tier))})
+        for name, tier in profile.tiers.items()
+    }
     return profile.model_copy(
-        update={"model": model.model_copy(update={"price": price, "fallbacks": fallbacks})}
+        update={
+            "model": model.model_copy(update={"price": price, "fallbacks": fallbacks}),
+            "tiers": tiers,
+        }
     )
 
 
@@ -131,7 +139,7 @@ def check_servers(profile: Profile, known: Collection[str]) -> None:
 
 def check_api_key(profile: Profile) -> None:
     models = [(profile.model.name, profile.model.api_key_env)] + [
-        (fb.name, fb.api_key_env) for fb in profile.model.fallbacks
+        (fb.name, fb.api_key_env) for fb in [*profile.model.fallbacks, *profile.tiers.values()]
     ]
     for name, env in models:
         if env and not os.environ.get(env):

@@ -34,6 +34,7 @@ FailureClass = Literal[
     "content_missing",
     "upstream_unavailable",
     "tool_catalog_error",
+    "decision_invalid",
     "cancelled",
     "internal",
 ]

@@ -7,6 +7,7 @@ progress events, and (``keel.contracts.names``) every public name. Split by conc
 - :mod:`keel.contracts.run` — a run's input (``AgentInput``, ``Principal``, limit overrides);
 - :mod:`keel.contracts.llm` — the model activity's messages, tool specs, usage, cost;
 - :mod:`keel.contracts.approvals` — approval requests, decisions, the audit trail;
+- :mod:`keel.contracts.decisions` — pipelines' decision nodes, their tiers and records;
 - :mod:`keel.contracts.history` — the profile's history budget (``[history]``);
 - :mod:`keel.contracts.continued` — what a run carries across continue-as-new;
 - :mod:`keel.contracts.result` — step records, the ``status`` answer, ``RunResult``;
@@ -31,6 +32,15 @@ from keel.contracts.approvals import (
 )
 from keel.contracts.content import ContentRef, canonical_json, content_digest, ref_for
 from keel.contracts.continued import ContinuedRun, is_continued
+from keel.contracts.decisions import (
+    ANSWER_TOOL,
+    DECISION_SERVER,
+    HUMAN,
+    DecisionAttempt,
+    DecisionNodeRecord,
+    DecisionSettings,
+    answer_parameters,
+)
 from keel.contracts.digest import approval_digest
 from keel.contracts.errors import ConfigError, InputError, KeelError, ProfileError
 from keel.contracts.history import HistorySettings
@@ -47,6 +57,7 @@ from keel.contracts.llm import (
     call_cost,
     message_content_bytes,
 )
+from keel.contracts.model_settings import FallbackModel, ModelSettings, Price
 from keel.contracts.names import PROGRESS_TOPIC
 from keel.contracts.profile import (
     LIMIT_FIELDS,
@@ -56,11 +67,8 @@ from keel.contracts.profile import (
     ApprovalSettings,
     Check,
     EscalationSettings,
-    FallbackModel,
     Limits,
     Lookup,
-    ModelSettings,
-    Price,
     Profile,
     ProgressTemplates,
     Reversibility,
@@ -84,6 +92,9 @@ from keel.contracts.run import (
 from keel.contracts.templates import template_fields
 
 __all__ = [
+    "ANSWER_TOOL",
+    "DECISION_SERVER",
+    "HUMAN",
     "LIMIT_FIELDS",
     "PROGRESS_KINDS",
     "PROGRESS_TOPIC",
@@ -105,8 +116,11 @@ __all__ = [
     "ContinuedRun",
     "ConversationState",
     "Decision",
+    "DecisionAttempt",
+    "DecisionNodeRecord",
     "DecisionOutcome",
     "DecisionRecord",
+    "DecisionSettings",
     "EscalationSettings",
     "FallbackModel",
     "Guidance",
@@ -142,6 +156,7 @@ __all__ = [
     "ToolSpec",
     "UnresolvedCall",
     "Usage",
+    "answer_parameters",
     "approval_digest",
     "call_cost",
     "canonical_json",

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from keel.contracts.content import ContentRef, canonical_json
-from keel.contracts.profile import ModelSettings, Price
+from keel.contracts.model_settings import ModelSettings, Price
 
 PER_TOKEN = 1e-6  # prices are per million tokens
 

@@ -22,6 +22,9 @@ PROGRESS_KINDS = (
     "run.stop",
     "run.continued",
     "run.finished",
+    "decision.invalid",
+    "decision.escalated",
+    "decision.made",
 )
 
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from keel.contracts.approvals import DecisionRecord
 from keel.contracts.content import ContentRef
+from keel.contracts.decisions import DecisionNodeRecord
 from keel.contracts.llm import Usage
 from keel.contracts.resolution import UnresolvedCall
 from keel.contracts.run import ClosedState, RunOutcome, RunState, StepKind, StepOutcome
@@ -90,4 +91,7 @@ class RunResult(BaseModel):
     guidance: int = Field(default=0, description="guide signals a human sent and the run used")
     continued: int = Field(
         default=0, description="times the run continued as new (its totals cover every run)"
+    )
+    decisions: list[DecisionNodeRecord] = Field(
+        default_factory=list, description="a pipeline's decision nodes, in the order decided"
     )

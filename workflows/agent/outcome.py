@@ -93,5 +93,6 @@ class Outcomes:
             approvals=state.desk.audit,
             guidance=state.guidance_used,
             continued=self.generation,
+            decisions=state.decisions,
             **outcome,
         )

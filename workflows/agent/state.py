@@ -16,6 +16,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from keel.contracts import (
         ApprovalSettings,
+        DecisionNodeRecord,
         Guidance,
         ImagePart,
         Limits,
@@ -67,6 +68,8 @@ class AgentState:
     tool_images: dict[str, list[ImagePart]] = field(default_factory=dict)
     # one-attempt writes whose answer was lost, waiting for a human's resolve
     lost: LostAnswers = field(default_factory=LostAnswers)
+    # a pipeline's decision nodes (workflows/pipeline/decide.py), in the order decided
+    decisions: list[DecisionNodeRecord] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

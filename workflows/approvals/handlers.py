@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from keel.contracts import (
+        DECISION_SERVER,
         ApprovalRequest,
         ApprovalSettings,
         ApproverIdentity,
@@ -239,6 +240,8 @@ class ApprovalHandlers:
         """The schema layer of the run's pipeline, on an edit's arguments (a handler may not
         do I/O; the lookups and the other layers run when the edit is carried out)."""
         if decision.decision != "edit" or self.checks is None or request is None:
+            return
+        if request.server == DECISION_SERVER:  # a pipeline's decision: its pipeline validates
             return
         call = ToolCall(
             id=request.tool_call_id, name=request.tool, arguments=json.dumps(decision.arguments)

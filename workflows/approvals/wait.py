@@ -115,7 +115,7 @@ async def await_decision(
 ) -> Decided:
     """Wait for the decision and carry it out; a refused edit waits for another decision."""
     while True:
-        decision = await _wait(ctx, request)
+        decision = await wait_accepted(ctx, request)
         now = workflow.now()
         ctx.reporter.approval_decided(request, decision, now)
         if decision is None:
@@ -125,7 +125,7 @@ async def await_decision(
             message = f"{request.tool} was not called: {by} rejected it: {decision.reason}"
             decided = _refused(request.step, prepared.call, "rejected_by_human", message,
                                "rejected")  # fmt: skip
-            _close(ctx, request, "reject", decision, now, "rejected")
+            close_request(ctx, request, "reject", decision, now, "rejected")
             return decided
         arguments: dict[str, Any] | Decided | None = prepared.arguments
         if decision.decision == "edit":
@@ -151,7 +151,7 @@ def _timed_out(ctx: RunContext, request: ApprovalRequest, call: ToolCall, now: A
             f" {ctx.approvals.timeout_seconds:g}s, so it was rejected automatically"
         )
         decided = _refused(request.step, call, "approval_timeout", message, "timeout")
-    _close(ctx, request, "timeout", None, now, decided.record.detail)
+    close_request(ctx, request, "timeout", None, now, decided.record.detail)
     return decided
 
 
@@ -180,7 +180,7 @@ async def _edited(
         step, call, now, outcome="invalid", validation=f"edit: {edited.layer}: {edited.message}",
         detail=f"edited arguments refused: {edited.message}",
     )  # fmt: skip
-    _close(ctx, request, "edit", decision, now, why)
+    close_request(ctx, request, "edit", decision, now, why)
     return Decided(edited.as_tool_content(), record)
 
 
@@ -200,13 +200,13 @@ async def _carry_out(
     except ToolCallFailed as failed:  # the audit says it was sent: it may have taken effect
         if ctx.desk.bound:
             outcome = f"sent, then failed: {failed.failure.message}"
-            _close(ctx, request, decision.decision, decision, now, outcome, arguments)
+            close_request(ctx, request, decision.decision, decision, now, outcome, arguments)
         raise
     outcome = "executed" if approved else "executed with edited arguments"
     if record.outcome == "tool_error" and ctx.desk.bound:
         first = next((line for line in text.splitlines() if line.strip()), "")
         outcome = f"tool error: {first.strip()[:300]}"
-    _close(ctx, request, decision.decision, decision, now, outcome, arguments)
+    close_request(ctx, request, decision.decision, decision, now, outcome, arguments)
     return Decided(text, record, result=text)
 
 
@@ -224,7 +224,7 @@ def approval_mark(
     return {"id": request.approval_id, "digest": digest, "by": decision.by}
 
 
-async def _wait(ctx: RunContext, request: ApprovalRequest) -> Decision | None:
+async def wait_accepted(ctx: RunContext, request: ApprovalRequest) -> Decision | None:
     """The accepted decision, or None when every wait timed out."""
     aid = request.approval_id
     for attempt in (2,) if request.escalated else (1, 2):
@@ -292,7 +292,7 @@ def _refused(step: int, call: ToolCall, error: str, message: str, outcome: str) 
     return Decided(content, record)
 
 
-def _close(
+def close_request(
     ctx: RunContext, request: ApprovalRequest, kind: Any, decision: Decision | None,
     now: Any, outcome: str, arguments: dict[str, Any] | None = None,
 ) -> None:  # fmt: skip
