@@ -30,11 +30,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from keel.client import human_update, rpc_error
 from keel.contracts import ApprovalRequest, Decision, DecisionOutcome
 from keel.contracts.errors import InputError, KeelError
-from keel.contracts.names import QUERY_PENDING_APPROVALS, SA_STATE, UPDATE_DECIDE, WORKFLOW_TYPE
+from keel.contracts.names import QUERY_PENDING_APPROVALS, RUNS_QUERY, SA_STATE, UPDATE_DECIDE
 
 AWAITING_QUERY = (
-    f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
-    f" AND {SA_STATE} = 'awaiting_approval'"
+    f"{RUNS_QUERY} AND ExecutionStatus = 'Running' AND {SA_STATE} = 'awaiting_approval'"
 )
 """Running is part of the query: a run terminated while waiting keeps its last KeelState."""
 

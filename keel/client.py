@@ -30,7 +30,14 @@ from keel.contracts import (
 )
 from keel.contracts.errors import ConfigError, InputError, KeelError, describe_validation_error
 from keel.contracts.limits import LimitError, effective_limits
-from keel.contracts.names import QUERY_STATUS, SA_PROFILE, SA_STATE, UPDATE_RESOLVE, WORKFLOW_TYPE
+from keel.contracts.names import (
+    PIPELINE_PREFIX,
+    QUERY_STATUS,
+    SA_PROFILE,
+    SA_STATE,
+    UPDATE_RESOLVE,
+    WORKFLOW_TYPE,
+)
 from keel.runtime.codec import data_converter
 from keel.runtime.config import Settings
 from keel.runtime.pricing import resolve_price
@@ -98,10 +105,18 @@ def build_input(raw: dict[str, object], settings: Settings) -> AgentInput:
     return agent_input
 
 
+def workflow_type(profile_name: str, settings: Settings) -> str:
+    """The workflow type that runs a profile: its pipeline's (``keel.pipeline.<name>``), else
+    ``AgentWorkflow``."""
+    pipeline = load_profile(profile_name, settings.profiles_path).pipeline
+    return f"{PIPELINE_PREFIX}{pipeline}" if pipeline else WORKFLOW_TYPE
+
+
 async def start_run(
     client: Client, settings: Settings, agent_input: AgentInput, workflow_id: str | None = None
 ) -> WorkflowHandle[object, RunResult]:
-    """Start an AgentWorkflow on the ``agents`` task queue.
+    """Start the run of ``agent_input`` on the ``agents`` task queue: an ``AgentWorkflow``,
+    or the pipeline workflow its profile names (``pipeline = "..."``).
 
     The handle names the workflow id, not the first run: a run that continues as new goes on
     in a new run of the same id, and the handle's queries, signals and updates reach the latest
@@ -110,7 +125,7 @@ async def start_run(
     run_id = workflow_id or f"agent-{agent_input.profile}-{uuid.uuid4().hex[:12]}"
     try:
         started = await client.start_workflow(
-            WORKFLOW_TYPE,
+            workflow_type(agent_input.profile, settings),
             agent_input,
             id=run_id,
             task_queue=settings.task_queue,

@@ -17,6 +17,12 @@ from typing import Final
 # ----------------------------------------------------------------------------- Temporal
 WORKFLOW_TYPE: Final = "AgentWorkflow"
 TASK_QUEUE: Final = "agents"
+PIPELINE_PREFIX: Final = "keel.pipeline."
+"""Workflow types of hybrid pipelines: ``keel.pipeline.<name>`` (workflows/pipeline/)."""
+RUNS_QUERY: Final = (
+    f"(WorkflowType = '{WORKFLOW_TYPE}' OR WorkflowType STARTS_WITH '{PIPELINE_PREFIX}')"
+)
+"""The visibility query of every Keel run: agent runs and pipeline runs."""
 
 QUERY_STATUS: Final = "status"
 QUERY_PENDING_APPROVALS: Final = "pending_approvals"

@@ -282,6 +282,12 @@ class Profile(Strict):
         default_factory=dict, description="named models a pipeline's decision may escalate to"
     )
     decisions: dict[str, DecisionSettings] = Field(default_factory=dict)
+    pipeline: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]{0,63}$",
+        description="the hybrid pipeline that runs this profile (workflow type"
+        " keel.pipeline.<pipeline>); None: the agent loop (AgentWorkflow)",
+    )
     payload_store: bool | None = Field(
         default=None,
         description="set by the worker when it loads the profile, not by hand: its payloads"

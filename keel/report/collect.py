@@ -29,7 +29,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from keel.contracts import RunResult
 from keel.contracts.errors import InputError
-from keel.contracts.names import SA_PROFILE, WORKFLOW_TYPE
+from keel.contracts.names import RUNS_QUERY, SA_PROFILE
 from keel.report.models import RunEnd, RunRecord
 
 DEFAULT_CONCURRENCY = 16
@@ -83,7 +83,7 @@ def visibility_query(since: datetime, until: datetime, extra: str | None = None)
     Continued-as-new executions are links of a chain, not finished runs: left out.
     """
     query = (
-        f"WorkflowType = '{WORKFLOW_TYPE}'"
+        f"{RUNS_QUERY}"
         " AND ExecutionStatus != 'Running' AND ExecutionStatus != 'ContinuedAsNew'"
         f" AND CloseTime >= '{visibility_time(since)}' AND CloseTime <= '{visibility_time(until)}'"
     )

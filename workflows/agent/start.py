@@ -89,7 +89,7 @@ async def load_profile(name: str) -> Profile:
     """The ``keel.profile.load`` activity: the resolved profile lands in history, so a run
     keeps the profile it started with. A failure fails the workflow with its cause's type."""
     try:
-        return await workflow.execute_activity_method(
+        profile = await workflow.execute_activity_method(
             ProfileActivities.load,
             name,
             start_to_close_timeout=PROFILE_LOAD_TIMEOUT,
@@ -103,6 +103,14 @@ async def load_profile(name: str) -> Profile:
         raise ApplicationError(
             message, type=error_type or names.ERROR_UPSTREAM_UNAVAILABLE, non_retryable=True
         ) from None
+    if profile.pipeline and workflow.info().workflow_type == names.WORKFLOW_TYPE:
+        raise ApplicationError(
+            f"profile {name!r} is run by the pipeline {names.PIPELINE_PREFIX}{profile.pipeline},"
+            f" not by {names.WORKFLOW_TYPE}: start that workflow type (keel run does)",
+            type=names.ERROR_PROFILE,
+            non_retryable=True,
+        )
+    return profile
 
 
 async def discover_tools(

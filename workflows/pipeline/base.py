@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from keel.contracts import AgentInput, Limits, Profile, RunOutcome, RunResult
+    from keel.contracts import AgentInput, Limits, Profile, RunOutcome, RunResult, names
     from workflows.agent.continuation import Lineage
     from workflows.agent.state import RunContext, Stop
     from workflows.agent.workflow import AgentWorkflow
     from workflows.pipeline.steps import Steps
     from workflows.pipeline.stop import PipelineStop
 
-PIPELINE_PREFIX = "keel.pipeline."
+PIPELINE_PREFIX = names.PIPELINE_PREFIX
 
 
 @dataclass
