@@ -78,7 +78,7 @@ def visibility_time(moment: datetime) -> str:
 
 
 def visibility_query(since: datetime, until: datetime, extra: str | None = None) -> str:
-    """Closed AgentWorkflow runs whose close time is in [since, until], ANDed with ``extra``.
+    """Closed agent and pipeline runs whose close time is in [since, until], ANDed with ``extra``.
 
     Continued-as-new executions are links of a chain, not finished runs: left out.
     """

@@ -305,10 +305,11 @@ def test_bad_window_is_an_input_error(since: str, until: str) -> None:
         window(since, until, now=T0)
 
 
-def test_visibility_query_selects_closed_agent_runs_in_the_window() -> None:
+def test_visibility_query_selects_closed_agent_and_pipeline_runs_in_the_window() -> None:
     query = visibility_query(SINCE, UNTIL, "WorkflowId STARTS_WITH 'x-'")
     assert query == (
-        "WorkflowType = 'AgentWorkflow' AND ExecutionStatus != 'Running'"
+        "(WorkflowType = 'AgentWorkflow' OR WorkflowType STARTS_WITH 'keel.pipeline.')"
+        " AND ExecutionStatus != 'Running'"
         " AND ExecutionStatus != 'ContinuedAsNew'"
         " AND CloseTime >= '2026-01-04T12:00:00.000000Z'"
         " AND CloseTime <= '2026-01-05T13:00:00.000000Z' AND (WorkflowId STARTS_WITH 'x-')"
