@@ -16,6 +16,7 @@ from typing import Any
 from keel.contracts import (
     ApprovalRequest,
     Decision,
+    DecisionNodeRecord,
     DecisionOutcome,
     ProgressEvent,
     RunResult,
@@ -126,10 +127,22 @@ def result_text(result: RunResult) -> str:
             f" by {r.by or '-'} → {r.outcome}" + (f" ({r.reason})" if r.reason else "")
             for r in result.approvals
         )
+    if result.decisions:
+        lines.append("decisions:")
+        lines.extend(decision_record_line(d) for d in result.decisions)
     if result.final_answer:
         lines.append("final answer:")
         lines.append(textwrap.indent(textwrap.fill(result.final_answer, 96), "  "))
     return terminal_safe("\n".join(lines), multiline=True)
+
+
+def decision_record_line(record: DecisionNodeRecord) -> str:
+    """``  claim: {"category": "damaged", …} by human (edited by alice) via strong → human``."""
+    answer = json.dumps(record.answer, sort_keys=True) if record.answer is not None else "none"
+    who = record.model if record.decided_by == "model" and record.model else record.decided_by
+    sure = f" at {record.confidence:.2f}" if record.confidence is not None else ""
+    path = f" via {' → '.join(record.escalations)}" if record.escalations else ""
+    return f"  {record.node}: {shorten(answer, 70)} by {who}{sure} ({record.outcome}){path}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -104,3 +104,22 @@ def test_approvals_and_decisions_are_neutralised() -> None:
 def test_every_dangerous_character_is_escaped(char: str) -> None:
     assert char not in terminal_safe(f"a{char}b")
     assert char not in terminal_safe(f"a{char}b", multiline=True)
+
+
+def test_a_pipelines_decisions_are_listed_with_who_decided_and_how() -> None:
+    from keel.contracts import DecisionNodeRecord, RunResult
+
+    result = RunResult(
+        status="completed", profile="triage", model="m", final_answer="done",
+        decisions=[
+            DecisionNodeRecord(node="claim", answer={"category": "damaged"}, confidence=0.92,
+                               decided_by="model", model="sim/actor-large", outcome="accepted",
+                               escalations=["strong"]),
+            DecisionNodeRecord(node="tone", decided_by="human", outcome="declined by al\x1b[2J"),
+        ],
+    )  # fmt: skip
+    text = result_text(result)
+    assert (
+        '  claim: {"category": "damaged"} by sim/actor-large at 0.92 (accepted) via strong'
+    ) in text
+    assert "  tone: none by human (declined by al\\x1b[2J)" in text
