@@ -21,6 +21,8 @@ def knowledge_query(facts: Facts) -> str | None:
     """What to search the knowledge base for, or None when no policy is involved."""
     if facts.policy_question:
         return facts.topic_query
+    if not facts.identifies_someone:
+        return None  # "where is my order?": ask whom it is about first
     if facts.wants_refund:
         words = {"damaged": "damaged item", "not_received": "lost parcel never arrived",
                  "wrong_item": "wrong item", "changed_mind": "return changed mind"}  # fmt: skip

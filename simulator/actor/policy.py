@@ -111,15 +111,16 @@ def judge_refund(order: dict[str, Any], facts: Facts, store: Store) -> Verdict:
     late = _window(order, oid, reason, store)
     if late is not None:
         return late
+    verdict = _amount_verdict(order, facts.amount or refundable, reason, store)
     paid = float(order.get("paid", 0.0))
     wants_photo = "photo" not in facts.text.lower() and "picture" not in facts.text.lower()
-    if reason == "damaged" and paid >= PHOTO_THRESHOLD and wants_photo:
+    if verdict.allowed and reason == "damaged" and paid >= PHOTO_THRESHOLD and wants_photo:
         why = (
             f"{oid} is over {money(PHOTO_THRESHOLD)}, so please send a photo of the damage and of"
             " the shipping box first; then it can be refunded in full."
         )
         return _no(order, reason, why, "damaged-items")
-    return _amount_verdict(order, facts.amount or refundable, reason, store)
+    return verdict
 
 
 def _amount_verdict(order: dict[str, Any], amount: float, reason: str, store: Store) -> Verdict:

@@ -71,7 +71,7 @@ def _citation(s: Situation, articles: list[str]) -> str | None:
 def write_answer(s: Situation, followed_injection: bool = False) -> str:
     """The answer to the task from what the conversation established."""
     facts = s.facts
-    if not facts.identifies_someone and not s.known.hits:
+    if not facts.identifies_someone and not facts.policy_question:
         return f"{_greeting(s)} {ASK}"
     parts = [_greeting(s), *_lookups(s)]
     order_parts, articles = _orders(s)
