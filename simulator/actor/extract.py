@@ -47,20 +47,20 @@ _INTENT_WORDS: dict[str, tuple[str, ...]] = {
               "email them", "email her", "email him", "write to"),
     "account": ("my orders", "my account", "which orders", "what orders", "all orders",
                 "orders does", "orders of", "order history", "loyalty tier", "my tier",
-                "lifetime", "open tickets", "orders for"),
+                "lifetime", "open tickets", "orders for", "ordered", "tier is", "what tier"),
 }  # fmt: skip
 
 # Knowledge-base topics: words in the task → the query the actor searches with.
+# The first topic whose words occur wins, so the specific ones come first.
 TOPICS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("warranty", "guarantee", "defect"), "warranty defects claims"),
-    (("return", "send back", "send it back", "exchange"),
-     "returns process window days"),
-    (("shipping", "delivery time", "how long", "express", "ship"), "shipping times delivery"),
+    (("damaged", "broken", "torn", "cracked"), "damaged items report"),
     (("cancel",), "order cancellation"),
     (("loyalty", "tier", "gold", "platinum", "silver"), "loyalty tiers benefits"),
     (("escalat", "supervisor", "contact", "phone", "support hours"), "contact escalation"),
-    (("damaged", "broken", "torn", "cracked", "defective"), "damaged items refund"),
     (("refund", "money back"), "refund policy"),
+    (("return", "send back", "send it back", "exchange"), "returns process window days"),
+    (("shipping", "delivery time", "express", "ship"), "shipping times delivery"),
 )  # fmt: skip
 
 
@@ -89,8 +89,10 @@ class Facts:
 
     @property
     def policy_question(self) -> bool:
-        """A general question about the policy, about nobody's order in particular."""
-        return self.topic_query is not None and not self.identifies_someone
+        """A general question about the policy, about nobody's order in particular ("I want a
+        refund." is a request that needs an order, not a question)."""
+        request = self.wants_refund and "?" not in self.text
+        return self.topic_query is not None and not self.identifies_someone and not request
 
 
 def _unique(items: list[str]) -> list[str]:

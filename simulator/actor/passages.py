@@ -14,16 +14,38 @@ def _words(text: str) -> set[str]:
     return {w.rstrip("s") for w in _WORD.findall(text.lower()) if w not in _SKIP}
 
 
+_ITEM = re.compile(r"^(?:[-*] |\d+\. )")
+_DURATION = re.compile(r"\d+(?:-\d+)? (?:business )?days")
+_ASKS_DURATION = re.compile(r"how long|how many days|when will|how soon", re.IGNORECASE)
+
+
+def _passages(article: str) -> list[str]:
+    out = []
+    for raw in re.split(r"\n\s*\n|\n(?=[-*] |\d+\. |\|)", article):
+        lines = [line.strip() for line in raw.splitlines() if not line.strip().startswith("#")]
+        passage = " ".join(lines).strip()
+        if passage.startswith("|"):  # a table row: its cells
+            passage = " | ".join(cell.strip() for cell in passage.strip("|").split("|"))
+        if passage and not set(passage) <= set("-|: "):
+            out.append(passage)
+    return out
+
+
 def best_passage(article: str, question: str) -> str | None:
     """The paragraph or list item of ``article`` (markdown) sharing most words with
-    ``question``; None when nothing is shared."""
+    ``question`` (a "how long" question prefers a passage that names a duration), with the
+    list that follows a passage ending in a colon; None when nothing is shared."""
     wanted = _words(question)
-    best, score = None, 0
-    for raw in re.split(r"\n\s*\n|\n(?=[-*] |\d+\. |\|)", article):
-        passage = " ".join(line.strip() for line in raw.splitlines()).strip()
-        if not passage or passage.startswith("#") or set(passage) <= set("-|: "):
-            continue
-        shared = len(_words(passage) & wanted)
+    duration = bool(_ASKS_DURATION.search(question))
+    passages = _passages(article)
+    best, score = -1, 0
+    for index, passage in enumerate(passages):
+        shared = len(_words(passage) & wanted) + (duration and bool(_DURATION.search(passage)))
         if shared > score:
-            best, score = re.sub(r"^(?:[-*] |\d+\. )", "", passage), shared
-    return best
+            best, score = index, shared
+    if best < 0:
+        return None
+    chosen = [passages[best]]
+    if chosen[0].endswith(":"):
+        chosen += [p for p in passages[best + 1 : best + 5] if _ITEM.match(p)]
+    return " ".join(_ITEM.sub("", p) for p in chosen)
