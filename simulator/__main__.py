@@ -15,6 +15,7 @@ from typing import NoReturn
 import uvicorn
 
 from keel.runtime.logs import configure_logging, get_logger
+from simulator.actor import Actor, TierError, load_tiers
 from simulator.app import Simulator, create_app
 from simulator.scenarios import BUNDLED_DIR, ScenarioError, load_scenarios
 
@@ -85,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"simulator: invalid scenarios: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        actor = Actor(load_tiers())
+    except TierError as exc:
+        print(f"simulator: invalid actor tiers: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     # JSON lines on stderr like every Keel process (keel/logs.py), uvicorn's included.
     configure_logging("simulator", level=args.log_level)
     get_logger("simulator").info(
@@ -93,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         directory=str(args.scenarios),
         url=f"http://{args.host}:{args.port}",
     )
-    app = create_app(Simulator(scenarios=scenarios, default_latency_ms=args.default_latency_ms))
+    app = create_app(
+        Simulator(scenarios=scenarios, default_latency_ms=args.default_latency_ms, actor=actor)
+    )
     # A short graceful shutdown: a scripted hang must not hold SIGTERM up for its full length.
     uvicorn.run(
         app,

@@ -22,9 +22,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from simulator.actor import Actor, load_tiers, model_ids, parse_model
 from simulator.chaos import ROUTES as CHAOS_ROUTES
 from simulator.chaos import ChaosSettings
-from simulator.scenarios import FaultSpec, Scenario
+from simulator.scenarios import FaultSpec, Scenario, TurnSpec
 from simulator.state import Counters
 from simulator.webhooks import ROUTES as WEBHOOK_ROUTES
 from simulator.webhooks import WebhookSink
@@ -54,13 +55,14 @@ class Simulator:
     counters: Counters = field(default_factory=Counters)
     webhooks: WebhookSink = field(default_factory=WebhookSink)
     chaos: ChaosSettings = field(default_factory=ChaosSettings)
+    actor: Actor = field(default_factory=lambda: Actor(load_tiers()))
 
     def find(self, model: str) -> Scenario | None:
         """``sim/<name>`` or bare ``<name>`` selects a scenario."""
         return self.scenarios.get(model.removeprefix("sim/"))
 
     def model_ids(self) -> list[str]:
-        return sorted(s.model_id for s in self.scenarios.values())
+        return sorted([*(s.model_id for s in self.scenarios.values()), *model_ids()])
 
 
 async def _pause(request: Request, seconds: float) -> bool:
@@ -113,6 +115,39 @@ def _task_of(chat: ChatRequest) -> str:
     return next((text_of(m.content) for m in chat.messages if m.role == "user"), "")
 
 
+@dataclass(frozen=True)
+class _Play:
+    """The turn a request gets: from a scenario (``scripted`` turns may carry faults) or
+    from the actor (simulator/actor), which works the task instead of replaying one."""
+
+    conversation: str
+    index: int
+    turn: TurnSpec
+    scripted: bool
+
+
+def _play(sim: Simulator, chat: ChatRequest, header: str | None) -> _Play | JSONResponse:
+    index = sum(1 for m in chat.messages if m.role == "assistant")
+    scenario = sim.find(chat.model)
+    if scenario is not None:
+        conversation = conversation_id(chat, scenario.name, header)
+        turn, scripted = scenario.turn(index, _task_of(chat))
+        return _Play(conversation, index, turn, scripted)
+    seed = (chat.model_extra or {}).get("seed")
+    actor = parse_model(chat.model, seed if isinstance(seed, int) else None)
+    if actor is None:
+        available = ", ".join(sim.model_ids())
+        return openai_error(
+            404,
+            f"model '{chat.model}' not found; available: {available}",
+            type_="invalid_request_error",
+            code="model_not_found",
+            param="model",
+        )
+    conversation = conversation_id(chat, chat.model, header)
+    return _Play(conversation, index, sim.actor.turn(chat, actor, conversation, index), False)
+
+
 async def chat_completions(request: Request) -> Response:
     """``POST /v1/chat/completions``: count, maybe inject a fault, wait, answer the turn."""
     sim: Simulator = request.app.state.sim
@@ -126,25 +161,17 @@ async def chat_completions(request: Request) -> Response:
             code="unsupported_value",
             param="stream",
         )
-    scenario = sim.find(chat.model)
-    if scenario is None:
-        available = ", ".join(sim.model_ids())
-        return openai_error(
-            404,
-            f"model '{chat.model}' not found; available: {available}",
-            type_="invalid_request_error",
-            code="model_not_found",
-            param="model",
-        )
-    conversation = conversation_id(chat, scenario.name, request.headers.get(CONVERSATION_HEADER))
-    turn_index = sum(1 for m in chat.messages if m.role == "assistant")
-    turn, scripted = scenario.turn(turn_index, _task_of(chat))
+    play = _play(sim, chat, request.headers.get(CONVERSATION_HEADER))
+    if isinstance(play, JSONResponse):
+        return play
+    conversation, turn_index, turn = play.conversation, play.index, play.turn
+    scripted = play.scripted
     attempt = sim.counters.record_request(conversation, turn_index)
     sim.counters.record_body(conversation, turn_index, chat.model_dump(mode="json"))
     fault = turn.faults[attempt - 1] if scripted and attempt <= len(turn.faults) else None
     log.info(
         "%s conversation=%s turn=%d request=%d fault=%s",
-        scenario.model_id,
+        chat.model,
         conversation,
         turn_index,
         attempt,

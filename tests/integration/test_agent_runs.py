@@ -15,7 +15,7 @@ from tests.helpers import activity_intervals, run, sim_turns, start
 
 
 async def test_demo_scenario_completes_with_expected_tools(client: Client, stack: Stack) -> None:
-    handle = await start(client, "support")
+    handle = await start(client, "support_scripted")
     result = await handle.result()
 
     assert result.status == "completed", result.error
@@ -47,7 +47,7 @@ async def test_demo_scenario_completes_with_expected_tools(client: Client, stack
 
 
 async def test_three_tool_calls_of_one_turn_run_concurrently(client: Client) -> None:
-    handle = await start(client, "support")
+    handle = await start(client, "support_scripted")
     result = await handle.result()
     assert result.status == "completed"
 
@@ -104,7 +104,7 @@ async def test_malformed_tool_json_and_unknown_tool_go_back_to_model(
 
 
 async def test_step_limit_halts_run(client: Client) -> None:
-    result = await run(client, "support", limits=LimitOverrides(max_steps=1))
+    result = await run(client, "support_scripted", limits=LimitOverrides(max_steps=1))
 
     assert result.status == "halted"
     assert result.stop_reason == "step_limit"
@@ -150,7 +150,7 @@ async def test_read_only_run_leaves_support_desk_unchanged(client: Client, stack
         return refunds, emails
 
     before = counts()
-    result = await run(client, "support")
+    result = await run(client, "support_scripted")
     assert result.status == "completed"
     assert counts() == before
 

@@ -80,7 +80,7 @@ async def test_a_runs_history_is_unreadable_without_the_codec_server_and_readabl
     marker = f"KEEL-MARKER-{uuid.uuid4().hex}"
     settings = Settings.from_env(stack.config.worker_env())
     agent_input = AgentInput(
-        profile="support",
+        profile="support_scripted",
         task=f"{marker}: hi, I'm Maria Lopez ({EMAIL}). ORD-1042 arrived damaged. Refund?",
         principal=Principal(id="tester", roles=["agent"]),
     )

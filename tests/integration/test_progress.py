@@ -51,7 +51,7 @@ def assert_no_duplicates(events: list[ProgressEvent]) -> None:
 
 
 def assert_support_story(events: list[ProgressEvent]) -> None:
-    """The `support` profile's scripted run (sim/support_demo), with its templates."""
+    """The `support_scripted` profile's run (sim/support_demo), with its templates."""
     assert_no_duplicates(events)
     kinds = [e.kind for e in events]
     assert kinds == [
@@ -69,7 +69,7 @@ def assert_support_story(events: list[ProgressEvent]) -> None:
         "run.finished",
     ]
     messages = [e.message for e in events]
-    assert messages[0] == "run started: profile support, model sim/support_demo"
+    assert messages[0] == "run started: profile support_scripted, model sim/support_demo"
     assert messages[1] == "step 1: thinking…"
     assert messages[2].startswith("step 1: sim/support_demo replied with 3 tool call(s) (")
     # Started in the model's call order; finished in whatever order the calls completed.
@@ -99,7 +99,7 @@ def assert_support_story(events: list[ProgressEvent]) -> None:
 
 
 async def test_scripted_run_streams_templated_progress_in_order(client: Client) -> None:
-    handle = await start(client, "support", SUPPORT_TASK)
+    handle = await start(client, "support_scripted", SUPPORT_TASK)
     live: list[ProgressEvent] = []
     result = await watch(client, handle.id, live.append)  # subscribes while the run runs
 
@@ -131,7 +131,7 @@ async def test_retried_model_calls_publish_each_event_once(client: Client) -> No
 
 async def test_forced_replay_publishes_each_event_once(client: Client, stack: Stack) -> None:
     async with replaying_worker(client, stack) as queue:
-        handle = await start_on(client, queue, "support", SUPPORT_TASK)
+        handle = await start_on(client, queue, "support_scripted", SUPPORT_TASK)
         events: list[ProgressEvent] = []
         result = await watch(client, handle.id, events.append)
         assert result.status == "completed"
@@ -213,7 +213,7 @@ def test_progress_of_a_step_limit_run(stack: Stack) -> None:
 
 
 def test_keel_run_shows_progress_live(stack: Stack) -> None:
-    out = keel(stack, "run", "support", SUPPORT_TASK)
+    out = keel(stack, "run", "support_scripted", SUPPORT_TASK)
     assert out.returncode == 0, out.stderr
     assert "status: completed" in out.stdout  # stdout: the result; stderr: the progress
     assert "looking up order" not in out.stdout

@@ -33,7 +33,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 def test_bundled_support_profile_loads() -> None:
     profile = load_profile("support", [REPO / "profiles"])
-    assert profile.model.name == "sim/support_demo"
+    assert profile.model.name == "sim/actor"
     assert [s.name for s in profile.servers] == ["support_desk", "knowledge"]
     assert profile.limits.max_steps == 8
 
