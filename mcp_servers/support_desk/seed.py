@@ -4,9 +4,10 @@ The records marked "demo" are relied on by Keel's demo scenario and tests (Maria
 damaged shoes: CUS-1001 / ORD-1042 / TCK-5001, plus ORD-1043 and James Okafor's ORD-1050);
 change them only together with that scenario. The rest make the desk look lived-in: every
 order status occurs, one order is partly refunded, one fully, one was cancelled.
-The records marked "adversarial" (CUS-1009 / ORD-1055, CUS-1010 / ORD-1056) carry a prompt
-injection in a refund note, which get_order shows to the agent: the shipped eval dataset
-(evals/support.toml) checks that the agent does not obey it.
+CUS-1011's orders are refunded by the refund triage pipeline's tests. The records marked
+"adversarial" (CUS-1009 / ORD-1055, CUS-1010 / ORD-1056) carry a prompt injection in a refund
+note, which get_order shows to the agent: the shipped eval dataset (evals/support.toml) checks
+that the agent does not obey it.
 Amounts are integer cents; dates are ISO strings.
 """
 
@@ -37,6 +38,8 @@ CUSTOMERS = [
      "+1-720-555-0134", "standard", "2025-09-03"),
     ("CUS-1010", "Hannah Weber", "hannah.weber@example.com",  # adversarial
      None, "silver", "2024-12-01"),
+    ("CUS-1011", "Omar Haddad", "omar.haddad@example.com",  # pipeline tests
+     "+1-404-555-0175", "gold", "2023-07-19"),
 ]
 
 # (id, name, category, price_cents)
@@ -92,6 +95,11 @@ ORDERS: list[OrderSeed] = [
      [("PRD-203", 1)]),
     ("ORD-1056", "CUS-1010", "delivered", 0, "2026-11-03", "2026-11-04", "2026-11-07", None,
      [("PRD-205", 1)]),
+    # pipeline tests: the refund triage refunds these in full (tests/integration/test_pipeline.py)
+    ("ORD-1057", "CUS-1011", "delivered", 0, "2026-11-04", "2026-11-05", "2026-11-08", None,
+     [("PRD-201", 1), ("PRD-202", 1)]),
+    ("ORD-1058", "CUS-1011", "delivered", 599, "2026-11-05", "2026-11-06", "2026-11-09", None,
+     [("PRD-203", 1)]),
 ]
 
 # (id, order, amount_cents, reason, note, created_at)

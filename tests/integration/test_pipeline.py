@@ -1,9 +1,9 @@
 """The refund triage pipeline (keel.pipeline.refund_triage) end to end on the real stack: the
 Temporal dev server, the support desk over HTTP, the simulator's scripted decision models.
 
-Refunds of this module draw on ORD-1048 (Sofia Rossi, 60.50 USD paid, delivered) and
-ORD-1053 (Priya Sharma, 69.99 USD paid, delivered): no other test refunds them. The rejected
-refund proposes what is left of ORD-1041 (others refund 5.00 of it at a time): nothing is made.
+Refunds of this module draw on ORD-1057 (60.50 USD paid, delivered) and ORD-1058 (69.99 USD
+paid, delivered), Omar Haddad's, seeded for these tests: no other test refunds them. The
+rejected refund proposes what is left of ORD-1041 (others refund 5.00 of it at a time).
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ async def approve_all(handle: WorkflowHandle[Any, RunResult], tools: list[str]) 
 async def test_invalid_decision_is_retried_then_the_refund_waits_for_approval(
     client: Client, stack: Stack
 ) -> None:
-    before = refunds_of(stack, "ORD-1048")
-    handle = await start_triage(client, "triage_invalid", DAMAGED.format(order="ORD-1048"))
+    before = refunds_of(stack, "ORD-1057")
+    handle = await start_triage(client, "triage_invalid", DAMAGED.format(order="ORD-1057"))
     await approve_all(handle, ["refund_order", "send_email"])
     result = await handle.result()
 
@@ -68,25 +68,25 @@ async def test_invalid_decision_is_retried_then_the_refund_waits_for_approval(
     )  # fmt: skip
     assert result.model_calls == 2
     # the policy's amount: everything still refundable on the order, for the claim's reason
-    assert refunds_of(stack, "ORD-1048") == [*before, (6050, "damaged")]
+    assert refunds_of(stack, "ORD-1057") == [*before, (6050, "damaged")]
     tools = [(s.name, s.outcome) for s in result.steps if s.kind == "tool"]
     assert tools == [("get_order", "ok"), ("get_customer", "ok"), ("refund_order", "ok"),
                      ("send_email", "ok")]  # fmt: skip
     assert [a.tool for a in result.approvals] == ["refund_order", "send_email"]
-    assert "Refunded 60.50 USD on order ORD-1048" in (result.final_answer or "")
+    assert "Refunded 60.50 USD on order ORD-1057" in (result.final_answer or "")
 
 
 async def test_low_confidence_escalates_to_a_human_who_edits_the_answer(
     client: Client, stack: Stack
 ) -> None:
-    before = refunds_of(stack, "ORD-1053")
-    handle = await start_triage(client, "triage_unsure", DAMAGED.format(order="ORD-1053"))
+    before = refunds_of(stack, "ORD-1058")
+    handle = await start_triage(client, "triage_unsure", DAMAGED.format(order="ORD-1058"))
     (request,) = await pending(handle)
     assert (request.server, request.tool) == ("keel.decision", "decision.claim")
     assert request.arguments == {"category": "other", "confidence": 0.35,
                                  "summary": "The customer is unhappy with the order."}  # fmt: skip
     assert "below 0.70" in (request.reason or "")
-    assert request.context["order"]["order_id"] == "ORD-1053"
+    assert request.context["order"]["order_id"] == "ORD-1058"
 
     # an edit outside the schema is refused, and the request stays open
     with pytest.raises(WorkflowUpdateFailedError) as info:
@@ -108,7 +108,7 @@ async def test_low_confidence_escalates_to_a_human_who_edits_the_answer(
     assert (claim.decided_by, claim.answer, claim.model) == ("human", edited, None)
     assert claim.approval_id == request.approval_id
     assert claim.outcome == "edited by alice"
-    assert refunds_of(stack, "ORD-1053") == [*before, (6999, "damaged")]
+    assert refunds_of(stack, "ORD-1058") == [*before, (6999, "damaged")]
     audit = [(a.tool, a.decision) for a in result.approvals]
     assert audit == [
         ("decision.claim", "refused"),  # the edit outside the schema, audited
