@@ -168,6 +168,9 @@ async def evaluate(
     runner = Runner(client, settings, eval_id, StateReader(urls, signer), args.timeout, progress)
     _say(args, f"eval {eval_id}: {len(items)} runs, at most {args.concurrency} at a time")
     runs = await run_all(runner, items, args.concurrency)
+    config_at = {name: i for i, name in enumerate(configs)}
+    task_at = {task.id: i for i, task in enumerate(dataset.tasks)}
+    runs.sort(key=lambda run: (config_at[run.config], task_at[run.task], run.trial))
     specs = {name: config.spec for name, config in configs.items()}
     return EvalReport(
         dataset=dataset.name,
