@@ -74,7 +74,7 @@ async def test_the_number_of_sandboxes_is_bounded(tmp_path: Path) -> None:
 async def test_a_bad_run_name_is_refused(tmp_path: Path, run: object) -> None:
     sandboxes = Sandboxes(tmp_path / "desk.db", _seed)
     sandboxes.reset()
-    with pytest.raises(ToolError, match="io.keel/run"):
+    with pytest.raises(ToolError, match=r"io\.keel/run"):
         async with sandboxes.scope({META_RUN: run}):
             pass
 
