@@ -7,8 +7,11 @@ Each run is a workflow ``eval-<eval id>-<config>-<task>-<trial>`` on the stack's
 run waits for approval, the eval decides each request as the task's ``approve`` says
 (``approve`` / ``reject``, with the request's digest and the approver roles it asks for) — or,
 for ``none``, stops waiting: the run is recorded as ``awaiting_approval`` and terminated. A run
-waiting for guidance is recorded as ``awaiting_guidance`` likewise (the eval gives none). The
-run's progress stream is read meanwhile, so the tools a stopped run called are known too.
+waiting for guidance is recorded as ``awaiting_guidance`` likewise (the eval gives none) — in
+both cases once the waiting run's status has been still for ``SETTLE_SECONDS`` (a call of the
+same turn may still be running). A stopped run has no ``RunResult``: the tools it called come
+from its progress stream, read once after it was terminated (reading it live would add an
+update per batch to every run).
 Then its checks are judged (:mod:`keel.eval.checks`, state through :mod:`keel.eval.state`).
 """
 
@@ -30,7 +33,14 @@ from temporalio.client import (
 from temporalio.service import RPCError
 
 from keel.client import build_input, query_status, start_run
-from keel.contracts import AgentInput, ApprovalRequest, Decision, ProgressEvent, RunResult
+from keel.contracts import (
+    AgentInput,
+    ApprovalRequest,
+    Decision,
+    ProgressEvent,
+    RunResult,
+    RunStatus,
+)
 from keel.contracts.errors import KeelError
 from keel.contracts.names import QUERY_PENDING_APPROVALS, UPDATE_DECIDE
 from keel.eval.checks import judge, run_checks
@@ -42,6 +52,7 @@ from keel.watch import stream_events
 
 POLL_SECONDS = 0.3
 PROGRESS_READ_SECONDS = 15.0
+SETTLE_SECONDS = 1.0
 # Tool calls that reached the server: what "called" means for tools_called / tools_not_called
 # (a call refused by validation or a human's rejection had no effect).
 EXECUTED = frozenset({"ok", "tool_error", "failed"})
@@ -97,6 +108,19 @@ class Watched:
     decisions: int = 0
     tools: list[str] = field(default_factory=list)
     cost_usd: float = 0.0
+
+    quiet: tuple[object, float] | None = None
+
+    def settled(self, status: RunStatus, now: float) -> bool:
+        """Whether the waiting run has been still for ``SETTLE_SECONDS``: a call of the same
+        turn as the one waiting for approval may still be running when the run starts to
+        wait, and the eval should record what it did before it stops the run."""
+        seen = (status.state, status.step, status.tool_calls, status.last_event,
+                status.pending_approvals)  # fmt: skip
+        if self.quiet is None or self.quiet[0] != seen:
+            self.quiet = (seen, now)
+            return False
+        return now - self.quiet[1] >= SETTLE_SECONDS
 
     def on_event(self, event: ProgressEvent) -> None:
         if event.kind == "tool.finished" and event.tool and event.data.get("outcome") in EXECUTED:
@@ -202,12 +226,15 @@ class Runner:
             except (RPCError, WorkflowQueryFailedError):
                 continue
             watched.cost_usd = status.cost_usd
+            stop: EvalStatus | None = None
             if status.state == "awaiting_guidance":
-                return "awaiting_guidance"
-            if status.state == "awaiting_approval" and not await self._decide(
+                stop = "awaiting_guidance"
+            elif status.state == "awaiting_approval" and not await self._decide(
                 item, handle, watched
             ):
-                return "awaiting_approval"
+                stop = "awaiting_approval"
+            if stop is not None and watched.settled(status, time.monotonic()):
+                return stop
         return None
 
     async def _decide(
