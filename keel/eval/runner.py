@@ -37,6 +37,7 @@ from keel.contracts import (
     AgentInput,
     ApprovalRequest,
     Decision,
+    DecisionOutcome,
     ProgressEvent,
     RunResult,
     RunStatus,
@@ -260,8 +261,10 @@ class Runner:
                 roles=list(request.approver_roles),
             )
             with contextlib.suppress(RPCError, WorkflowUpdateFailedError):
-                await handle.execute_update(UPDATE_DECIDE, decision)
-                watched.decisions += 1
+                outcome = await handle.execute_update(
+                    UPDATE_DECIDE, decision, result_type=DecisionOutcome
+                )
+                watched.decisions += int(outcome.accepted)  # an accepted human decision
         return True
 
     def _record(
