@@ -235,13 +235,14 @@ def stamp_run(workflow_id: str | None, input: ExecuteActivityInput) -> None:
     """Name the run in the call-tool request's ``_meta`` (``io.keel/run`` = the workflow id),
     on every tool call, reads too: a support desk in sandbox mode (evals) serves each run from
     its own database copy. Added here, on the worker, not by the workflow: histories and
-    their replay stay as they were. A value the workflow put there is replaced."""
+    their replay stay as they were. A value the workflow put there is kept: a child workflow
+    acting for its parent (the fallback's ticket) may name the parent's run."""
     request = input.args[0] if input.args else None
     if not workflow_id or not isinstance(request, dict):
         return
     meta = request.get("meta")
     meta = dict(meta) if isinstance(meta, dict) else {}
-    meta[names.META_RUN] = workflow_id
+    meta.setdefault(names.META_RUN, workflow_id)
     input.args = [{**request, "meta": meta}, *input.args[1:]]
 
 

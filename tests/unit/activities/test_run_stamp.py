@@ -16,12 +16,15 @@ def call(meta: Any) -> ExecuteActivityInput:
 
 
 def test_every_call_carries_the_workflow_id() -> None:
-    keyed = call({names.META_IDEMPOTENCY_KEY: "wf-1:2:c0", names.META_RUN: "forged"})
+    keyed = call({names.META_IDEMPOTENCY_KEY: "wf-1:2:c0"})
     stamp_run("wf-1", keyed)
     assert keyed.args[0]["meta"] == {
         names.META_IDEMPOTENCY_KEY: "wf-1:2:c0",
         names.META_RUN: "wf-1",
     }
+    child = call({names.META_RUN: "wf-1"})  # a child workflow naming its parent's run
+    stamp_run("wf-1-fallback", child)
+    assert child.args[0]["meta"] == {names.META_RUN: "wf-1"}
     bare = call(None)
     stamp_run("wf-2", bare)
     assert bare.args[0]["meta"] == {names.META_RUN: "wf-2"}
