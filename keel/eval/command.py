@@ -171,7 +171,8 @@ async def evaluate(
     config_at = {name: i for i, name in enumerate(configs)}
     task_at = {task.id: i for i, task in enumerate(dataset.tasks)}
     runs.sort(key=lambda run: (config_at[run.config], task_at[run.task], run.trial))
-    specs = {name: config.spec for name, config in configs.items()}
+    covered = {item.config_name for item in items}  # a config no selected task covers: left out
+    specs = {name: config.spec for name, config in configs.items() if name in covered}
     return EvalReport(
         dataset=dataset.name,
         description=dataset.description,

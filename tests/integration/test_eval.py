@@ -21,8 +21,9 @@ import pytest
 
 from keel.eval.models import EvalReport, EvalRun
 from keel.eval.report import render_text
+from keel.stack import Stack
 from tests.auth import connect, server_env
-from tests.helpers import REPO, TEST_PROFILES, desk_server
+from tests.helpers import REPO, TEST_PROFILES, desk_server, keel
 
 DATASET = REPO / "tests" / "evals" / "small.toml"
 K = 2
@@ -164,3 +165,15 @@ async def test_a_sandboxed_desk_serves_each_run_its_own_database(tmp_path: Path)
             assert await close("run-c") == "open"  # a new sandbox copies the seed, not main
     sandboxes = tmp_path / "desk.db.sandboxes"
     assert len(list(sandboxes.glob("run-*.db"))) == 3
+
+
+def test_an_eval_on_a_running_stack(stack: Stack, tmp_path: Path) -> None:
+    """``--temporal``: the runs go to a stack that is already up (the session's)."""
+    out = tmp_path / "report.json"
+    done = keel(stack, "eval", str(DATASET), "--tasks", "quick-answer,quick-wrong-answer",
+                "--temporal", stack.config.temporal_address, "--json", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = EvalReport.model_validate_json(out.read_text())
+    [quick] = report.configs  # the configs no selected task covers are left out
+    assert (quick.config, quick.runs, quick.passed, quick.pass_k) == ("quick", 2, 1, 0.5)
+    assert "starting an isolated stack" not in done.stderr
