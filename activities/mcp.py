@@ -9,7 +9,8 @@ activity of a server through that server's circuit breaker (activities/breaker.p
 server that is down makes runs wait out a cool-down instead of each trying to connect.
 The same interceptor observes every tool-call attempt (activities/observe.py): one
 ``tool.call`` log event, one ``execute_tool {tool}`` span, the tool-call metrics; and turns an
-approved call's ``io.keel/approval`` mark into a signed approval grant (activities/grants.py).
+approved call's ``io.keel/approval`` mark into a signed approval grant (activities/grants.py),
+and names the run in every tool call's ``_meta`` (``io.keel/run``, for sandboxed evals).
 With a content store it keeps a tool result's full content and the model's view of it there
 (activities/tool_results.py), so history carries each result once.
 With a signing key, HTTP connections carry the worker's access tokens (activities/mcp_auth.py),
@@ -183,6 +184,7 @@ class _StampToolResults(ActivityInboundInterceptor):
         if not info.activity_type.endswith(".call-tool"):
             return check_size(await self._run(server, input), info.activity_type)
         limit = take_result_limit(input)
+        stamp_run(info.workflow_id, input)
         self._grants.attach(server, info.workflow_id, input)
         with self._observer.observe(server, input.args[0] if input.args else None) as call:
             result = await self._run(server, input)
@@ -227,6 +229,21 @@ def take_result_limit(input: ExecuteActivityInput) -> int:
     limit = meta.pop(names.META_MAX_RESULT_BYTES, None)
     input.args = [{**request, "meta": meta or None}, *input.args[1:]]
     return limit if isinstance(limit, int) and limit > 0 else DEFAULT_MAX_RESULT_BYTES
+
+
+def stamp_run(workflow_id: str | None, input: ExecuteActivityInput) -> None:
+    """Name the run in the call-tool request's ``_meta`` (``io.keel/run`` = the workflow id),
+    on every tool call, reads too: a support desk in sandbox mode (evals) serves each run from
+    its own database copy. Added here, on the worker, not by the workflow: histories and
+    their replay stay as they were. A value the workflow put there is kept: a child workflow
+    acting for its parent (the fallback's ticket) may name the parent's run."""
+    request = input.args[0] if input.args else None
+    if not workflow_id or not isinstance(request, dict):
+        return
+    meta = request.get("meta")
+    meta = dict(meta) if isinstance(meta, dict) else {}
+    meta.setdefault(names.META_RUN, workflow_id)
+    input.args = [{**request, "meta": meta}, *input.args[1:]]
 
 
 def check_size(result: Any, activity_type: str) -> Any:

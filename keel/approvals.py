@@ -19,6 +19,7 @@ run takes the decider's name and roles from it.
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 
 from temporalio.client import (
@@ -127,3 +128,16 @@ async def decide(
     return await human_update(
         client, workflow_id, UPDATE_DECIDE, decision, DecisionOutcome, "decision"
     )
+
+
+def edited_arguments(text: str) -> dict[str, object]:
+    """Parse ``--arguments`` before anything is contacted: a typo must cost nothing."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--arguments is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InputError(
+            f"--arguments must be a JSON object (the tool's arguments), got {type(value).__name__}"
+        )
+    return value

@@ -15,6 +15,7 @@
       $KEEL_IDENTITY_TOKEN signs it, for runs that require identity)
   keel resolve RUN --confirm RESULT | --retry | --abort   a write whose answer was lost
   keel report [--since 24h]          latency, tokens, tools, cost, failures over finished runs
+  keel eval DATASET [--config NAME[=SPEC]] [-k K]   run a task set, report success, pass^k, cost
   keel keys init | rotate-signing | rotate-codec [--dir]   the local key files
   keel token [--server NAME | --approver] ...  a token signed with the local key
   keel codec-server         decrypt payloads for `temporal --codec-endpoint` and the Temporal UI
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -42,7 +42,7 @@ except ModuleNotFoundError as missing:
     sys.exit(f"keel: {missing}: the keel command needs pip install 'keel[runtime]'")
 
 from keel import codec_server, procs
-from keel.approvals import bind, decide, list_pending, pending_request
+from keel.approvals import bind, decide, edited_arguments, list_pending, pending_request
 from keel.client import build_input, connect, resolve_call, run_status, start_run
 from keel.content_command import add_arguments as add_content_arguments
 from keel.content_command import run_content
@@ -56,6 +56,8 @@ from keel.contracts import (
 )
 from keel.contracts.errors import InputError, KeelError
 from keel.demo import run_demo
+from keel.eval.command import add_parser as add_eval_parser
+from keel.eval.command import run_eval
 from keel.keys_command import add_parser as add_keys_parser
 from keel.keys_command import run_keys
 from keel.render import (
@@ -111,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="operations report over finished runs of a window")
     add_report_arguments(report)
     add_keys_parser(sub)
+    add_eval_parser(sub)
     add_token_parser(sub)
     codec = sub.add_parser("codec-server", help="the codec endpoint of the Temporal CLI and UI")
     codec_server.add_arguments(codec)
@@ -279,19 +282,6 @@ async def _approvals(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def edited_arguments(text: str) -> dict[str, object]:
-    """Parse ``--arguments`` before anything is contacted: a typo must cost nothing."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"--arguments is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise InputError(
-            f"--arguments must be a JSON object (the tool's arguments), got {type(value).__name__}"
-        )
-    return value
-
-
 async def _decide(args: argparse.Namespace, settings: Settings) -> int:
     """Decide one request. The decision names the request's digest: ``--digest`` as given,
     else the request is read and what exactly is decided is printed (stderr) first."""
@@ -350,8 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in ("up", "down", "demo"):
             return _stack_command(args.command)
-        if args.command == "keys":
-            return run_keys(args)
+        if args.command in ("keys", "eval"):
+            return (run_keys if args.command == "keys" else run_eval)(args)
         if args.command == "codec-server":
             return codec_server.run_codec_server(args)
         settings = Settings.from_env()

@@ -65,6 +65,10 @@ SEARCH_ATTRIBUTES: Final[dict[str, str]] = {
 # ----------------------------------------------------------------------------- MCP _meta
 # Request _meta: the stable key of one logical tool call ({workflow_id}:{step}:{tool_call_id}).
 META_IDEMPOTENCY_KEY: Final = "io.keel/idempotency-key"
+# Request _meta, stamped by the worker on every tool call: the run (workflow id) making it. A
+# support desk in sandbox mode (evals, mcp_servers/shared/sandbox.py) serves each run from its
+# own copy of the database; other servers ignore it.
+META_RUN: Final = "io.keel/run"
 # Result _meta, stamped by the worker: the attempt that produced it, and its latency.
 META_ATTEMPT: Final = "io.keel/attempt"
 META_LATENCY_MS: Final = "io.keel/latency-ms"

@@ -25,13 +25,14 @@ from typing import Any
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, GetPromptResult, InputRequiredResult
+from mcp_types import INVALID_PARAMS, CallToolResult, GetPromptResult, InputRequiredResult
 from pydantic import Strict
 from starlette.applications import Starlette
 
 from mcp_servers.shared.auth.resource import ResourceAuth
 from mcp_servers.shared.auth.scopes import protect_app
 from mcp_servers.shared.config import ServerConfigError
+from mcp_servers.shared.sandbox import Sandboxes
 
 PACKAGE = "keel"
 STRICT = Strict()
@@ -53,6 +54,8 @@ class KeelMCPServer(MCPServer[Any]):
 
     ``tool_scopes`` maps each tool to the scope a token needs to call it; ``resource_auth``
     (None: no token checks, as over stdio) turns the HTTP app into a resource server.
+    ``sandboxes`` (evals only, :mod:`mcp_servers.shared.sandbox`) serves each call that
+    names a run in its ``_meta`` from that run's copy of the database.
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class KeelMCPServer(MCPServer[Any]):
         *,
         tool_scopes: Mapping[str, str] | None = None,
         resource_auth: ResourceAuth | None = None,
+        sandboxes: Sandboxes | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("version", package_version())
@@ -69,6 +73,20 @@ class KeelMCPServer(MCPServer[Any]):
         super().__init__(name, **kwargs)
         self.tool_scopes = dict(tool_scopes or {})
         self.resource_auth = resource_auth
+        self.sandboxes = sandboxes
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """The SDK's call, inside the run's sandbox when sandboxes are on."""
+        if self.sandboxes is None:
+            return await super().call_tool(name, arguments, context)
+        try:
+            meta = context.request_context.meta if context is not None else None
+        except ValueError:  # called outside a request (server.call_tool in-process)
+            meta = None
+        async with self.sandboxes.scope(meta):
+            return await super().call_tool(name, arguments, context)
 
     async def check_scopes(self) -> None:
         """Every tool must have a scope when tokens are checked: a tool without one would be

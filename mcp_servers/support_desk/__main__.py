@@ -22,6 +22,12 @@ Environment:
   grant (default ``refund_order,send_email``; empty: none). Grants are verified against
   ``--grant-jwks`` / ``KEEL_GRANT_JWKS`` (:mod:`mcp_servers.shared.auth.grants`).
 
+* ``SUPPORT_DESK_SANDBOX`` — ``off`` (default) or ``per-run``, used when ``--sandbox`` is not
+  given. ``per-run`` is for evals only (``keel eval``): every tool call whose ``_meta`` names
+  a run (``io.keel/run``) is served from that run's own copy of a freshly seeded database,
+  under ``<db>.sandboxes/`` (emptied at start; see :mod:`mcp_servers.shared.sandbox`).
+* ``SUPPORT_DESK_SANDBOX_MAX`` — integer >= 1 (default 5000): at most this many sandboxes.
+
 HTTP serves MCP at ``/mcp`` and a health check at ``GET /healthz``; every MCP request needs an
 access token (``--jwks`` / ``KEEL_AUTH_JWKS``, docs/security.md) unless ``--insecure-no-auth``
 is given. Bad input (port out of
@@ -43,6 +49,7 @@ from mcp_servers.shared.auth.grants import grant_verifier_from
 from mcp_servers.shared.config import ServerConfigError, latency_ms_from_env
 from mcp_servers.shared.launcher import serve
 from mcp_servers.shared.ledger import Ledger, ttl_from_env
+from mcp_servers.shared.sandbox import DEFAULT_LIMIT, SANDBOX_MODES, Sandboxes
 from mcp_servers.support_desk.db import SupportDesk
 from mcp_servers.support_desk.server import SERVER_NAME, approval_tools_from_env, create_server
 
@@ -56,6 +63,13 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help=f"SQLite file (default: $SUPPORT_DESK_DB or {DEFAULT_DB})",
+    )
+    parser.add_argument(
+        "--sandbox",
+        choices=SANDBOX_MODES,
+        default=None,
+        help="per-run: each run (_meta io.keel/run) gets its own copy of the seeded database;"
+        " for evals only (default: $SUPPORT_DESK_SANDBOX or off)",
     )
     parser.add_argument(
         "--ledger-ttl-seconds",
@@ -86,15 +100,37 @@ def _build(args: argparse.Namespace) -> MCPServer:
     approvals = approval_tools_from_env()
     desk = SupportDesk(path)
     ledger = Ledger(path, ttl_seconds=ttl, grants=grant_verifier_from(args))
+    sandboxes = _sandboxes(args, path)
     try:
         desk.initialize()
         ledger.initialize()
+        if sandboxes is not None:
+            sandboxes.reset()
     except (OSError, sqlite3.Error) as exc:
         raise ServerConfigError(f"cannot use database {str(path)!r}: {exc}") from None
     return create_server(
         desk, latency_ms=latency, ledger=ledger, approval_tools=approvals,
-        resource_auth=getattr(args, "resource_auth", None),
+        resource_auth=getattr(args, "resource_auth", None), sandboxes=sandboxes,
     )  # fmt: skip
+
+
+def _seed(path: Path) -> None:
+    """A freshly seeded desk database with its ledger tables: a sandbox's template."""
+    SupportDesk(path).initialize()
+    Ledger(path).initialize()
+
+
+def _sandboxes(args: argparse.Namespace, path: Path) -> Sandboxes | None:
+    """``--sandbox`` / ``SUPPORT_DESK_SANDBOX`` (off or per-run) and the limit."""
+    mode = args.sandbox or os.environ.get("SUPPORT_DESK_SANDBOX", "").strip() or "off"
+    if mode not in SANDBOX_MODES:
+        raise ServerConfigError(f"SUPPORT_DESK_SANDBOX must be off or per-run, got {mode!r}")
+    if mode == "off":
+        return None
+    raw = os.environ.get("SUPPORT_DESK_SANDBOX_MAX", "").strip() or str(DEFAULT_LIMIT)
+    if not raw.isdigit() or int(raw) < 1:
+        raise ServerConfigError(f"SUPPORT_DESK_SANDBOX_MAX must be an integer >= 1, got {raw!r}")
+    return Sandboxes(path, _seed, int(raw))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

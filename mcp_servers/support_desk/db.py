@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mcp_servers.shared.ledger import fence
+from mcp_servers.shared.sandbox import routed
 from mcp_servers.support_desk import seed
 from mcp_servers.support_desk.models import (
     Customer,
@@ -58,7 +59,7 @@ class SupportDesk:
     @contextmanager
     def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
         """One connection per operation; ``write`` wraps it in BEGIN IMMEDIATE … COMMIT."""
-        conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        conn = sqlite3.connect(routed(self.path), timeout=10.0, isolation_level=None)
         conn.row_factory = sqlite3.Row
         try:
             conn.execute("PRAGMA foreign_keys = ON")

@@ -45,6 +45,7 @@ from pydantic import Field
 from mcp_servers.shared.auth.resource import ResourceAuth
 from mcp_servers.shared.config import ServerConfigError
 from mcp_servers.shared.ledger import Ledger
+from mcp_servers.shared.sandbox import Sandboxes
 from mcp_servers.shared.server import STRICT, KeelMCPServer
 from mcp_servers.support_desk.db import DomainError, SupportDesk
 from mcp_servers.support_desk.models import (
@@ -117,6 +118,7 @@ def create_server(
     ledger: Ledger | None = None,
     approval_tools: Collection[str] = DEFAULT_APPROVAL_TOOLS,
     resource_auth: ResourceAuth | None = None,
+    sandboxes: Sandboxes | None = None,
 ) -> MCPServer:
     """Build the server over an initialized :class:`SupportDesk`.
 
@@ -124,7 +126,8 @@ def create_server(
     default one with the default TTL (and no grant keys) is created there.
     ``approval_tools`` run only with an approval grant the ledger's verifier accepts.
     ``resource_auth`` (the launcher's, over HTTP) makes every call need an access token with
-    the tool's scope. Tools are listed in the order they are added here.
+    the tool's scope. ``sandboxes`` (evals only) serves each run from its own database copy.
+    Tools are listed in the order they are added here.
     """
     if ledger is None:
         ledger = Ledger(desk.path)
@@ -141,6 +144,7 @@ def create_server(
         log_level="WARNING",
         tool_scopes=TOOL_SCOPES,
         resource_auth=resource_auth,
+        sandboxes=sandboxes,
     )
     run = _Calls(latency_ms, frozenset(approval_tools))
     _add_customer_tools(server, desk, run)

@@ -29,6 +29,7 @@ from mcp_servers.shared.ledger.grant_uses import (
     used_elsewhere,
 )
 from mcp_servers.shared.ledger.holders import holder_state
+from mcp_servers.shared.sandbox import routed
 
 TABLE = "idempotency_ledger"
 # The logger of the ledger's events (ledger.replay, ledger.busy, ledger.takeover): the name
@@ -115,7 +116,7 @@ class LedgerStore:
 
     @contextmanager
     def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        conn = sqlite3.connect(routed(self.path), timeout=10.0, isolation_level=None)
         try:
             if not write:
                 yield conn
@@ -195,8 +196,9 @@ class LedgerStore:
     def fence_claim(self, conn: sqlite3.Connection, claim: Claim) -> None:
         """See ``fence``; ``conn`` must be inside a write transaction on this database."""
         main = conn.execute("PRAGMA database_list").fetchone()[2]
-        if main and Path(main).resolve() != self.path.resolve():
-            raise RuntimeError(f"fence() on {main}, but the ledger of this tool is {self.path}")
+        mine = routed(self.path)  # a sandboxed call's effect and record share its sandbox
+        if main and Path(main).resolve() != mine.resolve():
+            raise RuntimeError(f"fence() on {main}, but the ledger of this tool is {mine}")
         updated = conn.execute(
             f"UPDATE {TABLE} SET state = 'applied' WHERE tool = ? AND key = ? AND token = ?"
             " AND state IN ('pending', 'applied')",

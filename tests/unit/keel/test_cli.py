@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +83,19 @@ def test_resolve_confirm_needs_a_result(keel: Keel) -> None:
 )
 def test_resolve_takes_exactly_one_action(keel: Keel, args: tuple[str, ...], expected: str) -> None:
     assert expected in user_error(keel("resolve", "some-run", *args))
+
+
+def test_eval_mistakes_are_one_line_before_any_process_starts(keel: Keel, tmp_path: Path) -> None:
+    missing = user_error(keel("eval", "evals/no-such-dataset.toml"))
+    assert missing.startswith("keel: cannot read dataset evals/no-such-dataset.toml")
+    assert "\n" not in missing
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[configs.a]\nspec = "profile:quick"\n[[tasks]]\nid = "t"\n')
+    line = user_error(keel("eval", str(bad)))
+    assert line == f"keel: {bad}: tasks.0.task: Field required"
+    small = "tests/evals/small.toml"
+    assert "no such config" in user_error(keel("eval", small, "--config", "nope"))
+    assert "-k must be at least 1" in user_error(keel("eval", small, "-k", "0"))
+    assert "no such task(s)" in user_error(keel("eval", small, "--tasks", "quick-answer,zzz"))
+    unknown = user_error(keel("eval", small, "--config", "quick=profile:no-such-profile"))
+    assert "no-such-profile" in unknown and "\n" not in unknown
