@@ -7,6 +7,8 @@ progress events, and (``keel.contracts.names``) every public name. Split by conc
 - :mod:`keel.contracts.run` — a run's input (``AgentInput``, ``Principal``, limit overrides);
 - :mod:`keel.contracts.llm` — the model activity's messages, tool specs, usage, cost;
 - :mod:`keel.contracts.approvals` — approval requests, decisions, the audit trail;
+- :mod:`keel.contracts.fallback` — a profile's ``[fallback]`` and the ``FallbackRecord``;
+- :mod:`keel.contracts.fallback_run` — a fallback workflow's input and result;
 - :mod:`keel.contracts.history` — the profile's history budget (``[history]``);
 - :mod:`keel.contracts.continued` — what a run carries across continue-as-new;
 - :mod:`keel.contracts.result` — step records, the ``status`` answer, ``RunResult``;
@@ -33,6 +35,14 @@ from keel.contracts.content import ContentRef, canonical_json, content_digest, r
 from keel.contracts.continued import ContinuedRun, is_continued
 from keel.contracts.digest import approval_digest
 from keel.contracts.errors import ConfigError, InputError, KeelError, ProfileError
+from keel.contracts.fallback import (
+    DEFAULT_TRIGGERS,
+    FALLBACK_TICKET,
+    RUN_FAILURE_CLASSES,
+    FallbackRecord,
+    FallbackSettings,
+)
+from keel.contracts.fallback_run import Fact, FallbackInput, FallbackResult, FallbackStep
 from keel.contracts.history import HistorySettings
 from keel.contracts.limits import LimitError, effective_limits, extend_limits
 from keel.contracts.llm import (
@@ -84,9 +94,12 @@ from keel.contracts.run import (
 from keel.contracts.templates import template_fields
 
 __all__ = [
+    "DEFAULT_TRIGGERS",
+    "FALLBACK_TICKET",
     "LIMIT_FIELDS",
     "PROGRESS_KINDS",
     "PROGRESS_TOPIC",
+    "RUN_FAILURE_CLASSES",
     "AgentInput",
     "ApprovalCondition",
     "ApprovalDefault",
@@ -108,7 +121,13 @@ __all__ = [
     "DecisionOutcome",
     "DecisionRecord",
     "EscalationSettings",
+    "Fact",
+    "FallbackInput",
     "FallbackModel",
+    "FallbackRecord",
+    "FallbackResult",
+    "FallbackSettings",
+    "FallbackStep",
     "Guidance",
     "HistorySettings",
     "ImagePart",

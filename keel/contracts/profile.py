@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from keel.contracts._base import Strict
+from keel.contracts.fallback import FallbackSettings
 from keel.contracts.history import HistorySettings
 from keel.contracts.templates import template_fields
 
@@ -371,6 +372,9 @@ class Profile(Strict):
     tools: dict[str, ToolPolicy] = Field(default_factory=dict)
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
+    fallback: FallbackSettings | None = Field(
+        default=None, description="a workflow that takes over a run that halts or fails"
+    )
     payload_store: bool | None = Field(
         default=None,
         description="set by the worker when it loads the profile, not by hand: its payloads"

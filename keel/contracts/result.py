@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from keel.contracts.approvals import DecisionRecord
 from keel.contracts.content import ContentRef
+from keel.contracts.fallback import FallbackRecord
 from keel.contracts.llm import Usage
 from keel.contracts.resolution import UnresolvedCall
 from keel.contracts.run import ClosedState, RunOutcome, RunState, StepKind, StepOutcome
@@ -69,6 +70,9 @@ class RunStatus(BaseModel):
         description="Temporal's execution status when `keel status` read it (Running,"
         " Completed, Terminated, TimedOut, ...); None from the query alone",
     )
+    fallback: FallbackRecord | None = Field(
+        default=None, description="the fallback workflow the run started, once it started one"
+    )
 
 
 class RunResult(BaseModel):
@@ -90,4 +94,7 @@ class RunResult(BaseModel):
     guidance: int = Field(default=0, description="guide signals a human sent and the run used")
     continued: int = Field(
         default=0, description="times the run continued as new (its totals cover every run)"
+    )
+    fallback: FallbackRecord | None = Field(
+        default=None, description="the fallback workflow that took the run over, if any"
     )
