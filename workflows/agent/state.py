@@ -16,11 +16,13 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from keel.contracts import (
         ApprovalSettings,
+        FallbackRecord,
         Guidance,
         ImagePart,
         Limits,
         Principal,
         RunState,
+        RunStatus,
         ServerSettings,
         StepRecord,
         ToolPolicy,
@@ -67,6 +69,25 @@ class AgentState:
     tool_images: dict[str, list[ImagePart]] = field(default_factory=dict)
     # one-attempt writes whose answer was lost, waiting for a human's resolve
     lost: LostAnswers = field(default_factory=LostAnswers)
+    # the fallback workflow the run started once it ended (workflows/agent/fallback.py)
+    fallback: FallbackRecord | None = None
+
+
+def run_status(state: AgentState, continued: int) -> RunStatus:
+    """The ``status`` query's answer; ``continued``: times the run has continued as new."""
+    return RunStatus(
+        state=state.phase,
+        profile=state.profile,
+        step=state.ledger.model_calls,
+        tool_calls=state.ledger.tool_calls,
+        usage=state.ledger.usage,
+        cost_usd=state.ledger.cost_usd,
+        last_event=state.last_event,
+        pending_approvals=len(state.desk.pending),
+        unresolved_calls=state.lost.unresolved(),
+        continued=continued,
+        fallback=state.fallback,
+    )
 
 
 @dataclass(frozen=True)
