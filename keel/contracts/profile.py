@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from keel.contracts._base import Strict
-from keel.contracts.fallback import FallbackSettings
+from keel.contracts.fallback import FALLBACK_TICKET, FallbackSettings
 from keel.contracts.history import HistorySettings
 from keel.contracts.templates import template_fields
 
@@ -389,3 +389,10 @@ class Profile(Strict):
         if duplicates:
             raise ValueError(f"server listed more than once: {', '.join(duplicates)}")
         return servers
+
+    @model_validator(mode="after")
+    def _ticket_server_listed(self) -> Profile:
+        fallback, listed = self.fallback, [s.name for s in self.servers]
+        if fallback and fallback.workflow == FALLBACK_TICKET and fallback.server not in listed:
+            raise ValueError(f"fallback.server {fallback.server!r} is not a server of the profile")
+        return self

@@ -75,3 +75,12 @@ def test_a_profile_without_fallback_has_none(tmp_path: Path) -> None:
     assert load_profile_file(path).fallback is None
     path.write_text(PROFILE + "[fallback]\n")
     assert load_profile_file(path).fallback == FallbackSettings()
+
+
+def test_the_ticket_fallback_needs_its_server_in_the_profile(tmp_path: Path) -> None:
+    path = tmp_path / "serverless.toml"
+    path.write_text(PROFILE + '[fallback]\nserver = "knowledge"\n')
+    with pytest.raises(ProfileError) as caught:
+        load_profile_file(path)
+    assert "\n" not in str(caught.value)
+    assert "fallback.server 'knowledge' is not a server of the profile" in str(caught.value)
