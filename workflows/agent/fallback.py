@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         RunResult,
     )
     from workflows.agent.state import AgentState
+    from workflows.report.events import emit
 
 # How many of the run's last tool calls the fallback gets (their step records' one-line detail).
 MAX_FACTS = 20
@@ -129,6 +130,9 @@ class Fallbacks:
             record = record.model_copy(update={**done, "detail": outcome.detail})
         ticket = f" → ticket {record.ticket_id}" if record.ticket_id else ""
         self._show(record, f"fallback {settings.workflow}{ticket} ({record.status})")
+        emit("run.fallback", workflow=record.workflow, fallback_workflow_id=record.workflow_id,
+             status=record.status, ticket_id=record.ticket_id, detail=record.detail,
+             failure_class=result.failure_class)  # fmt: skip
         return result.model_copy(update={"fallback": record})
 
     def _show(self, record: FallbackRecord, event: str) -> None:
