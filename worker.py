@@ -41,6 +41,7 @@ from keel.runtime.store.open import open_content_store, verify_store
 from keel.runtime.store.payloads import external_storage
 from keel.runtime.telemetry import Telemetry
 from workflows.agent.workflow import AgentWorkflow
+from workflows.fallback.ticket import TicketFallback
 from workflows.triage.workflow import RefundTriageWorkflow
 
 SERVICE_NAME = "keel-worker"
@@ -159,7 +160,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[AgentWorkflow, RefundTriageWorkflow],
+        workflows=[AgentWorkflow, RefundTriageWorkflow, TicketFallback],
         activities=[llm.chat, profiles.load, notify.webhook, approvers.load],
         plugins=[mcp_plugin(settings)],
         interceptors=interceptors,

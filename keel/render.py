@@ -18,6 +18,7 @@ from keel.contracts import (
     Decision,
     DecisionNodeRecord,
     DecisionOutcome,
+    FallbackRecord,
     ProgressEvent,
     RunResult,
     RunStatus,
@@ -59,6 +60,8 @@ def status_line(status: RunStatus) -> str:
         f"[{status.state}] step {status.step} · {status.tool_calls} tool call(s) ·"
         f" {usage.total_tokens} tokens{continued} · {status.last_event}"
     )
+    if status.fallback is not None:
+        line += "\n  " + fallback_line(status.fallback)
     for call in status.unresolved_calls:  # lost write answers: what `keel resolve` needs
         arguments = json.dumps(call.arguments, separators=(",", ":"))
         line += "\n  " + terminal_safe(
@@ -104,6 +107,16 @@ def step_line(record: StepRecord) -> str:
     )
 
 
+def fallback_line(record: FallbackRecord) -> str:
+    """``fallback: keel.fallback.ticket → ticket TCK-5006 (completed)``, with the child's id,
+    and the detail of a fallback that failed."""
+    ticket = f" → ticket {record.ticket_id}" if record.ticket_id else ""
+    line = f"fallback: {record.workflow}{ticket} ({record.status}) · {record.workflow_id}"
+    if record.status == "failed" and record.detail:
+        line += f": {record.detail}"
+    return terminal_safe(line)
+
+
 def result_text(result: RunResult) -> str:
     lines = [f"status: {result.status}"]
     if result.stop_reason:
@@ -130,6 +143,8 @@ def result_text(result: RunResult) -> str:
     if result.decisions:
         lines.append("decisions:")
         lines.extend(decision_record_line(d) for d in result.decisions)
+    if result.fallback is not None:
+        lines.append(fallback_line(result.fallback))
     if result.final_answer:
         lines.append("final answer:")
         lines.append(textwrap.indent(textwrap.fill(result.final_answer, 96), "  "))

@@ -30,6 +30,9 @@ DOWN_SERVER_ENV = "KEEL_MCP_OFFLINE_DESK"
 # run by the worker over stdio; it logs every export to MEDIA_CALLS under the stack's home.
 MEDIA_SERVER_ENV = "KEEL_MCP_MEDIA"
 MEDIA_CALLS = "media_calls.log"
+# Where the fallbacks of tests/profiles/fallback_*.toml notify: the simulator's webhook sink.
+FALLBACK_WEBHOOK_ENV = "KEEL_TEST_FALLBACK_WEBHOOK"
+FALLBACK_CHANNEL = "fallbacks"
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +46,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             MEDIA_SERVER_ENV: "stdio:"
             + shlex.join([sys.executable, str(MEDIA_SERVER), "--calls", str(home / MEDIA_CALLS)]),
         },
+    )
+    config.extra_worker_env[FALLBACK_WEBHOOK_ENV] = (
+        f"{config.llm_base_url}/sim/webhooks/{FALLBACK_CHANNEL}"
     )
     # Slow tools make the concurrency of a turn's calls observable.
     config.component_env = {

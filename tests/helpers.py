@@ -41,6 +41,7 @@ DESK_TOOLS = (
     "send_email",
     "update_ticket",
     "add_ticket_note",
+    "create_ticket",
 )
 DEMO_TASK = "Hi, I'm Maria Lopez (maria.lopez@example.com). ORD-1042 arrived damaged. Refund?"
 

@@ -8,6 +8,8 @@ progress events, and (``keel.contracts.names``) every public name. Split by conc
 - :mod:`keel.contracts.llm` — the model activity's messages, tool specs, usage, cost;
 - :mod:`keel.contracts.approvals` — approval requests, decisions, the audit trail;
 - :mod:`keel.contracts.decisions` — pipelines' decision nodes, their tiers and records;
+- :mod:`keel.contracts.fallback` — a profile's ``[fallback]`` and the ``FallbackRecord``;
+- :mod:`keel.contracts.fallback_run` — a fallback workflow's input and result;
 - :mod:`keel.contracts.history` — the profile's history budget (``[history]``);
 - :mod:`keel.contracts.continued` — what a run carries across continue-as-new;
 - :mod:`keel.contracts.result` — step records, the ``status`` answer, ``RunResult``;
@@ -43,6 +45,14 @@ from keel.contracts.decisions import (
 )
 from keel.contracts.digest import approval_digest
 from keel.contracts.errors import ConfigError, InputError, KeelError, ProfileError
+from keel.contracts.fallback import (
+    DEFAULT_TRIGGERS,
+    FALLBACK_TICKET,
+    RUN_FAILURE_CLASSES,
+    FallbackRecord,
+    FallbackSettings,
+)
+from keel.contracts.fallback_run import Fact, FallbackInput, FallbackResult, FallbackStep
 from keel.contracts.history import HistorySettings
 from keel.contracts.limits import LimitError, effective_limits, extend_limits
 from keel.contracts.llm import (
@@ -94,10 +104,13 @@ from keel.contracts.templates import template_fields
 __all__ = [
     "ANSWER_TOOL",
     "DECISION_SERVER",
+    "DEFAULT_TRIGGERS",
+    "FALLBACK_TICKET",
     "HUMAN",
     "LIMIT_FIELDS",
     "PROGRESS_KINDS",
     "PROGRESS_TOPIC",
+    "RUN_FAILURE_CLASSES",
     "AgentInput",
     "ApprovalCondition",
     "ApprovalDefault",
@@ -122,7 +135,13 @@ __all__ = [
     "DecisionRecord",
     "DecisionSettings",
     "EscalationSettings",
+    "Fact",
+    "FallbackInput",
     "FallbackModel",
+    "FallbackRecord",
+    "FallbackResult",
+    "FallbackSettings",
+    "FallbackStep",
     "Guidance",
     "HistorySettings",
     "ImagePart",

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from keel.contracts._base import Strict
 from keel.contracts.decisions import DecisionSettings, escalation_problems
+from keel.contracts.fallback import FALLBACK_TICKET, FallbackSettings
 from keel.contracts.history import HistorySettings
 from keel.contracts.model_settings import FallbackModel, ModelSettings
 from keel.contracts.templates import template_fields
@@ -288,6 +289,9 @@ class Profile(Strict):
         description="the hybrid pipeline that runs this profile (workflow type"
         " keel.pipeline.<pipeline>); None: the agent loop (AgentWorkflow)",
     )
+    fallback: FallbackSettings | None = Field(
+        default=None, description="a workflow that takes over a run that halts or fails"
+    )
     payload_store: bool | None = Field(
         default=None,
         description="set by the worker when it loads the profile, not by hand: its payloads"
@@ -308,4 +312,11 @@ class Profile(Strict):
         problems = escalation_problems(self.decisions, set(self.tiers))
         if problems:
             raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _ticket_server_listed(self) -> Profile:
+        fallback, listed = self.fallback, [s.name for s in self.servers]
+        if fallback and fallback.workflow == FALLBACK_TICKET and fallback.server not in listed:
+            raise ValueError(f"fallback.server {fallback.server!r} is not a server of the profile")
         return self

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from keel.contracts.approvals import DecisionRecord
 from keel.contracts.content import ContentRef
 from keel.contracts.decisions import DecisionNodeRecord
+from keel.contracts.fallback import FallbackRecord
 from keel.contracts.llm import Usage
 from keel.contracts.resolution import UnresolvedCall
 from keel.contracts.run import ClosedState, RunOutcome, RunState, StepKind, StepOutcome
@@ -70,6 +71,9 @@ class RunStatus(BaseModel):
         description="Temporal's execution status when `keel status` read it (Running,"
         " Completed, Terminated, TimedOut, ...); None from the query alone",
     )
+    fallback: FallbackRecord | None = Field(
+        default=None, description="the fallback workflow the run started, once it started one"
+    )
 
 
 class RunResult(BaseModel):
@@ -94,4 +98,7 @@ class RunResult(BaseModel):
     )
     decisions: list[DecisionNodeRecord] = Field(
         default_factory=list, description="a pipeline's decision nodes, in the order decided"
+    )
+    fallback: FallbackRecord | None = Field(
+        default=None, description="the fallback workflow that took the run over, if any"
     )

@@ -251,6 +251,16 @@ def failure_rows(runs: Iterable[RunRecord]) -> list[FailureRow]:
     return [FailureRow(failure_class=name, runs=n) for name, n in ordered]
 
 
+def fallback_counts(runs: Iterable[RunRecord]) -> dict[str, int]:
+    """Runs that started a fallback workflow, by how it ended (``RunResult.fallback``)."""
+    counts = Counter(
+        run.result.fallback.status
+        for run in runs
+        if run.result is not None and run.result.fallback is not None
+    )
+    return dict(sorted(counts.items()))
+
+
 def build_report(
     runs: Sequence[RunRecord],
     *,
@@ -280,4 +290,5 @@ def build_report(
         steps_per_run=step_counts(runs),
         interventions=interventions(runs),
         failures=failure_rows(runs),
+        fallbacks=fallback_counts(runs),
     )

@@ -16,6 +16,7 @@ from keel.report.models import Report
 from keel.report.tables import (
     RETRY_HEADERS,
     TOOL_HEADERS,
+    fallback_text,
     num,
     pct,
     retry_rows,
@@ -241,6 +242,7 @@ def render_html(report: Report) -> str:
         )
         body = (
             f"<p>{kpis}</p><p>Outcomes: {escape(outcomes)}</p>"
+            f"<p>Fell back to a fallback workflow: {escape(fallback_text(report))}</p>"
             + _latency(report)
             + _tokens_and_retries(report)
             + _tools(report)

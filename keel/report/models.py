@@ -178,3 +178,8 @@ class Report(BaseModel):
     steps_per_run: StepCounts
     interventions: Interventions
     failures: list[FailureRow]
+    fallbacks: dict[str, int] = Field(
+        default_factory=dict,
+        description="runs that fell back to a fallback workflow, by its outcome"
+        " (completed / failed / running)",
+    )

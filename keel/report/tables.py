@@ -100,12 +100,22 @@ def _dist_cells(d: Distribution, digits: int = 1) -> list[str]:
     ]
 
 
+def fallback_text(report: Report) -> str:
+    """``2 runs (completed 1, failed 1)``: the runs a fallback workflow took over."""
+    total = sum(report.fallbacks.values())
+    if not total:
+        return "none"
+    by_status = ", ".join(f"{status} {n}" for status, n in report.fallbacks.items())
+    return f"{total} run{'' if total == 1 else 's'} ({by_status})"
+
+
 def _runs_section(report: Report) -> list[str]:
     outcomes = ", ".join(f"{name} {n}" for name, n in report.outcomes.items())
     runs = f"{report.runs} finished run" + ("" if report.runs == 1 else "s")
     lines = [
         f"Keel operations report: {runs} between {window_text(report)}",
         f"  outcomes: {outcomes}",
+        f"  fell back: {fallback_text(report)}",
     ]
     if report.truncated:
         lines.append("  (the --limit was reached: older runs of the window are not included)")

@@ -19,6 +19,7 @@ from pathlib import Path
 from mcp_servers.shared.ledger import fence
 from mcp_servers.shared.sandbox import routed
 from mcp_servers.support_desk import seed
+from mcp_servers.support_desk.migrate import nullable_ticket_customer
 from mcp_servers.support_desk.models import (
     Customer,
     CustomerSearch,
@@ -89,6 +90,7 @@ class SupportDesk:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(SCHEMA)
+            nullable_ticket_customer(conn, SCHEMA)
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("BEGIN IMMEDIATE")
             try:

@@ -128,7 +128,7 @@ class Email(BaseModel):
 
 class Ticket(BaseModel):
     ticket_id: str
-    customer_id: str
+    customer_id: str | None = Field(description="None for a ticket opened without a customer.")
     order_id: str | None
     subject: str
     status: str

@@ -12,7 +12,7 @@ the transaction was rolled back, so an error never leaves a side effect.
 Database work runs in a worker thread (one SQLite connection per call), and the artificial
 latency from ``SUPPORT_DESK_LATENCY_MS`` is an ``asyncio.sleep`` — so concurrent calls overlap.
 
-The four write tools are wrapped by the idempotency ledger (:mod:`mcp_servers.shared.ledger`, in the
+The five write tools are wrapped by the idempotency ledger (:mod:`mcp_servers.shared.ledger`, in the
 same SQLite file): a call repeated with the same ``io.keel/idempotency-key`` in ``_meta``
 replays the recorded result instead of refunding, emailing or writing twice. Their parameters
 are strict (``STRICT``): ``amount: "5"`` is refused, never coerced into a refund of 5.00.
@@ -22,7 +22,9 @@ exactly that call, :mod:`mcp_servers.shared.auth.grants`); ``SUPPORT_DESK_APPROV
 
 Over HTTP every call needs an access token with the tool's scope (:data:`TOOL_SCOPES`, checked
 by :mod:`mcp_servers.shared.auth.scopes`): ``desk:read`` for the lookups, ``desk:refund``,
-``desk:email`` and ``desk:tickets`` for the writes.
+``desk:email`` and ``desk:tickets`` for the writes, ``desk:handoff`` for ``create_ticket`` (how
+a fallback hands a run to a person, docs/architecture.md "Fallbacks": it needs no approval
+grant, since work handed to a human must not wait for one).
 
 One prompt, ``handle_refund_request``, gives an MCP client the workflow the instructions
 describe (look up, check the refundable amount, refund, confirm).
@@ -48,6 +50,7 @@ from mcp_servers.shared.ledger import Ledger
 from mcp_servers.shared.sandbox import Sandboxes
 from mcp_servers.shared.server import STRICT, KeelMCPServer
 from mcp_servers.support_desk.db import DomainError, SupportDesk
+from mcp_servers.support_desk.handoff import add_create_ticket
 from mcp_servers.support_desk.models import (
     Customer,
     CustomerSearch,
@@ -77,7 +80,7 @@ RefundReason = Literal["damaged", "not_received", "wrong_item", "changed_mind", 
 TicketStatus = Literal["open", "pending", "resolved", "closed"]
 
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-WRITE_TOOLS = ("refund_order", "send_email", "update_ticket", "add_ticket_note")
+WRITE_TOOLS = ("refund_order", "send_email", "update_ticket", "add_ticket_note", "create_ticket")
 APPROVAL_TOOLS_ENV = "SUPPORT_DESK_APPROVAL_TOOLS"
 # The tools that run only with an approval grant unless SUPPORT_DESK_APPROVAL_TOOLS says others.
 DEFAULT_APPROVAL_TOOLS = frozenset({"refund_order", "send_email"})
@@ -109,6 +112,7 @@ TOOL_SCOPES = {
     "send_email": "desk:email",
     "update_ticket": "desk:tickets",
     "add_ticket_note": "desk:tickets",
+    "create_ticket": "desk:handoff",
 }
 
 
@@ -152,6 +156,7 @@ def create_server(
     _add_refund_tool(server, desk, run, ledger)
     _add_email_tool(server, desk, run, ledger)
     _add_ticket_tools(server, desk, run, ledger)
+    add_create_ticket(server, desk, run, ledger, run.needs_grant("create_ticket"))
     _add_prompts(server)
     return server
 

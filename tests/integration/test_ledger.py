@@ -250,7 +250,7 @@ async def test_desk_write_tool_schemas_do_not_show_the_context(desk: tuple[str, 
         "note",
         "author",
     }
-    for name in ("refund_order", "send_email", "update_ticket", "add_ticket_note"):
+    for name in ("refund_order", "send_email", "update_ticket", "add_ticket_note", "create_ticket"):
         assert tools[name].output_schema is not None
 
 

@@ -40,6 +40,7 @@ CALLS: dict[str, dict[str, Any]] = {
     "send_email": {"customer_id": "CUS-1001", "subject": "Hello", "body": "About your order."},
     "update_ticket": {"ticket_id": "TCK-5004", "status": "pending"},
     "add_ticket_note": {"ticket_id": "TCK-5004", "note": "Checked by the auth test."},
+    "create_ticket": {"subject": "Handed over", "body": "A run halted.", "customer_id": "CUS-1001"},
     "search_knowledge": {"query": "refund damaged"},
     "get_article": {"article_id": "refund-policy"},
 }
@@ -207,6 +208,7 @@ async def test_a_token_with_exactly_the_tools_scope_runs_it(
         "send_email": ("emails", set()),
         "update_ticket": ("tickets", set()),
         "add_ticket_note": ("ticket_notes", {"tickets"}),
+        "create_ticket": ("tickets", {"ticket_notes"}),
     }.get(tool, ("", set()))
     bookkeeping = {"idempotency_ledger", "sqlite_sequence"}
     if must:

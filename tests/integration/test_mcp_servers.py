@@ -174,6 +174,7 @@ DESK_HINTS = {
     "send_email": (False, False, False, True),
     "update_ticket": (False, True, True, False),
     "add_ticket_note": (False, False, False, False),
+    "create_ticket": (False, False, False, False),
 }
 
 
@@ -363,6 +364,28 @@ async def test_ticket_status_update_is_idempotent_and_notes_append(
             "SELECT author, body FROM ticket_notes WHERE ticket_id = 'TCK-5004' ORDER BY id"
         ).fetchall()
     assert notes[-1] == ("agent", "Retried.") and len(notes) == 2
+
+
+async def test_create_ticket_opens_a_ticket_with_its_body_as_first_note(
+    desk: str, desk_db: Path
+) -> None:
+    anyone = ok(await call(desk, "create_ticket", {"subject": "Run halted", "body": "Facts."}))
+    assert (anyone["customer_id"], anyone["status"], anyone["priority"]) == (None, "open", "normal")
+    assert anyone["note_count"] == 1
+    arguments = {"subject": "Refund stuck", "body": "See run.", "order_id": "ORD-1042",
+                 "priority": "urgent"}  # fmt: skip
+    by_order = ok(await call(desk, "create_ticket", arguments))
+    assert by_order["customer_id"] == "CUS-1001"  # the order's customer
+    assert int(by_order["ticket_id"][4:]) == int(anyone["ticket_id"][4:]) + 1
+    with closing(sqlite3.connect(desk_db)) as conn:
+        note = conn.execute(
+            "SELECT author, body FROM ticket_notes WHERE ticket_id = ?", (by_order["ticket_id"],)
+        ).fetchall()
+    assert note == [("keel", "See run.")]
+    before = snapshot(desk_db)
+    wrong = await call(desk, "create_ticket", {**arguments, "customer_id": "CUS-1002"})
+    assert wrong.is_error and "belongs to CUS-1001" in text(wrong)
+    assert snapshot(desk_db) == before
 
 
 async def test_latency_env_delays_calls_but_concurrent_calls_overlap(slow_desk: str) -> None:

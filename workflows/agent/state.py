@@ -17,11 +17,13 @@ with workflow.unsafe.imports_passed_through():
     from keel.contracts import (
         ApprovalSettings,
         DecisionNodeRecord,
+        FallbackRecord,
         Guidance,
         ImagePart,
         Limits,
         Principal,
         RunState,
+        RunStatus,
         ServerSettings,
         StepRecord,
         ToolPolicy,
@@ -70,6 +72,25 @@ class AgentState:
     lost: LostAnswers = field(default_factory=LostAnswers)
     # a pipeline's decision nodes (workflows/pipeline/decide.py), in the order decided
     decisions: list[DecisionNodeRecord] = field(default_factory=list)
+    # the fallback workflow the run started once it ended (workflows/agent/fallback.py)
+    fallback: FallbackRecord | None = None
+
+
+def run_status(state: AgentState, continued: int) -> RunStatus:
+    """The ``status`` query's answer; ``continued``: times the run has continued as new."""
+    return RunStatus(
+        state=state.phase,
+        profile=state.profile,
+        step=state.ledger.model_calls,
+        tool_calls=state.ledger.tool_calls,
+        usage=state.ledger.usage,
+        cost_usd=state.ledger.cost_usd,
+        last_event=state.last_event,
+        pending_approvals=len(state.desk.pending),
+        unresolved_calls=state.lost.unresolved(),
+        continued=continued,
+        fallback=state.fallback,
+    )
 
 
 @dataclass(frozen=True)

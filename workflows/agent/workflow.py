@@ -12,7 +12,9 @@ tool listing and tool call is an MCP activity from ``temporalio-mcp``. The loop:
 4. after a tool turn, at a safe point, continue as new when the history budget says so
    (workflows/agent/continuation.py): the next run of the same workflow id restores the state
    carried in a ``ContinuedRun`` and goes on; a run whose history would pass the budget halts
-   (``history_limit``, workflows/agent/history_budget.py) before Temporal's limits.
+   (``history_limit``, workflows/agent/history_budget.py) before Temporal's limits;
+5. a run that halts or fails hands over to its profile's ``[fallback]`` workflow, a child
+   workflow whose outcome the result names (workflows/agent/fallback.py).
 
 A tripped limit halts the run (``status="halted"``) or, if the profile says ``escalate``,
 waits (bounded) for a human ``guide`` signal that adds an instruction and may extend the
@@ -67,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
         stream_state,
     )
     from workflows.agent.escalation import guided_past
+    from workflows.agent.fallback import Fallbacks
     from workflows.agent.history_budget import HistoryBudget
     from workflows.agent.model_step import ModelStep, before_model_call
     from workflows.agent.no_progress import ProgressTracker
@@ -80,7 +83,7 @@ with workflow.unsafe.imports_passed_through():
         parse_input,
         run_servers,
     )
-    from workflows.agent.state import AgentState, RunContext, Stop
+    from workflows.agent.state import AgentState, RunContext, Stop, run_status
     from workflows.agent.turn import run_tool_turn
     from workflows.approvals.handlers import ApprovalHandlers
     from workflows.failures import RunFailed, RunHalted
@@ -113,6 +116,7 @@ class AgentWorkflow:
         self._continuation: Continuation | None = None  # once the run knows its profile
         self._outcomes = Outcomes(self._state, self._approvals, self._reporter, self._set_state,
                                   self._generation)  # fmt: skip
+        self._fallback = Fallbacks(self._state)  # armed once the profile is known
 
     # ---------------------------------------------------------------- public interface
 
@@ -128,7 +132,7 @@ class AgentWorkflow:
         with ``InvalidInput`` unless there is exactly one.
         """
         try:
-            return await self._run(request, extra)
+            return await self._fallback.after(await self._run(request, extra))
         except ApplicationError as exc:
             failure_class = START_FAILURES.get(exc.type or "", "config_error")
             self._outcomes.ended_without_result(failure_class, exc.message)
@@ -141,19 +145,7 @@ class AgentWorkflow:
 
     @workflow.query(name=names.QUERY_STATUS)
     def status(self) -> RunStatus:
-        state = self._state
-        return RunStatus(
-            state=state.phase,
-            profile=state.profile,
-            step=state.ledger.model_calls,
-            tool_calls=state.ledger.tool_calls,
-            usage=state.ledger.usage,
-            cost_usd=state.ledger.cost_usd,
-            last_event=state.last_event,
-            pending_approvals=len(state.desk.pending),
-            unresolved_calls=state.lost.unresolved(),
-            continued=self._generation,
-        )
+        return run_status(self._state, self._generation)
 
     @workflow.signal(name=names.SIGNAL_GUIDE)
     def guide(self, guidance: Guidance) -> None:
@@ -229,6 +221,7 @@ class AgentWorkflow:
             raise
         self._reporter.run_started(profile.model.name, agent_input.task, agent_input.principal,
                                    limits)  # fmt: skip
+        self._fallback.arm(profile, agent_input.task, agent_input.principal)
         lineage = Lineage(0, workflow.info().start_time, profile, [])
         return await self._within_limits(
             lineage, limits, lambda: self._context(lineage, agent_input, limits)
@@ -241,6 +234,7 @@ class AgentWorkflow:
         self._reporter.profile = carried.profile
         self._reporter.policies = profile.tools
         lineage = Lineage(carried.generation, carried.started_at, profile, carried.catalog_all)
+        self._fallback.arm(profile, "", carried.principal)  # the task is in the conversation
 
         async def context() -> RunContext:
             servers = run_servers(profile, workflow.patched(names.PATCH_SERVER_TRUST))

@@ -15,6 +15,7 @@ from keel.contracts import (
     ApprovalRequest,
     Decision,
     DecisionOutcome,
+    FallbackRecord,
     Principal,
     ProgressEvent,
     RunResult,
@@ -123,3 +124,25 @@ def test_a_pipelines_decisions_are_listed_with_who_decided_and_how() -> None:
         '  claim: {"category": "damaged"} by sim/actor-large at 0.92 (accepted) via strong'
     ) in text
     assert "  tone: none by human (declined by al\\x1b[2J)" in text
+
+
+def test_the_result_and_the_status_name_the_fallback() -> None:
+    record = FallbackRecord(workflow="keel.fallback.ticket", workflow_id="wf-1-fallback",
+                            status="completed", ticket_id="TCK-5006", detail="opened")  # fmt: skip
+    result = RunResult(status="halted", profile="p", model="m", failure_class="step_limit",
+                       fallback=record)  # fmt: skip
+    line = "fallback: keel.fallback.ticket → ticket TCK-5006 (completed) · wf-1-fallback"
+    assert line in result_text(result).splitlines()
+    status = RunStatus(state="halted", profile="p", step=3, tool_calls=3, usage=Usage(),
+                       last_event="fallback keel.fallback.ticket running",
+                       fallback=record.model_copy(update={"status": "running",
+                                                          "ticket_id": None}))  # fmt: skip
+    assert status_line(status).splitlines()[1] == (
+        "  fallback: keel.fallback.ticket (running) · wf-1-fallback"
+    )
+    failed = record.model_copy(update={"status": "failed", "ticket_id": None,
+                                       "detail": "create_ticket: \x1b[2Jdown"})  # fmt: skip
+    shown = result_text(result.model_copy(update={"fallback": failed}))
+    assert "fallback: keel.fallback.ticket (failed) · wf-1-fallback: create_ticket:" in shown
+    assert "\x1b" not in shown
+    assert "fallback" not in result_text(result.model_copy(update={"fallback": None}))

@@ -13,7 +13,14 @@ from typing import Any, get_args
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from keel.contracts import DecisionRecord, RunResult, StepOutcome, StepRecord, Usage
+from keel.contracts import (
+    DecisionRecord,
+    FallbackRecord,
+    RunResult,
+    StepOutcome,
+    StepRecord,
+    Usage,
+)
 from keel.contracts.errors import InputError
 from keel.report.collect import parse_time, visibility_query, workflow_failure_class
 from keel.report.command import window
@@ -107,6 +114,12 @@ def runs() -> list[RunRecord]:
         failure_class="step_limit",
         guidance=1,
         approvals=[decision("timeout", 600, by=None)],
+        fallback=FallbackRecord(
+            workflow="keel.fallback.ticket",
+            workflow_id="wf-b-fallback",
+            status="completed",
+            ticket_id="TCK-5006",
+        ),
     )
     c = result(
         "completed",
@@ -321,6 +334,14 @@ def test_workflow_failures_are_classified_by_error_type() -> None:
     assert workflow_failure_class(ApplicationError("x", type="ProfileError")) == "config_error"
     assert workflow_failure_class(ApplicationError("x", type="Whatever")) == "internal"
     assert workflow_failure_class(None) == "internal"
+
+
+def test_runs_that_fell_back_are_counted_by_the_fallbacks_outcome(report: Report) -> None:
+    assert report.fallbacks == {"completed": 1}
+    assert "  fell back: 1 run (completed 1)" in render_text(report).splitlines()
+    assert "Fell back to a fallback workflow: 1 run (completed 1)" in render_html(report)
+    none = build_report(runs()[2:], since=SINCE, until=UNTIL, query="q")
+    assert none.fallbacks == {} and "  fell back: none" in render_text(none).splitlines()
 
 
 # ------------------------------------------------------------------------- rendering

@@ -142,8 +142,8 @@ async def test_unknown_tool_names_closest_and_all_tools(catalog: list[ToolSpec])
         "schema",
         None,
         "Unknown tool 'get_ordr'. Did you mean: get_order, list_orders, refund_order?"
-        " Available tools: add_ticket_note, get_customer, get_order, list_orders,"
-        " refund_order, search_customers, send_email, update_ticket.",
+        " Available tools: add_ticket_note, create_ticket, get_customer, get_order,"
+        " list_orders, refund_order, search_customers, send_email, update_ticket.",
         "call get_order (exact name) instead",
     )
 
