@@ -42,11 +42,13 @@ RUN_FAILURE_CLASSES = (
     "content_missing",
     "upstream_unavailable",
     "tool_catalog_error",
+    "decision_invalid",
     "internal",
 )
 # What triggers a fallback unless the profile says otherwise: the run was stopped by a bound
 # (limits, no progress, the history budget), nobody answered in time, or a dependency is down.
-# Not a human's decision (``lost_result_aborted``), not a run refused as a mistake.
+# Not a human's decision (``lost_result_aborted``), not a run refused as a mistake. A
+# pipeline's decision no model could answer (``decision_invalid``) goes to a person too.
 DEFAULT_TRIGGERS = (
     "step_limit",
     "tool_call_limit",
@@ -59,6 +61,7 @@ DEFAULT_TRIGGERS = (
     "lost_result_timeout",
     "upstream_unavailable",
     "model_error",
+    "decision_invalid",
 )
 
 Priority = Literal["low", "normal", "high", "urgent"]
