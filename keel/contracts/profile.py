@@ -289,6 +289,9 @@ class Profile(Strict):
         description="the hybrid pipeline that runs this profile (workflow type"
         " keel.pipeline.<pipeline>); None: the agent loop (AgentWorkflow)",
     )
+    parameters: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="a pipeline's own settings ([parameters]; its docs)"
+    )
     fallback: FallbackSettings | None = Field(
         default=None, description="a workflow that takes over a run that halts or fails"
     )

@@ -75,7 +75,8 @@ def _refund_outcome(outcome: Outcome, oid: str) -> str:
             f" {oid} to your original payment method; it takes 5-7 business days to appear."
         )
     if outcome.kind == "rejected":
-        why = outcome.text.split("rejected it:", 1)[-1].strip()
+        said = str((outcome.data or {}).get("message") or outcome.text)
+        why = said.split("rejected it:", 1)[-1].strip()
         return f"The refund of {oid} was not approved ({why}), so no money was refunded."
     if outcome.kind == "error":
         return f"The refund of {oid} could not be issued: {outcome.text}"

@@ -1,8 +1,10 @@
 """What the conversation so far has taught the actor: its own calls and what came back.
 
 Tool messages carry the JSON text of the MCP result view (maybe cut), a server's error text,
-or Keel's refusal of the call (``{"error": "invalid_tool_call", ...}`` or "<tool> was not
-called: ..." for a limit, a role or a human's rejection). Each call is paired with its
+or Keel's refusal of the call: ``{"error": "invalid_tool_call", ...}`` from a check,
+``{"error": "rejected_by_human" | "approval_timeout", "message": "<tool> was not called: ..."}``
+when a human turned it down or nobody decided, another ``{"error", "message"}`` from a limit,
+or plain "<tool> was not called: ..." text. Each call is paired with its
 answer by ``tool_call_id``, then sorted into records by tool.
 """
 
@@ -41,8 +43,11 @@ def _classify(name: str, text: str) -> tuple[Kind, dict[str, Any] | None]:
     except ValueError:
         data = None
     if isinstance(data, dict):
-        if data.get("error") == "invalid_tool_call":
-            return "refused", data
+        error = data.get("error")
+        if error in ("rejected_by_human", "approval_timeout"):
+            return "rejected", data  # Keel's refusal of a call a human turned down (or nobody)
+        if error == "invalid_tool_call" or (isinstance(error, str) and "message" in data):
+            return "refused", data  # a check's or a limit's refusal: the call never ran
         return "ok", data
     if f"{name} was not called" in text:
         return ("rejected" if "rejected" in text else "refused"), None

@@ -20,7 +20,10 @@ from keel.stack import Stack
 from tests.integration.test_approvals import decide, pending, refusal
 from workflows.triage.workflow import WORKFLOW_TYPE
 
-DAMAGED = "Hello, order {order} arrived yesterday and the sole of one shoe is torn. Refund please."
+DAMAGED = (
+    "Hello, order {order} arrived yesterday and the sole of one shoe is torn (photo attached)."
+    " Refund please."
+)
 
 
 async def start_triage(client: Client, profile: str, task: str) -> WorkflowHandle[Any, RunResult]:

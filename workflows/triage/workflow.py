@@ -1,14 +1,16 @@
 """``keel.pipeline.refund_triage``: a refund request handled by a hybrid pipeline.
 
-1. deterministic: find the order id in the message, look up the order and the customer;
+1. deterministic: read the message (order id, an amount asked for, a photo mentioned, who
+   writes), look up the order and the customer, refuse an order that is not the writer's;
 2. decision node ``claim``: the model classifies the claim (``Claim``) with a confidence —
    an invalid answer is retried, a doubtful one escalates to the profile's stronger tier and
    then to a human (``[decisions.claim]`` in profiles/triage.toml);
-3. deterministic: the refund policy decides the amount (workflows/triage/policy.py);
+3. deterministic: the refund policy decides the amount (workflows/triage/policy.py, with the
+   numbers of the profile's ``[parameters]``);
 4. ``refund_order`` — which waits for a human's approval like the agent's — then
    ``send_email`` to the customer (also approved: the desk sends no email without a grant).
 
-Start it like an agent run, with the workflow type::
+Start it like an agent run, with the workflow type (``keel run triage "…"`` does)::
 
     temporal workflow start --type keel.pipeline.refund_triage --task-queue agents \\
       --input '{"profile": "triage", "task": "ORD-1042 arrived with a torn sole"}'
@@ -16,16 +18,24 @@ Start it like an agent run, with the workflow type::
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from keel.contracts import RunResult
+    from keel.contracts import Profile, RunResult
     from workflows.pipeline.base import PIPELINE_PREFIX, PipelineEnd, PipelineWorkflow
     from workflows.pipeline.decide import DecisionNode
     from workflows.pipeline.steps import Steps, ToolOutcome
-    from workflows.triage.policy import Claim, Plan, order_ids, refund_plan
+    from workflows.triage.policy import (
+        Claim,
+        Plan,
+        Rules,
+        owner_mismatch,
+        read_request,
+        refund_plan,
+    )
 
 WORKFLOW_TYPE = PIPELINE_PREFIX + "refund_triage"
 
@@ -43,8 +53,8 @@ CLAIM = DecisionNode(
 )
 
 ASK_FOR_ORDER = (
-    "Could you tell me the order number (it looks like ORD-1234)? I need it to look into a"
-    " refund for you."
+    "Which order is it about? Please give me the order number (it looks like ORD-1234), and"
+    " I will look into a refund for you."
 )
 
 
@@ -57,16 +67,22 @@ class RefundTriageWorkflow(PipelineWorkflow):
         return await super().run(request, *extra)
 
     async def pipeline(self, steps: Steps) -> PipelineEnd:
-        found = order_ids(steps.task)
-        if not found:
-            return PipelineEnd(ASK_FOR_ORDER)
-        if len(found) > 1:
-            return PipelineEnd(f"You mentioned {', '.join(found)}: which order is it about?")
-        order_id = found[0]
+        request = read_request(steps.task)
+        if len(request.order_ids) != 1:
+            found = ", ".join(request.order_ids)
+            return PipelineEnd(
+                f"You mentioned {found}: which order is it about?" if found else ASK_FOR_ORDER
+            )
+        order_id = request.order_ids[0]
         order = await steps.tool("get_order", {"order_id": order_id})
         if not order.ok or not isinstance(order.data, dict):
             return PipelineEnd(f"I could not find order {order_id}. Please check the number.")
         customer = await steps.tool("get_customer", {"customer_id": order.field("customer_id")})
+        if isinstance(customer.data, dict) and owner_mismatch(request, customer.data):
+            return PipelineEnd(
+                f"Order {order_id} is not on your account, so I cannot discuss"
+                " or refund it. Please check the order number."
+            )
         facts = {"message": steps.task, "order": _order_facts(order)}
         claim = await steps.decide(
             CLAIM, "Which category does this customer's claim fall in?", facts
@@ -75,7 +91,7 @@ class RefundTriageWorkflow(PipelineWorkflow):
             return PipelineEnd(
                 f"A colleague will look at your request about order {order_id} and get back to you."
             )
-        plan = refund_plan(order.data, claim.answer)
+        plan = refund_plan(order.data, claim.answer, request, rules(steps.profile))
         if plan.action == "none":
             return PipelineEnd(plan.message)
         if plan.action == "human":
@@ -123,6 +139,23 @@ class RefundTriageWorkflow(PipelineWorkflow):
             f"Refunded {plan.amount:.2f} USD on order {order_id} ({refund.field('refund_id')});"
             " it should appear within 5-7 business days."
         )
+
+
+def rules(profile: Profile) -> Rules:
+    """The policy's numbers from the profile's ``[parameters]``; ``today`` is the workflow's
+    clock unless the profile pins it (the demo store's data is dated: profiles/triage.toml)."""
+    given = profile.parameters
+    today = (
+        datetime.date.fromisoformat(str(given["today"]))
+        if "today" in given
+        else workflow.now().date()
+    )
+    return Rules(
+        today=today,
+        window_days=int(given.get("refund_window_days", 30)),
+        agent_limit=float(given.get("agent_refund_limit", 100.0)),
+        photo_from=float(given.get("photo_from", 50.0)),
+    )
 
 
 def _order_facts(order: ToolOutcome) -> dict[str, Any]:

@@ -45,7 +45,10 @@ def _execute(store: SupportDesk, name: str, args: dict[str, Any], approve: bool)
         return json.dumps({"error": "invalid_tool_call", "layer": "schema",
                            "message": f"Unknown tool {name!r}."})  # fmt: skip
     if name in ("refund_order", "send_email") and not approve:
-        return f"{name} was not called: bob rejected it: not today"
+        # as Keel sends it (workflows/approvals/wait.py): JSON naming the error
+        message = f"{name} was not called: bob rejected it: not today"
+        fix = "do not repeat this call unchanged; a new call needs a new approval"
+        return json.dumps({"error": "rejected_by_human", "message": message, "fix": fix})
     try:
         return _run(store, name, args)
     except DomainError as exc:

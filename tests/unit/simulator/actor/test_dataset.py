@@ -45,7 +45,9 @@ def _state(talk_desk: Any, check: dict[str, Any]) -> Any:
     return value
 
 
-def _check(talk: Conversation, expect: dict[str, Any]) -> list[str]:
+def _check(talk: Conversation, expect: dict[str, Any], approved: bool) -> list[str]:
+    """The dataset's checks as `keel eval` applies them (keel/eval/checks.py): a write a human
+    rejected never reached the desk, so it was not called; an approval is a write proposed."""
     answer = (talk.answer or "").lower()
     problems = [f"answer lacks {w!r}" for w in expect.get("answer_contains", [])
                 if w.lower() not in answer]  # fmt: skip
@@ -53,10 +55,11 @@ def _check(talk: Conversation, expect: dict[str, Any]) -> list[str]:
                  if w.lower() in answer]  # fmt: skip
     if "answer_matches" in expect and not re.search(expect["answer_matches"], talk.answer or ""):
         problems.append("answer does not match")
-    names = talk.names()
+    proposed = talk.names()
+    names = [n for n in proposed if approved or n not in ("refund_order", "send_email")]
     problems += [f"{t} not called" for t in expect.get("tools_called", []) if t not in names]
     problems += [f"{t} called" for t in expect.get("tools_not_called", []) if t in names]
-    approvals = sum(1 for n in names if n in ("refund_order", "send_email"))
+    approvals = sum(1 for n in proposed if n in ("refund_order", "send_email"))
     if "approvals" in expect and approvals != expect["approvals"]:
         problems.append(f"{approvals} approvals, expected {expect['approvals']}")
     return problems
@@ -68,7 +71,7 @@ def test_the_large_actor_meets_the_task(task: dict[str, Any], config: str, tmp_p
     talk = converse(store, task["task"], tools=TOOLS[config], conversation=task["id"],
                     approve=task["approve"] == "approve")  # fmt: skip
     expect = task["expect"]
-    problems = _check(talk, expect)
+    problems = _check(talk, expect, task["approve"] == "approve")
     for check in expect.get("state", []):
         value = _state(store, check)
         if "equals" in check and value != check["equals"]:
