@@ -10,6 +10,10 @@ Definitions (docs/operations.md, "Evals"):
   waiting), interpolated between closest ranks (:func:`keel.report.figures.percentile`);
 * intervention rate — runs with at least one human action (an approval decision the eval
   sent, a guidance) / runs;
+* handed over — failing runs whose fallback workflow (the profile's ``[fallback]``) completed:
+  a person has the case, with what the run collected;
+* unhandled rate — runs that neither passed nor were handed over / runs: the failures nobody
+  hears of;
 * failure classes — failing runs counted by :func:`keel.eval.checks.failure_of`.
 """
 
@@ -26,6 +30,12 @@ def _ratio(part: float, whole: float) -> float | None:
     return part / whole if whole else None
 
 
+def handed_over(run: EvalRun) -> bool:
+    """The run's fallback workflow took it over and completed (opened its ticket)."""
+    fallback = run.result.fallback if run.result is not None else None
+    return fallback is not None and fallback.status == "completed"
+
+
 def pass_k(runs: Sequence[EvalRun]) -> float | None:
     """Fraction of tasks whose every trial in ``runs`` passed."""
     by_task: dict[str, list[bool]] = defaultdict(list)
@@ -40,6 +50,7 @@ def config_figures(config: str, spec: str, runs: Sequence[EvalRun], k: int) -> C
     total_cost = sum(run.cost_usd for run in runs)
     latencies = [run.latency_seconds for run in runs]
     failures = Counter(run.failure for run in runs if run.failure is not None)
+    handed = [run for run in runs if not run.passed and handed_over(run)]
     return ConfigFigures(
         config=config,
         spec=spec,
@@ -54,6 +65,8 @@ def config_figures(config: str, spec: str, runs: Sequence[EvalRun], k: int) -> C
         latency_p50_seconds=percentile(latencies, 50) if latencies else None,
         latency_p95_seconds=percentile(latencies, 95) if latencies else None,
         intervention_rate=_ratio(sum(run.interventions > 0 for run in runs), len(runs)),
+        handed_over=len(handed),
+        unhandled_rate=_ratio(len(runs) - len(passed) - len(handed), len(runs)),
         failure_classes=dict(sorted(failures.items(), key=lambda item: (-item[1], item[0]))),
     )
 

@@ -70,6 +70,12 @@ class ConfigFigures(BaseModel):
     latency_p50_seconds: float | None
     latency_p95_seconds: float | None
     intervention_rate: float | None
+    handed_over: int = Field(
+        default=0, description="failing runs whose fallback workflow completed (a person has it)"
+    )
+    unhandled_rate: float | None = Field(
+        default=None, description="runs that neither passed nor were handed over / runs"
+    )
     failure_classes: dict[str, int]
 
 

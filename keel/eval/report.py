@@ -24,6 +24,7 @@ def figure_rows(k: int) -> list[FigureRow]:
         ("latency p50", lambda f: f.latency_p50_seconds, seconds),
         ("latency p95", lambda f: f.latency_p95_seconds, seconds),
         ("intervention rate", lambda f: f.intervention_rate, pct),
+        ("unhandled rate", lambda f: f.unhandled_rate, pct),
         ("total cost", lambda f: f.total_cost_usd, usd),
     ]
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 
+from keel.contracts import FallbackRecord, RunResult
 from keel.eval.figures import all_figures, config_figures, pass_k
 from keel.eval.models import EvalReport, EvalRun
 from keel.eval.report import comparison, render_text
@@ -45,6 +48,28 @@ def test_figures_by_hand() -> None:
     assert f.intervention_rate == 2 / 6
     assert f.failure_classes == {"step_limit": 2, "check:answer_contains": 1}
     assert list(f.failure_classes) == ["step_limit", "check:answer_contains"]
+
+
+def test_a_failing_run_whose_fallback_completed_is_handed_over_not_unhandled() -> None:
+    def result(status: Literal["completed", "failed"] | None) -> RunResult:
+        fallback = (
+            None
+            if status is None
+            else FallbackRecord(
+                workflow="keel.fallback.ticket", workflow_id="w-fallback", status=status
+            )
+        )
+        return RunResult(status="halted", profile="p", model="m", fallback=fallback)
+
+    runs = [
+        run("t1", 1, True, 0.1, 1.0),
+        run("t2", 1, False, 0.1, 1.0, result=result("completed")),  # handed over
+        run("t3", 1, False, 0.1, 1.0, result=result("failed")),  # its fallback failed
+        run("t4", 1, False, 0.1, 1.0, result=result(None)),  # no fallback
+    ]
+    f = config_figures("a", "profile:a", runs, 1)
+    assert (f.passed, f.handed_over, f.unhandled_rate) == (1, 1, 2 / 4)
+    assert config_figures("a", "profile:a", RUNS, 2).unhandled_rate == 3 / 6
 
 
 def test_nothing_passed_has_no_cost_per_success() -> None:
