@@ -107,8 +107,13 @@ def build_input(raw: dict[str, object], settings: Settings) -> AgentInput:
 
 def workflow_type(profile_name: str, settings: Settings) -> str:
     """The workflow type that runs a profile: its pipeline's (``keel.pipeline.<name>``), else
-    ``AgentWorkflow``."""
-    pipeline = load_profile(profile_name, settings.profiles_path).pipeline
+    ``AgentWorkflow`` — also when the profile is not on this client's search path (only the
+    worker has it): a pipeline's profile started as an agent run fails at once, naming the
+    workflow type to start (workflows/agent/start.py)."""
+    try:
+        pipeline = load_profile(profile_name, settings.profiles_path).pipeline
+    except KeelError:
+        return WORKFLOW_TYPE
     return f"{PIPELINE_PREFIX}{pipeline}" if pipeline else WORKFLOW_TYPE
 
 
