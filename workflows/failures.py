@@ -8,36 +8,11 @@ workflow code ends a run that has started: the loop turns it into a typed ``fail
 
 from __future__ import annotations
 
-from typing import Literal
-
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
-FailureClass = Literal[
-    "step_limit",
-    "tool_call_limit",
-    "token_budget",
-    "cost_budget",
-    "wall_clock",
-    "history_limit",
-    "no_progress",
-    "tool_hallucination",
-    "schema_violation",
-    "semantic_violation",
-    "unauthorized",
-    "access_denied",
-    "approval_timeout",
-    "lost_result_aborted",
-    "lost_result_timeout",
-    "config_error",
-    "model_error",
-    "payload_too_large",
-    "content_missing",
-    "upstream_unavailable",
-    "tool_catalog_error",
-    "decision_invalid",
-    "cancelled",
-    "internal",
-]
+from keel.contracts.failure_classes import FailureClass as FailureClass
+
+# The taxonomy itself is a contract (profiles name classes: [fallback] on).
 
 
 class RunFailed(Exception):

@@ -45,10 +45,10 @@ from keel.contracts.decisions import (
 )
 from keel.contracts.digest import approval_digest
 from keel.contracts.errors import ConfigError, InputError, KeelError, ProfileError
+from keel.contracts.failure_classes import RUN_FAILURE_CLASSES, FailureClass
 from keel.contracts.fallback import (
     DEFAULT_TRIGGERS,
     FALLBACK_TICKET,
-    RUN_FAILURE_CLASSES,
     FallbackRecord,
     FallbackSettings,
 )
@@ -136,6 +136,7 @@ __all__ = [
     "DecisionSettings",
     "EscalationSettings",
     "Fact",
+    "FailureClass",
     "FallbackInput",
     "FallbackModel",
     "FallbackRecord",

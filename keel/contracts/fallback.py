@@ -15,36 +15,10 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from keel.contracts._base import Strict
+from keel.contracts.failure_classes import RUN_FAILURE_CLASSES
 
 FALLBACK_TICKET: Literal["keel.fallback.ticket"] = "keel.fallback.ticket"
 
-# Every failure class a run that started can end with (workflows/failures.py ``FailureClass``,
-# kept equal by a unit test, less ``cancelled``: a cancelled run ends without a result).
-RUN_FAILURE_CLASSES = (
-    "step_limit",
-    "tool_call_limit",
-    "token_budget",
-    "cost_budget",
-    "wall_clock",
-    "history_limit",
-    "no_progress",
-    "tool_hallucination",
-    "schema_violation",
-    "semantic_violation",
-    "unauthorized",
-    "access_denied",
-    "approval_timeout",
-    "lost_result_aborted",
-    "lost_result_timeout",
-    "config_error",
-    "model_error",
-    "payload_too_large",
-    "content_missing",
-    "upstream_unavailable",
-    "tool_catalog_error",
-    "decision_invalid",
-    "internal",
-)
 # What triggers a fallback unless the profile says otherwise: the run was stopped by a bound
 # (limits, no progress, the history budget), nobody answered in time, or a dependency is down.
 # Not a human's decision (``lost_result_aborted``), not a run refused as a mistake. A
