@@ -160,3 +160,17 @@ async def test_an_unknown_order_is_not_classified(client: Client) -> None:
     assert "could not find order ORD-9999" in (result.final_answer or "")
     assert result.model_calls == 0
     assert [(s.name, s.outcome) for s in result.steps] == [("get_order", "tool_error")]
+
+
+async def test_a_decision_nobody_settles_in_time_is_declined_by_no_one(client: Client) -> None:
+    handle = await start_triage(client, "triage_timeout", DAMAGED.format(order="ORD-1041"))
+    result = await handle.result()
+    assert result.status == "completed"
+    (claim,) = result.decisions
+    assert (claim.decided_by, claim.answer, claim.escalations) == ("none", None, ["human"])
+    assert claim.outcome == "timed out: nobody decided, so it was declined"
+    assert [(a.tool, a.decision) for a in result.approvals] == [("decision.claim", "timeout")]
+    assert "A colleague will look at your request about order ORD-1041" in (
+        result.final_answer or ""
+    )
+    assert result.tool_calls == 2  # the lookups: nothing refunded

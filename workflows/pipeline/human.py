@@ -131,4 +131,4 @@ def _timed_out(ctx: RunContext, request: ApprovalRequest, now: Any) -> Verdict:
         message = f"no decision on {request.tool} ({request.approval_id}) after escalation"
         stop = Stop("approval_timeout", "approval_timeout", message)
         return Verdict(request.approval_id, "timed out after escalation", stop=stop)
-    return Verdict(request.approval_id, "timed out: declined automatically", rejected=True)
+    return Verdict(request.approval_id, "timed out: nobody decided, so it was declined")
