@@ -8,20 +8,17 @@ from html import escape
 
 from keel.eval.models import EvalReport
 from keel.eval.report import comparison, failing_lines, task_rows
-from keel.report.html import Bar, hbar_chart, html_table
+from keel.report.html import BASE_CSS, Bar, hbar_chart, html_table
 from keel.report.tables import pct
 
 PASS_K_COLOR = "#f58518"
-_CSS = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 70rem;
-       color: #222; padding: 0 1rem; }
-h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
-table { border-collapse: collapse; margin: .5rem 0; }
-th, td { padding: .2rem .6rem; border-bottom: 1px solid #ddd; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
+_CSS = (
+    BASE_CSS
+    + """
+body { max-width: 70rem; }
 pre { white-space: pre-wrap; font-size: 12px; }
-svg text { font: 12px system-ui, sans-serif; fill: #222; }
 """
+)
 
 
 def render_html(report: EvalReport) -> str:

@@ -30,17 +30,23 @@ BAR_W = 420
 ROW_H = 22
 COLORS = {"p50": "#4c78a8", "p95": "#f58518", "p99": "#e45756", "bar": "#4c78a8"}
 
-_CSS = """
+BASE_CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem;
        color: #222; padding: 0 1rem; }
 h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
 table { border-collapse: collapse; margin: .5rem 0; }
 th, td { padding: .2rem .6rem; border-bottom: 1px solid #ddd; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
-.kpi { display: inline-block; margin: 0 1.5rem .5rem 0; }
-.kpi b { display: block; font-size: 1.3rem; }
 svg text { font: 12px system-ui, sans-serif; fill: #222; }
 """
+"""The look Keel's HTML reports share (the operations report's and the eval's)."""
+_CSS = (
+    BASE_CSS
+    + """
+.kpi { display: inline-block; margin: 0 1.5rem .5rem 0; }
+.kpi b { display: block; font-size: 1.3rem; }
+"""
+)
 
 
 @dataclass
