@@ -11,6 +11,10 @@ progress events, and (``keel.contracts.names``) every public name. Split by conc
 - :mod:`keel.contracts.fallback` — a profile's ``[fallback]`` and the ``FallbackRecord``;
 - :mod:`keel.contracts.fallback_run` — a fallback workflow's input and result;
 - :mod:`keel.contracts.history` — the profile's history budget (``[history]``);
+- :mod:`keel.contracts.routing` — model routing between tiers (``[routing]``);
+- :mod:`keel.contracts.context_budget` / :mod:`keel.contracts.context_view` — the per-step
+  input-token budget (``[context]``) and the trimmed view the model activity sends;
+- :mod:`keel.contracts.spend` — budgets across runs (``[spend]``) and a call's spend tag;
 - :mod:`keel.contracts.continued` — what a run carries across continue-as-new;
 - :mod:`keel.contracts.result` — step records, the ``status`` answer, ``RunResult``;
 - :mod:`keel.contracts.progress` — live progress events;
@@ -33,6 +37,8 @@ from keel.contracts.approvals import (
     DecisionRecord,
 )
 from keel.contracts.content import ContentRef, canonical_json, content_digest, ref_for
+from keel.contracts.context_budget import ContextSettings
+from keel.contracts.context_view import ContextView
 from keel.contracts.continued import ContinuedRun, is_continued
 from keel.contracts.decisions import (
     ANSWER_TOOL,
@@ -67,7 +73,13 @@ from keel.contracts.llm import (
     call_cost,
     message_content_bytes,
 )
-from keel.contracts.model_settings import FallbackModel, ModelSettings, Price
+from keel.contracts.model_settings import (
+    FallbackModel,
+    ModelSettings,
+    Price,
+    ProviderName,
+    TierModel,
+)
 from keel.contracts.names import PROGRESS_TOPIC
 from keel.contracts.profile import (
     LIMIT_FIELDS,
@@ -88,6 +100,7 @@ from keel.contracts.profile import (
 from keel.contracts.progress import PROGRESS_KINDS, ProgressEvent
 from keel.contracts.resolution import Resolution, ResolveAction, ResolveOutcome, UnresolvedCall
 from keel.contracts.result import RunResult, RunStatus, StepRecord
+from keel.contracts.routing import EscalationTrigger, RoutingSettings
 from keel.contracts.run import (
     AgentInput,
     ClosedState,
@@ -99,9 +112,11 @@ from keel.contracts.run import (
     StepKind,
     StepOutcome,
 )
+from keel.contracts.spend import ALERT_THRESHOLDS, SpendSettings, SpendTag
 from keel.contracts.templates import template_fields
 
 __all__ = [
+    "ALERT_THRESHOLDS",
     "ANSWER_TOOL",
     "DECISION_SERVER",
     "DEFAULT_TRIGGERS",
@@ -126,6 +141,8 @@ __all__ = [
     "ClosedState",
     "ConfigError",
     "ContentRef",
+    "ContextSettings",
+    "ContextView",
     "ContinuedRun",
     "ConversationState",
     "Decision",
@@ -135,6 +152,7 @@ __all__ = [
     "DecisionRecord",
     "DecisionSettings",
     "EscalationSettings",
+    "EscalationTrigger",
     "Fact",
     "FailureClass",
     "FallbackInput",
@@ -159,18 +177,23 @@ __all__ = [
     "ProfileError",
     "ProgressEvent",
     "ProgressTemplates",
+    "ProviderName",
     "Resolution",
     "ResolveAction",
     "ResolveOutcome",
     "Reversibility",
+    "RoutingSettings",
     "RunOutcome",
     "RunResult",
     "RunState",
     "RunStatus",
     "ServerSettings",
+    "SpendSettings",
+    "SpendTag",
     "StepKind",
     "StepOutcome",
     "StepRecord",
+    "TierModel",
     "ToolCall",
     "ToolPolicy",
     "ToolSpec",

@@ -11,6 +11,7 @@ FailureClass = Literal[
     "tool_call_limit",
     "token_budget",
     "cost_budget",
+    "spend_limit",
     "wall_clock",
     "history_limit",
     "no_progress",

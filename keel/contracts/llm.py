@@ -7,7 +7,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from keel.contracts.content import ContentRef, canonical_json
+from keel.contracts.context_view import ContextView
 from keel.contracts.model_settings import ModelSettings, Price
+from keel.contracts.spend import SpendTag
 
 PER_TOKEN = 1e-6  # prices are per million tokens
 
@@ -59,11 +61,15 @@ class ToolSpec(BaseModel):
 
 
 class Usage(BaseModel):
-    """Token usage as the provider reported it."""
+    """Token usage as the provider reported it, in OpenAI's sense: ``input_tokens`` is the
+    whole prompt, of which ``cached_tokens`` were read from the provider's prompt cache and
+    ``cache_write_tokens`` were written to it (Anthropic reports the three apart; its provider
+    adds them up)."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -74,6 +80,7 @@ class Usage(BaseModel):
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             cached_tokens=self.cached_tokens + other.cached_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
         )
 
 
@@ -96,6 +103,20 @@ class ChatRequest(BaseModel):
         default=None,
         description="the stored transcript node holding every message before `messages`"
         " (keel/runtime/store/transcripts.py); None: `messages` is the whole conversation",
+    )
+    tier: str | None = Field(
+        default=None, description="the routing tier serving the call ([tiers.<name>])"
+    )
+    route: str | None = Field(default=None, description="why that tier serves it")
+    view: ContextView | None = Field(
+        default=None,
+        description="how the activity trims the assembled conversation before the provider"
+        " sees it (workflows/agent/context.py); None: sent whole",
+    )
+    spend: SpendTag | None = Field(
+        default=None,
+        description="whose spend the call is (run, profile, principal) and the budgets it"
+        " counts against (keel/runtime/spend); None: not recorded across runs",
     )
 
 
@@ -146,15 +167,19 @@ def message_content_bytes(message: ChatMessage) -> bytes:
 
 
 def call_cost(usage: Usage, price: Price) -> float:
-    """USD of one call. ``usage.input_tokens`` includes ``cached_tokens`` (OpenAI semantics).
+    """USD of one call. ``usage.input_tokens`` includes ``cached_tokens`` and
+    ``cache_write_tokens`` (OpenAI semantics).
 
-    Cached tokens are billed at the cached price (the input price when none is listed), the
-    rest of the input at the input price. A provider reporting more cached than input tokens
-    is treated as all input cached rather than as a negative uncached count.
+    Cached tokens are billed at the cached price, tokens written to the cache at the cache
+    write price (each the input price when none is listed), the rest of the input at the input
+    price. A provider reporting more cached (then written) tokens than input tokens is treated
+    as all input cached rather than as a negative uncached count.
     """
     cached = min(max(usage.cached_tokens, 0), usage.input_tokens)
+    written = min(max(usage.cache_write_tokens, 0), usage.input_tokens - cached)
     return (
-        (usage.input_tokens - cached) * price.input_per_mtok * PER_TOKEN
+        (usage.input_tokens - cached - written) * price.input_per_mtok * PER_TOKEN
         + cached * price.cached_price * PER_TOKEN
+        + written * price.cache_write_price * PER_TOKEN
         + usage.output_tokens * price.output_per_mtok * PER_TOKEN
     )

@@ -1,8 +1,9 @@
-"""Which model serves a run: ``ModelSettings`` (with its fallback chain) and its ``Price``."""
+"""Which model serves a run: ``ModelSettings`` (with its fallback chain), its ``Price``, and
+the named tiers (``TierModel``) a profile routes steps to."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -15,6 +16,9 @@ class Price(Strict):
     input_per_mtok: float = Field(ge=0)
     output_per_mtok: float = Field(ge=0)
     cached_input_per_mtok: float | None = Field(default=None, ge=0)
+    cache_write_per_mtok: float | None = Field(
+        default=None, ge=0, description="USD per million tokens written to a prompt cache"
+    )
 
     @property
     def cached_price(self) -> float:
@@ -23,11 +27,23 @@ class Price(Strict):
             return self.input_per_mtok
         return self.cached_input_per_mtok
 
+    @property
+    def cache_write_price(self) -> float:
+        """USD per million tokens written to a prompt cache (input price when none is listed)."""
+        if self.cache_write_per_mtok is None:
+            return self.input_per_mtok
+        return self.cache_write_per_mtok
+
+
+ProviderName = Literal["openai", "anthropic"]
+"""The wire a model is reached by: OpenAI chat completions, or Anthropic Messages."""
+
 
 class FallbackModel(Strict):
     """A model of a fallback chain; unset fields are taken from the primary model."""
 
     name: str = Field(min_length=1)
+    provider: ProviderName | None = None
     base_url: str = ""
     api_key_env: str = ""
     price: Price | None = None
@@ -47,6 +63,11 @@ class ModelSettings(Strict):
 
     name: str = Field(
         min_length=1, description="model id, e.g. 'gpt-4o-mini' or 'sim/support_demo'"
+    )
+    provider: ProviderName = Field(
+        default="openai",
+        description="the wire: 'openai' (chat completions, also vLLM, Ollama, LiteLLM) or"
+        " 'anthropic' (Messages API)",
     )
     base_url: str = ""
     api_key_env: str = ""
@@ -86,6 +107,17 @@ class ModelSettings(Strict):
         description="a message whose content is larger reaches the model cut to this size,"
         " with a marker naming the stored full content",
     )
+    prompt_cache: bool = Field(
+        default=True,
+        description="mark the stable prefix for the provider's prompt cache (Anthropic"
+        " cache_control breakpoints; OpenAI caches on its own and reports cached_tokens)",
+    )
+    min_cache_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="the shortest prefix the provider caches; unset: its documented minimum"
+        " for the model (a shorter prefix is not marked: caching would silently do nothing)",
+    )
 
     def served_by(self, fallback: FallbackModel) -> ModelSettings:
         """The full settings of a fallback model: its own fields over this model's."""
@@ -101,3 +133,17 @@ class ModelSettings(Strict):
     def chain(self) -> list[ModelSettings]:
         """This model, then its fallbacks, in the order they are tried."""
         return [self, *(self.served_by(fb) for fb in self.fallbacks)]
+
+    def tier(self, tier: TierModel) -> ModelSettings:
+        """The full settings of a tier: its fields over this model's, with its own fallbacks."""
+        settings = self.served_by(tier)
+        return settings.model_copy(update={"fallbacks": list(tier.fallbacks)})
+
+
+class TierModel(FallbackModel):
+    """A named tier (``[tiers.<name>]``): a model whose unset fields are the profile's
+    ``[model]``'s, with a fallback chain of its own (``[[tiers.<name>.fallbacks]]``)."""
+
+    fallbacks: list[FallbackModel] = Field(
+        default_factory=list, description="models tried in order when this tier's model fails"
+    )

@@ -12,10 +12,13 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from keel.contracts._base import Strict
+from keel.contracts.context_budget import ContextSettings
 from keel.contracts.decisions import DecisionSettings, escalation_problems
 from keel.contracts.fallback import FALLBACK_TICKET, FallbackSettings
 from keel.contracts.history import HistorySettings
-from keel.contracts.model_settings import FallbackModel, ModelSettings
+from keel.contracts.model_settings import ModelSettings, TierModel
+from keel.contracts.routing import RoutingSettings
+from keel.contracts.spend import SpendSettings
 from keel.contracts.templates import template_fields
 
 ApprovalDefault = Literal["writes", "all", "none"]
@@ -279,8 +282,18 @@ class Profile(Strict):
     tools: dict[str, ToolPolicy] = Field(default_factory=dict)
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
-    tiers: dict[str, FallbackModel] = Field(
-        default_factory=dict, description="named models a pipeline's decision may escalate to"
+    tiers: dict[str, TierModel] = Field(
+        default_factory=dict,
+        description="named models ([tiers.<name>]) that routing and decisions send steps to",
+    )
+    routing: RoutingSettings | None = Field(
+        default=None, description="which tier serves which step; None: [model] serves all"
+    )
+    context: ContextSettings | None = Field(
+        default=None, description="a per-step input-token budget; None: the whole conversation"
+    )
+    spend: SpendSettings | None = Field(
+        default=None, description="budgets across runs, per day and month ([spend])"
     )
     decisions: dict[str, DecisionSettings] = Field(default_factory=dict)
     pipeline: str | None = Field(
@@ -316,6 +329,12 @@ class Profile(Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def tier_model(self, name: str | None) -> ModelSettings:
+        """The settings of tier ``name`` (its fallbacks its own); ``[model]`` for None."""
+        if name is None:
+            return self.model
+        return self.model.tier(self.tiers[name])
 
     @model_validator(mode="after")
     def _ticket_server_listed(self) -> Profile:

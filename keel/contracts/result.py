@@ -44,6 +44,14 @@ class StepRecord(BaseModel):
         description="the step's full content in the content store (a tool result cut for the"
         " model, an oversized answer): `keel result --content <digest>` prints it",
     )
+    tier: str | None = Field(default=None, description="the routing tier that served a model step")
+    route: str | None = Field(default=None, description="why that tier served it")
+    purpose: str | None = Field(
+        default=None, description="a model step that is not a turn: 'summary', 'final answer'"
+    )
+    context: str | None = Field(
+        default=None, description="what the context budget trimmed or summarized for the step"
+    )
 
 
 class RunStatus(BaseModel):

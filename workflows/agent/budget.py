@@ -116,6 +116,7 @@ def add_usage(total: Usage, usage: Usage) -> Usage:
         input_tokens=total.input_tokens + max(usage.input_tokens, 0),
         output_tokens=total.output_tokens + max(usage.output_tokens, 0),
         cached_tokens=total.cached_tokens + max(usage.cached_tokens, 0),
+        cache_write_tokens=total.cache_write_tokens + max(usage.cache_write_tokens, 0),
     )
 
 
