@@ -23,11 +23,13 @@ with workflow.unsafe.imports_passed_through():
     from keel.contracts import (
         ChatRequest,
         ChatResponse,
+        ContextView,
         ConversationState,
         Limits,
         ModelSettings,
         Price,
         Profile,
+        SpendTag,
         StepRecord,
         ToolSpec,
         Usage,
@@ -42,7 +44,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.agent.budget import tokens_used as count_tokens
     from workflows.agent.no_progress import ProgressTracker
-    from workflows.agent.state import Ledger, Stop
+    from workflows.agent.routing import Route
+    from workflows.agent.state import Ledger, RunContext, Stop
     from workflows.agent.transcript import Transcript
     from workflows.failures import RunFailed, classify
     from workflows.report.reporter import Reporter
@@ -56,11 +59,11 @@ STORED_PAYLOAD_BYTES = 256 * 1024 * 1024
 UNPRICED = Price(input_per_mtok=0.0, output_per_mtok=0.0)
 
 
-def dearest_price(profile: Profile) -> Price:
+def dearest_price(model: ModelSettings) -> Price:
     """The price a budget check must assume: the dearest of the model and its fallbacks, as
     any of them may serve the call. Runs whose profile was resolved before prices existed
     (their history has none) keep replaying and run on without cost accounting."""
-    prices = [m.price or UNPRICED for m in profile.model.chain()]
+    prices = [m.price or UNPRICED for m in model.chain()]
     return Price(
         input_per_mtok=max(p.input_per_mtok for p in prices),
         output_per_mtok=max(p.output_per_mtok for p in prices),
@@ -78,8 +81,13 @@ def before_model_call(
     conversation: ConversationState,
     catalog: list[ToolSpec],
     tracker: ProgressTracker,
+    model: ModelSettings | None = None,
 ) -> tuple[int | None, Stop | None]:
-    """Every stop condition, checked before the model is called; else the output cap."""
+    """Every stop condition, checked before the model is called; else the output cap.
+
+    ``model`` is what will serve the call (a routing tier, with its fallbacks; default the
+    profile's ``[model]``): the call is projected at the dearest price of that chain."""
+    serving = model if model is not None else profile.model
     if tracker.stalled:
         return None, Stop("no_progress", "no_progress", tracker.reason or "no progress")
     if ledger.model_calls >= limits.max_steps:
@@ -90,8 +98,8 @@ def before_model_call(
         count_tokens(ledger.usage),
         ledger.cost_usd,
         estimate_prompt_tokens(conversation, catalog),
-        max(m.max_output_tokens for m in profile.model.chain()),
-        dearest_price(profile),
+        max(m.max_output_tokens for m in serving.chain()),
+        dearest_price(serving),
     )
     if isinstance(decision, BudgetRefusal):
         return None, Stop(decision.reason, decision.reason, decision.message)
@@ -107,22 +115,44 @@ class ModelStep:
     transcript: Transcript
     reporter: Reporter
     on_event: Callable[[str], None]
+    spend: SpendTag | None = None  # whose spend the calls are (keel/runtime/spend)
 
-    async def call(self, catalog: list[ToolSpec], cap: int | None) -> ChatResponse:
+    @classmethod
+    def for_run(
+        cls, profile: Profile, ctx: RunContext, on_event: Callable[[str], None]
+    ) -> ModelStep:
+        """The model step of a run's loop: its ledger, conversation and reporter, and the spend
+        tag naming the run, profile and principal (and the profile's ``[spend]`` budgets)."""
+        state = ctx.state
+        spend = SpendTag(run_id=ctx.workflow_id, profile=profile.name,
+                         principal=ctx.principal.id, budgets=profile.spend)  # fmt: skip
+        return cls(profile, state.ledger, state.transcript, ctx.reporter, on_event, spend)
+
+    async def call(
+        self, catalog: list[ToolSpec], cap: int | None, *, route: Route | None = None,
+        view: ContextView | None = None, purpose: str | None = None, note: str | None = None,
+    ) -> ChatResponse:  # fmt: skip
         """One model step: the primary model, then each fallback while one fails for good
-        (its circuit is open, retries did not fix it, or it rejected the request)."""
+        (its circuit is open, retries did not fix it, or it rejected the request).
+
+        ``route`` names the tier serving it (workflows/agent/routing.py; default ``[model]``),
+        ``view`` how the context budget trims the conversation, ``purpose`` a step that is not
+        a turn ("summary", "final answer"), ``note`` what the context budget did; all four
+        land in the step record."""
         self.ledger.model_calls += 1
         step = self.ledger.model_calls
-        chain = self.profile.model.chain()
+        primary = self.profile.tier_model(route.tier if route else None)
+        chain = primary.chain()
         fell_back: list[str] = []
         started = workflow.now()
-        self.reporter.model_started(step, self.profile.model.name)
+        marks = _Marks(route, view, purpose, note)
+        self.reporter.model_started(step, primary.name)
         self._check_request_size(catalog, step, started)
         for index, model in enumerate(chain):
             last = index == len(chain) - 1
             self.on_event(f"step {step}: calling {model.name}")
             try:
-                response = await self._chat(model, catalog, cap, step, last)
+                response = await self._chat(model, catalog, cap, step, last, marks)
             except ActivityError as exc:
                 failure, message = classify(exc, f"model {model.name!r}")
                 paid = paid_usage(exc)
@@ -132,7 +162,7 @@ class ModelStep:
                     continue
                 detail = "; ".join([*fell_back, message])
                 record = _record(step, model.name, started, outcome="failed", detail=detail,
-                                 usage=paid, cost_usd=spent)  # fmt: skip
+                                 usage=paid, cost_usd=spent, **marks.fields())  # fmt: skip
                 self.ledger.steps.append(record)
                 raise RunFailed(failure, message) from None
             self.transcript.sent(response.transcript)
@@ -151,6 +181,7 @@ class ModelStep:
                     attempts=response.attempt,
                     detail=detail,
                     cost_usd=cost,
+                    **marks.fields(),
                 )
             )
             self.reporter.model_finished(step, response, cost)
@@ -189,7 +220,7 @@ class ModelStep:
 
     async def _chat(
         self, model: ModelSettings, catalog: list[ToolSpec], cap: int | None, step: int,
-        last: bool,
+        last: bool, marks: _Marks,
     ) -> ChatResponse:  # fmt: skip
         """The ``keel.llm.chat`` activity for ``model``. While a fallback remains, an open
         circuit is not waited out: it fails the attempt at once so the next model serves."""
@@ -201,6 +232,10 @@ class ModelStep:
             conversation_id=workflow.info().workflow_id,
             max_output_tokens=cap if cap is not None and cap < model.max_output_tokens else None,
             step=step,
+            tier=marks.route.tier if marks.route else None,
+            route=marks.route.why if marks.route else None,
+            view=marks.view,
+            spend=self.spend,
         )
         return await workflow.execute_activity_method(
             LLMActivities.chat,
@@ -239,6 +274,27 @@ def paid_usage(error: ActivityError) -> Usage | None:
         return Usage.model_validate(details[0])
     except ValueError:
         return None
+
+
+@dataclass(frozen=True)
+class _Marks:
+    """What a step's caller says of it: its route, context view, purpose and context note."""
+
+    route: Route | None
+    view: ContextView | None
+    purpose: str | None
+    note: str | None
+
+    def fields(self) -> dict[str, Any]:
+        """The step record's fields for them (none when unset, so old records stay equal)."""
+        fields: dict[str, Any] = {}
+        if self.route is not None:
+            fields["tier"], fields["route"] = self.route.tier, self.route.why
+        if self.purpose is not None:
+            fields["purpose"] = self.purpose
+        if self.note is not None:
+            fields["context"] = self.note
+        return fields
 
 
 def _record(step: int, name: str, started: datetime, **fields: Any) -> StepRecord:

@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         names,
     )
     from workflows.agent.call_ids import with_unique_ids
+    from workflows.agent.context import ContextKeeper
     from workflows.agent.continuation import (
         Continuation,
         Lineage,
@@ -75,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.agent.no_progress import ProgressTracker
     from workflows.agent.outcome import Outcomes
     from workflows.agent.resolve_handlers import ResolveHandlers
+    from workflows.agent.routing import Router
     from workflows.agent.start import (
         START_FAILURES,
         check_profile,
@@ -329,16 +331,20 @@ class AgentWorkflow:
         a tool turn the run may continue as new (a safe point: workflows/agent/continuation.py)."""
         state, catalog, continuation = self._state, ctx.catalog, self._continuation
         assert continuation is not None
-        model = ModelStep(profile, state.ledger, state.transcript, self._reporter,
-                          self._set_last_event)  # fmt: skip
+        model = ModelStep.for_run(profile, ctx, self._set_last_event)
+        router, keeper = Router(profile), ContextKeeper(profile)
         while True:
             cap, stop = None, continuation.budget.before_model_call()
+            route = router.next(state.ledger.model_calls + 1)
             if stop is None:
                 conversation = state.transcript.state
+                serving = profile.tier_model(route.tier) if route else None
                 cap, stop = before_model_call(profile, ctx.limits, state.ledger, conversation,
-                                              catalog, ctx.tracker)  # fmt: skip
+                                              catalog, ctx.tracker, serving)  # fmt: skip
             if stop is None:
-                response = await model.call(catalog, cap)
+                view, note = await keeper.before_step(model, catalog)
+                response = await model.call(catalog, cap, route=route, view=view, note=note)
+                router.answered(response)
                 # Missing or repeated ids are renamed before the conversation holds them.
                 calls, renamed = with_unique_ids(state.ledger.model_calls, response.tool_calls)
                 state.transcript.append(
@@ -349,6 +355,7 @@ class AgentWorkflow:
                 state.last_event = f"step {state.ledger.model_calls}: {len(calls)} tool call(s)"
                 messages, stop = await run_tool_turn(ctx, calls, response.content, renamed)
                 state.transcript.append(*messages)
+                router.turn_done(state.ledger, state.ledger.model_calls)
                 if stop is None:
                     await continuation.at_safe_point(state, ctx, self._approvals.idle())
             if stop is not None and not await self._past(profile, ctx, stop):
