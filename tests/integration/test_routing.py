@@ -10,16 +10,19 @@ tier's price: a step is billed at the price of the tier that served it.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import Client
 
 from keel.contracts import ProgressEvent, RunResult, StepRecord, call_cost
 from keel.contracts.model_settings import Price
+from keel.report.collect import visibility_query
 from keel.stack import Stack
 from keel.watch import stream_events
-from tests.helpers import start
+from tests.helpers import keel, start
 
 FAST = Price(input_per_mtok=0.15, output_per_mtok=0.60)
 STRONG = Price(input_per_mtok=2.50, output_per_mtok=10.00)
@@ -205,3 +208,37 @@ async def test_a_budget_the_strong_tier_does_not_fit_keeps_the_run_on_the_fast_t
     assert model_steps(result)[1].detail == ("answer; kept: asking strong again is over the budget")
     assert all(s.name == "sim/route_budget_fast" for s in model_steps(result))
     assert 0 < result.cost_usd < 0.05
+
+
+async def test_keel_result_and_keel_report_say_which_tier_served_each_step(
+    client: Client, stack: Stack
+) -> None:
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    workflow_id, result = await routed_run(client, "route_refusal")
+    assert result.status == "completed", result.error
+
+    shown = keel(stack, "result", workflow_id)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    [tiers] = [line for line in lines if line.startswith("tiers: ")]
+    assert tiers.startswith("tiers: fast 2 steps $") and " · strong 1 step $" in tiers
+    assert "        tier strong: escalated after a validation refusal at step 1" in lines
+
+    extra = f"WorkflowId = '{workflow_id}'"
+    query = visibility_query(since, datetime.now(UTC) + timedelta(minutes=5), extra)
+    for _ in range(200):  # visibility is eventually consistent
+        if (await client.count_workflows(query)).count == 1:
+            break
+        await asyncio.sleep(0.1)
+    out = keel(stack, "report", "--since", "1h", "--query", extra, "--json")
+    assert out.returncode == 0, out.stderr
+    figures = json.loads(out.stdout)
+    assert figures["runs"] == 1
+    by_tier = {row["tier"]: row for row in figures["tiers"]}
+    assert (by_tier["fast"]["steps"], by_tier["strong"]["steps"]) == (2, 1)
+    assert by_tier["fast"]["reasons"] == {"first step": 1, "de-escalated": 1}
+    assert by_tier["strong"]["reasons"] == {"escalated": 1}
+    strong = [s for s in model_steps(result) if s.tier == "strong"]
+    assert by_tier["strong"]["cost_usd"] == strong[0].cost_usd
+    text = keel(stack, "report", "--since", "1h", "--query", extra)
+    assert "Model steps per tier (routing)" in text.stdout
