@@ -27,6 +27,7 @@ ROUTE_REASONS = (
     "escalated",
     "de-escalated",
     "final answer",
+    "summary",
 )
 
 

@@ -52,10 +52,11 @@ class Router:
         self.profile = profile
         self.ctx = ctx
         self.policy: RoutingPolicy | None = None
-        if profile.routing is not None and ctx is not None:
-            if ctx.state.routing is None:
-                ctx.state.routing = RouterState()
-            self.policy = RoutingPolicy(profile.routing, ctx.state.routing)
+        if profile.routing is not None:  # without a run (ctx): fresh state, no budget checks
+            state = RouterState() if ctx is None else ctx.state.routing or RouterState()
+            if ctx is not None:
+                ctx.state.routing = state
+            self.policy = RoutingPolicy(profile.routing, state)
         self._served: Route | None = None  # the route of the step in flight
         self._dropped = False  # it is the kind's tier: the escalated one was over the budget
         self._reask: Route | None = None  # the next step asks the last answer again
@@ -76,6 +77,14 @@ class Router:
                 route, self._dropped = Route(kind.tier, f"{kind.why} ({over})"), True
         self._served = route
         return route
+
+    def summary(self) -> Route | None:
+        """The route of a step that summarizes older turns (the context budget's): the
+        ``summary`` tier (unset: ``[model]``); None without ``[routing]``. Its ``why`` starts
+        with ``summary``, the reason the report counts it under."""
+        if self.policy is None:
+            return None
+        return Route(self.policy.settings.summary, "summary of older turns", "summary")
 
     def answered(self, response: ChatResponse) -> bool:
         """The model answered step ``ledger.model_calls``. True: the loop asks the same

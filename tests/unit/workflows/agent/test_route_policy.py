@@ -24,7 +24,7 @@ from workflows.agent.route_policy import (
     RoutingPolicy,
     self_reported_confidence,
 )
-from workflows.agent.routing import triggers
+from workflows.agent.routing import Router, triggers
 from workflows.agent.state import Ledger
 
 AT = datetime(2026, 11, 12, tzinfo=UTC)
@@ -308,3 +308,15 @@ def test_a_route_names_its_reason() -> None:
     assert route_reason(None) == "unrouted"
     assert route_reason("something else") == "something else"
     assert set(ROUTE_REASONS) >= {"first step", "tool step", "escalated", "de-escalated"}
+
+
+def test_a_summary_step_is_routed_to_the_summary_tier_and_counted_as_one() -> None:
+    routed = Router(Profile.model_validate({**PROFILE, "routing": {"summary": "fast"}}))
+    route = routed.summary()
+    assert route == Route("fast", "summary of older turns", "summary")
+    assert route_reason(route.why) == "summary"
+    assert Router(Profile.model_validate({**PROFILE, "routing": {}})).summary() == Route(
+        None, "summary of older turns", "summary"
+    )
+    assert Router(Profile.model_validate(PROFILE)).summary() is None  # no [routing]
+    assert Router(Profile.model_validate(PROFILE)).next(1) is None
