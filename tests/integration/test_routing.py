@@ -17,7 +17,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from keel.contracts import ProgressEvent, RunResult, StepRecord, call_cost
+from keel.contracts import LimitOverrides, ProgressEvent, RunResult, StepRecord, call_cost
 from keel.contracts.model_settings import Price
 from keel.report.collect import visibility_query
 from keel.stack import Stack
@@ -191,6 +191,16 @@ async def test_the_final_tier_writes_the_answer(client: Client) -> None:
     )
 
 
+async def test_without_a_step_left_the_draft_is_the_answer(client: Client) -> None:
+    handle = await start(client, "route_final", TASK, limits=LimitOverrides(max_steps=2))
+    result = await handle.result()
+
+    assert result.status == "completed", result.error
+    assert result.final_answer == "draft: order delivered, 42 paid."
+    assert [s.tier for s in model_steps(result)] == ["fast", "fast"]
+    assert model_steps(result)[1].detail == "answer; kept: asking strong again: no step left"
+
+
 async def test_a_budget_the_strong_tier_does_not_fit_keeps_the_run_on_the_fast_tier(
     client: Client,
 ) -> None:
@@ -203,9 +213,11 @@ async def test_a_budget_the_strong_tier_does_not_fit_keeps_the_run_on_the_fast_t
     assert result.final_answer == "ORD-9999 does not exist; please check the order number."
     assert routes(result) == [
         (1, "fast", "first step"),
-        (2, "fast", "tool step (escalation to strong skipped: over the budget)"),
+        (2, "fast", "tool step (escalation to strong skipped: over the cost budget)"),
     ]
-    assert model_steps(result)[1].detail == ("answer; kept: asking strong again is over the budget")
+    assert model_steps(result)[1].detail == (
+        "answer; kept: asking strong again: over the cost budget"
+    )
     assert all(s.name == "sim/route_budget_fast" for s in model_steps(result))
     assert 0 < result.cost_usd < 0.05
 

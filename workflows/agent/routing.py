@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         self_reported_confidence,
         tier_name,
     )
-    from workflows.agent.state import Ledger, RunContext
+    from workflows.agent.state import Ledger, RunContext, Stop
     from workflows.report.events import emit
 
 __all__ = ["Route", "Router"]
@@ -41,6 +41,14 @@ _MESSAGES = {
     "escalated": "step {step}: escalating from {from_tier} to {to_tier} after {cause}",
     "deescalated": "step {step}: stepping down from {from_tier} to {to_tier} after {cause}",
     "final_answer": "step {step}: {from_tier} answered; asking {to_tier} for the final answer",
+}
+
+
+# How a stop that keeps a stronger tier from serving reads in a step's route or detail.
+_WHY_STOP = {
+    "cost_budget": "over the cost budget",
+    "token_budget": "over the token budget",
+    "step_limit": "no step left",
 }
 
 
@@ -72,8 +80,11 @@ class Router:
         else:
             route = self.policy.route(step)
             kind = self.policy.kind(step)
-            if route.tier != kind.tier and not self._fits(route.tier) and self._fits(kind.tier):
-                over = f"escalation to {route.tier} skipped: over the budget"
+            stop = self._stop(route.tier) if route.tier != kind.tier else None
+            if stop is not None and self._stop(kind.tier) is None:
+                over = (
+                    f"escalation to {route.tier} skipped: {_WHY_STOP.get(stop.reason, stop.reason)}"
+                )
                 route, self._dropped = Route(kind.tier, f"{kind.why} ({over})"), True
         self._served = route
         return route
@@ -101,8 +112,10 @@ class Router:
         route = self.policy.reask(served, step, self._confidence)
         if route is None:
             return False
-        if not self._fits(route.tier):
-            self._annotate(step, f"kept: asking {route.tier} again is over the budget")
+        stop = self._stop(route.tier)
+        if stop is not None:
+            why = _WHY_STOP.get(stop.reason, stop.reason)
+            self._annotate(step, f"kept: asking {route.tier} again: {why}")
             return False
         shift = self.policy.reasked(served, step, route)
         self._annotate(step, f"asked again on {route.tier} ({route.purpose})")
@@ -121,16 +134,17 @@ class Router:
 
     # ------------------------------------------------------------------ helpers
 
-    def _fits(self, tier: str | None) -> bool:
-        """Whether the next call, served by ``tier``, passes every check before a model call."""
+    def _stop(self, tier: str | None) -> Stop | None:
+        """What would stop the next call if ``tier`` served it (None: it passes every check
+        before a model call, projected at that tier's price)."""
         ctx = self.ctx
         if ctx is None:
-            return True
+            return None
         serving = self.profile.tier_model(tier)
         _, stop = before_model_call(self.profile, ctx.limits, ctx.ledger,
                                     ctx.state.transcript.state, ctx.catalog, ctx.tracker,
                                     serving)  # fmt: skip
-        return stop is None
+        return stop
 
     def _annotate(self, step: int, note: str) -> None:
         """Add ``note`` to the detail of the model record of ``step`` (an answer not kept)."""

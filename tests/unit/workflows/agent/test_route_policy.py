@@ -303,7 +303,10 @@ def test_a_tier_is_on_the_ladder_once() -> None:
 def test_a_route_names_its_reason() -> None:
     assert route_reason("escalated after a tool error at step 3") == "escalated"
     assert route_reason("de-escalated from strong after 1 clean step at step 4") == "de-escalated"
-    assert route_reason("tool step (escalation to strong skipped: over the budget)") == "tool step"
+    assert (
+        route_reason("tool step (escalation to strong skipped: over the cost budget)")
+        == "tool step"
+    )
     assert route_reason("final answer after fast answered at step 2") == "final answer"
     assert route_reason(None) == "unrouted"
     assert route_reason("something else") == "something else"
