@@ -15,7 +15,7 @@ import httpx2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from keel.contracts import Profile, names
+from keel.contracts import ModelSettings, Profile, TierModel, names
 from keel.contracts.errors import ProfileError, closest
 from keel.runtime.config import Settings
 from keel.runtime.pricing import resolve_price
@@ -111,16 +111,25 @@ def resolve_prices(profile: Profile) -> Profile:
         for fb in model.fallbacks
     ]
     price = resolve_price(model)
-    tiers = {
-        name: tier.model_copy(update={"price": resolve_price(model.served_by(tier))})
-        for name, tier in profile.tiers.items()
-    }
+    tiers = {name: _priced_tier(model, tier) for name, tier in profile.tiers.items()}
     return profile.model_copy(
         update={
             "model": model.model_copy(update={"price": price, "fallbacks": fallbacks}),
             "tiers": tiers,
         }
     )
+
+
+def _priced_tier(model: ModelSettings, tier: TierModel) -> TierModel:
+    """A tier with its price and its own fallbacks' prices (a budget projects a tier's step
+    at the dearest of its chain, so an unpriced fallback would make it look free)."""
+    settings = model.tier(tier)
+    fallbacks = [
+        fb.model_copy(update={"price": resolve_price(settings.served_by(fb))})
+        for fb in tier.fallbacks
+    ]
+    price = resolve_price(model.served_by(tier))
+    return tier.model_copy(update={"price": price, "fallbacks": fallbacks})
 
 
 def check_servers(profile: Profile, known: Collection[str]) -> None:
@@ -139,7 +148,12 @@ def check_servers(profile: Profile, known: Collection[str]) -> None:
 
 def check_api_key(profile: Profile) -> None:
     models = [(profile.model.name, profile.model.api_key_env)] + [
-        (fb.name, fb.api_key_env) for fb in [*profile.model.fallbacks, *profile.tiers.values()]
+        (fb.name, fb.api_key_env)
+        for fb in [
+            *profile.model.fallbacks,
+            *profile.tiers.values(),
+            *(fb for tier in profile.tiers.values() for fb in tier.fallbacks),
+        ]
     ]
     for name, env in models:
         if env and not os.environ.get(env):

@@ -82,6 +82,9 @@ _MARKS = {
     "run.stop": "■",
     "run.continued": "↻",
     "run.finished": "■",
+    "routing.escalated": "↑",
+    "routing.deescalated": "↓",
+    "routing.final_answer": "↑",
 }
 
 
@@ -101,10 +104,37 @@ def step_line(record: StepRecord) -> str:
     detail = record.detail.replace("\n", " ")
     if len(detail) > 70:
         detail = detail[:67] + "..."
-    return terminal_safe(
+    line = terminal_safe(
         f"  {record.step:>2} {record.kind:<5} {what:<34} {record.latency_ms:>8.0f} ms"
         f"{tokens}{retry} {record.outcome}  {detail}"
     )
+    return line + route_line(record)
+
+
+def route_line(record: StepRecord) -> str:
+    """The tier that served a routed model step and why, as the line under the step's
+    (``       tier strong: escalated after a tool error at step 1``); empty when unrouted."""
+    if record.route is None:
+        return ""
+    purpose = f" ({record.purpose})" if record.purpose else ""
+    return "\n" + terminal_safe(f"{'':8}tier {record.tier or '[model]'}{purpose}: {record.route}")
+
+
+def tiers_line(result: RunResult) -> str | None:
+    """``tiers: fast 2 steps $0.000120 · strong 1 step $0.001800``: what each tier served of
+    a routed run (None when no step was routed)."""
+    served: dict[str, tuple[int, float]] = {}
+    for record in result.steps:
+        if record.kind == "model" and record.route is not None:
+            steps, cost = served.get(record.tier or "[model]", (0, 0.0))
+            served[record.tier or "[model]"] = (steps + 1, cost + (record.cost_usd or 0.0))
+    if not served:
+        return None
+    parts = [
+        f"{tier} {steps} step{'' if steps == 1 else 's'} ${cost:.6f}"
+        for tier, (steps, cost) in served.items()
+    ]
+    return "tiers: " + " · ".join(parts)
 
 
 def fallback_line(record: FallbackRecord) -> str:
@@ -131,6 +161,9 @@ def result_text(result: RunResult) -> str:
     )
     if result.cost_usd:
         lines[-1] += f" · cost: ${result.cost_usd:.6f}"
+    tiers = tiers_line(result)
+    if tiers is not None:
+        lines.append(tiers)
     lines.append("steps:")
     lines.extend(step_line(r) for r in result.steps)
     if result.approvals:

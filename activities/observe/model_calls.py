@@ -96,6 +96,7 @@ class ModelCallObserver:
         }
         if request.step is not None:
             attributes["keel.step"] = request.step
+        attributes.update(_route_attributes(request))
         call = ModelCall(
             request=request,
             provider=provider,
@@ -190,6 +191,8 @@ def _event_fields(call: ModelCall, seconds: float, number: int) -> dict[str, Any
         "tools": len(request.tools),
         "max_tokens": request.max_output_tokens or request.model.max_output_tokens,
     }
+    if request.route is not None:  # a routed step: which tier serves it, and why
+        fields.update(tier=request.tier, route=request.route)
     if response is not None:
         usage = response.usage
         fields.update(
@@ -207,6 +210,16 @@ def _event_fields(call: ModelCall, seconds: float, number: int) -> dict[str, Any
             cost_usd=call.cost,
         )
     return fields
+
+
+def _route_attributes(request: ChatRequest) -> dict[str, Any]:
+    """``keel.tier`` / ``keel.route`` of a routed step's span (none when unrouted)."""
+    if request.route is None:
+        return {}
+    attributes: dict[str, Any] = {"keel.route": request.route}
+    if request.tier is not None:
+        attributes["keel.tier"] = request.tier
+    return attributes
 
 
 def preview(text: str | None, limit: int = PREVIEW_CHARS) -> str | None:

@@ -100,7 +100,13 @@ from keel.contracts.profile import (
 from keel.contracts.progress import PROGRESS_KINDS, ProgressEvent
 from keel.contracts.resolution import Resolution, ResolveAction, ResolveOutcome, UnresolvedCall
 from keel.contracts.result import RunResult, RunStatus, StepRecord
-from keel.contracts.routing import EscalationTrigger, RoutingSettings
+from keel.contracts.routing import (
+    ROUTE_REASONS,
+    EscalationTrigger,
+    RouterState,
+    RoutingSettings,
+    route_reason,
+)
 from keel.contracts.run import (
     AgentInput,
     ClosedState,
@@ -125,6 +131,7 @@ __all__ = [
     "LIMIT_FIELDS",
     "PROGRESS_KINDS",
     "PROGRESS_TOPIC",
+    "ROUTE_REASONS",
     "RUN_FAILURE_CLASSES",
     "AgentInput",
     "ApprovalCondition",
@@ -182,6 +189,7 @@ __all__ = [
     "ResolveAction",
     "ResolveOutcome",
     "Reversibility",
+    "RouterState",
     "RoutingSettings",
     "RunOutcome",
     "RunResult",
@@ -209,5 +217,6 @@ __all__ = [
     "is_continued",
     "message_content_bytes",
     "ref_for",
+    "route_reason",
     "template_fields",
 ]

@@ -20,6 +20,7 @@ from keel.contracts.llm import ConversationState, ImagePart, ToolSpec, Usage
 from keel.contracts.profile import Limits, Profile
 from keel.contracts.resolution import Resolution
 from keel.contracts.result import StepRecord
+from keel.contracts.routing import RouterState
 from keel.contracts.run import Guidance, Principal
 
 
@@ -126,6 +127,9 @@ class ContinuedRun(BaseModel):
     tool_images: dict[str, list[ImagePart]] = Field(default_factory=dict)
     stream: StreamState | None = None
     history: HistoryState = Field(default_factory=HistoryState)
+    routing: RouterState | None = Field(
+        default=None, description="the router's escalation state ([routing]; None: none)"
+    )
 
 
 def is_continued(raw: Any) -> bool:

@@ -17,7 +17,7 @@ from keel.contracts.decisions import DecisionSettings, escalation_problems
 from keel.contracts.fallback import FALLBACK_TICKET, FallbackSettings
 from keel.contracts.history import HistorySettings
 from keel.contracts.model_settings import ModelSettings, TierModel
-from keel.contracts.routing import RoutingSettings
+from keel.contracts.routing import RoutingSettings, routing_problems
 from keel.contracts.spend import SpendSettings
 from keel.contracts.templates import template_fields
 
@@ -326,6 +326,7 @@ class Profile(Strict):
     @model_validator(mode="after")
     def _escalation_tiers(self) -> Profile:
         problems = escalation_problems(self.decisions, set(self.tiers))
+        problems += routing_problems(self.routing, set(self.tiers))
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -25,6 +25,9 @@ PROGRESS_KINDS = (
     "decision.invalid",
     "decision.escalated",
     "decision.made",
+    "routing.escalated",
+    "routing.deescalated",
+    "routing.final_answer",
 )
 
 

@@ -29,6 +29,7 @@ from keel.report.models import (
     TokenRow,
     ToolRow,
 )
+from keel.report.tiers import tier_rows
 
 TOOL_OUTCOMES: tuple[str, ...] = (
     "ok",
@@ -291,4 +292,5 @@ def build_report(
         interventions=interventions(runs),
         failures=failure_rows(runs),
         fallbacks=fallback_counts(runs),
+        tiers=tier_rows(runs),
     )

@@ -15,11 +15,13 @@ from html import escape
 from keel.report.models import Report
 from keel.report.tables import (
     RETRY_HEADERS,
+    TIER_HEADERS,
     TOOL_HEADERS,
     fallback_text,
     num,
     pct,
     retry_rows,
+    tier_rows,
     tool_rows,
     usd,
     window_text,
@@ -179,6 +181,18 @@ def _tokens_and_retries(report: Report) -> str:
     return f"<h2>Tokens per model step</h2>{tokens}<h2>Retries</h2>{retries}"
 
 
+def _tiers(report: Report) -> str:
+    """Model steps per routing tier (nothing when no run of the window was routed)."""
+    if not report.tiers:
+        return ""
+    bars = [(t.tier, [Bar(t.tier, t.cost_usd, usd(t.cost_usd))]) for t in report.tiers]
+    return (
+        "<h2>Model steps per tier (routing)</h2>"
+        + hbar_chart("cost per tier", bars)
+        + html_table(TIER_HEADERS, tier_rows(report))
+    )
+
+
 def _tools(report: Report) -> str:
     bars = [
         (t.tool, [Bar(t.tool, (t.success_rate or 0.0) * 100, pct(t.success_rate))])
@@ -251,6 +265,7 @@ def render_html(report: Report) -> str:
             f"<p>Fell back to a fallback workflow: {escape(fallback_text(report))}</p>"
             + _latency(report)
             + _tokens_and_retries(report)
+            + _tiers(report)
             + _tools(report)
             + _runs(report)
         )

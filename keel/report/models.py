@@ -154,6 +154,23 @@ class Interventions(BaseModel):
     )
 
 
+class TierRow(BaseModel):
+    """The model steps one routing tier served (``[routing]``; ``[model]`` for a routed step
+    of no tier), and why they were routed to it (``keel.contracts.route_reason``)."""
+
+    tier: str
+    runs: int = Field(description="runs with at least one step on the tier")
+    steps: int
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    total_tokens: int
+    cost_usd: float
+    reasons: dict[str, int] = Field(
+        description="steps by why they were routed here: first step, tool step, escalated, ..."
+    )
+
+
 class FailureRow(BaseModel):
     failure_class: str
     runs: int
@@ -178,6 +195,9 @@ class Report(BaseModel):
     steps_per_run: StepCounts
     interventions: Interventions
     failures: list[FailureRow]
+    tiers: list[TierRow] = Field(
+        default_factory=list, description="routed model steps per tier (empty: none routed)"
+    )
     fallbacks: dict[str, int] = Field(
         default_factory=dict,
         description="runs that fell back to a fallback workflow, by its outcome"

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from keel.report.figures import TOOL_OUTCOMES
 from keel.report.models import Distribution, Report
+from keel.report.tiers import reasons_text
 
 BAR_WIDTH = 40
 _NUMBER = re.compile(r"^[-$]?[\d,]+(\.\d+)?%?$")
@@ -67,6 +68,34 @@ def retry_rows(report: Report) -> list[list[str]]:
         ]
         for r in report.retries
     ]
+
+
+TIER_HEADERS = ["tier", "runs", "steps", "input", "output", "cached", "total", "cost", "why"]
+
+
+def tier_rows(report: Report) -> list[list[str]]:
+    """The per-tier table's cells: steps, tokens, cost and why the steps were routed there."""
+    return [
+        [
+            t.tier,
+            str(t.runs),
+            str(t.steps),
+            str(t.input_tokens),
+            str(t.output_tokens),
+            str(t.cached_tokens),
+            str(t.total_tokens),
+            usd(t.cost_usd),
+            reasons_text(t),
+        ]
+        for t in report.tiers
+    ]
+
+
+def _tier_section(report: Report) -> list[str]:
+    """Model steps per routing tier; nothing for a window where no run was routed."""
+    if not report.tiers:
+        return []
+    return ["", "Model steps per tier (routing)", table(TIER_HEADERS, tier_rows(report))]
 
 
 def _numeric(cell: str) -> bool:
@@ -221,4 +250,5 @@ def render_text(report: Report) -> str:
     """The whole report as text; an empty window is one sentence."""
     if report.runs == 0:
         return f"no finished runs between {window_text(report)}"
-    return "\n".join([*_runs_section(report), *_step_sections(report), *_run_sections(report)])
+    return "\n".join([*_runs_section(report), *_step_sections(report), *_tier_section(report),
+                      *_run_sections(report)])  # fmt: skip

@@ -91,6 +91,7 @@ def restored_state(carried: ContinuedRun) -> AgentState:
         guidance_used=guidance.used,
         tool_images={key: list(images) for key, images in carried.tool_images.items()},
         lost=LostAnswers(resolutions=dict(carried.resolutions)),
+        routing=carried.routing.model_copy() if carried.routing is not None else None,
     )
 
 
@@ -158,7 +159,7 @@ def carried_run(
         ),
         catalog=ctx.catalog, catalog_all=lineage.catalog_all,
         conversation=state.transcript.state, resolutions=state.lost.resolutions,
-        tool_images=state.tool_images, stream=stream, history=history,
+        tool_images=state.tool_images, stream=stream, history=history, routing=state.routing,
     )  # fmt: skip
 
 

@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.agent.budget import tokens_used as count_tokens
     from workflows.agent.no_progress import ProgressTracker
-    from workflows.agent.routing import Route
+    from workflows.agent.route_policy import Route
     from workflows.agent.state import Ledger, RunContext, Stop
     from workflows.agent.transcript import Transcript
     from workflows.failures import RunFailed, classify
@@ -145,8 +145,8 @@ class ModelStep:
         chain = primary.chain()
         fell_back: list[str] = []
         started = workflow.now()
-        marks = _Marks(route, view, purpose, note)
-        self.reporter.model_started(step, primary.name)
+        marks = _Marks.of(route, view, purpose, note)
+        self.reporter.model_started(step, primary.name, *marks.routed())
         self._check_request_size(catalog, step, started)
         for index, model in enumerate(chain):
             last = index == len(chain) - 1
@@ -184,7 +184,7 @@ class ModelStep:
                     **marks.fields(),
                 )
             )
-            self.reporter.model_finished(step, response, cost)
+            self.reporter.model_finished(step, response, cost, *marks.routed())
             return response
         raise AssertionError("unreachable: the chain has at least the primary model")
 
@@ -284,6 +284,19 @@ class _Marks:
     view: ContextView | None
     purpose: str | None
     note: str | None
+
+    @classmethod
+    def of(
+        cls, route: Route | None, view: ContextView | None, purpose: str | None, note: str | None
+    ) -> _Marks:
+        """The marks of a step; a re-asked answer's purpose is its route's (routing.py)."""
+        if purpose is None and route is not None:
+            purpose = route.purpose
+        return cls(route, view, purpose, note)
+
+    def routed(self) -> tuple[str | None, str | None]:
+        """The tier serving the step and why (None, None: unrouted), for its progress."""
+        return (self.route.tier, self.route.why) if self.route is not None else (None, None)
 
     def fields(self) -> dict[str, Any]:
         """The step record's fields for them (none when unset, so old records stay equal)."""

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         ImagePart,
         Limits,
         Principal,
+        RouterState,
         RunState,
         RunStatus,
         ServerSettings,
@@ -74,6 +75,8 @@ class AgentState:
     decisions: list[DecisionNodeRecord] = field(default_factory=list)
     # the fallback workflow the run started once it ended (workflows/agent/fallback.py)
     fallback: FallbackRecord | None = None
+    # the router's escalation state (workflows/agent/routing.py; None: no [routing])
+    routing: RouterState | None = None
 
 
 def run_status(state: AgentState, continued: int) -> RunStatus:

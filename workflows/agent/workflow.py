@@ -332,7 +332,7 @@ class AgentWorkflow:
         state, catalog, continuation = self._state, ctx.catalog, self._continuation
         assert continuation is not None
         model = ModelStep.for_run(profile, ctx, self._set_last_event)
-        router, keeper = Router(profile), ContextKeeper(profile)
+        router, keeper = Router(profile, ctx), ContextKeeper(profile)
         while True:
             cap, stop = None, continuation.budget.before_model_call()
             route = router.next(state.ledger.model_calls + 1)
@@ -344,7 +344,8 @@ class AgentWorkflow:
             if stop is None:
                 view, note = await keeper.before_step(model, catalog)
                 response = await model.call(catalog, cap, route=route, view=view, note=note)
-                router.answered(response)
+                if router.answered(response):  # asked again on a stronger tier (routing.py)
+                    continue
                 # Missing or repeated ids are renamed before the conversation holds them.
                 calls, renamed = with_unique_ids(state.ledger.model_calls, response.tool_calls)
                 state.transcript.append(

@@ -98,7 +98,7 @@ class DecisionMaker:
         reporter = self.ctx.reporter
         best: _Valid | None = None
         models = [("", self.profile.model)] + [
-            (tier, self.profile.model.served_by(self.profile.tiers[tier]))
+            (tier, self.profile.tier_model(tier))  # with the tier's own fallbacks
             for tier in steps
             if tier != HUMAN
         ]

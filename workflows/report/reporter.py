@@ -190,10 +190,18 @@ class Reporter:
 
     # ------------------------------------------------------------------ model
 
-    def model_started(self, step: int, model: str) -> None:
-        self.progress("model.started", f"step {step}: thinking…", step=step, model=model)
+    def model_started(
+        self, step: int, model: str, tier: str | None = None, route: str | None = None
+    ) -> None:
+        """A model step starts; ``tier`` and ``route`` (why it serves) when routed."""
+        on = f" on {tier}" if tier else ""
+        self.progress("model.started", f"step {step}: thinking{on}…", step=step, model=model,
+                      **_routed(tier, route))  # fmt: skip
 
-    def model_finished(self, step: int, response: ChatResponse, cost: float) -> None:
+    def model_finished(
+        self, step: int, response: ChatResponse, cost: float, tier: str | None = None,
+        route: str | None = None,
+    ) -> None:  # fmt: skip
         calls = len(response.tool_calls)
         outcome = f"{calls} tool call(s)" if calls else "an answer"
         usage = response.usage
@@ -202,6 +210,7 @@ class Reporter:
             f"step {step}: {response.model} replied with {outcome}"
             f" ({usage.total_tokens:,} tokens, {response.latency_ms / 1000:.1f}s)",
             step=step,
+            **_routed(tier, route),
             model=response.model,
             tool_calls=calls,
             input_tokens=usage.input_tokens,
@@ -350,6 +359,11 @@ class Reporter:
             outcome=why,
             digest=decision.digest,
         )
+
+
+def _routed(tier: str | None, route: str | None) -> dict[str, Any]:
+    """The routing fields of a model step's progress data: none for an unrouted step."""
+    return {} if route is None else {"tier": tier, "route": route}
 
 
 def _request_fields(request: ApprovalRequest) -> dict[str, Any]:

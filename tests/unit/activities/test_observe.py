@@ -124,3 +124,43 @@ def test_a_failed_model_call_is_an_error_span(
     assert attrs["keel.step"] == 4 and "gen_ai.usage.input_tokens" not in attrs
     line = json.loads(log_stream.getvalue().splitlines()[-1])
     assert (line["event"], line["outcome"], line["step"]) == ("model.call", "error", 4)
+
+
+def test_a_routed_model_call_names_its_tier_and_route(
+    traced: tuple[Telemetry, InMemorySpanExporter], log_stream: io.StringIO
+) -> None:
+    telemetry, exporter = traced
+    request = ChatRequest(
+        model=ModelSettings(name="sim/strong", base_url="http://127.0.0.1:9/v1"),
+        messages=[],
+        conversation_id="c-2",
+        step=3,
+        tier="strong",
+        route="escalated after a tool error at step 2",
+    )
+    with pytest.raises(ApplicationError), ModelCallObserver(telemetry).observe(request):
+        raise ApplicationError("HTTP 503", type="LLMHttpError")
+    [span] = exporter.get_finished_spans()
+    attrs = dict(span.attributes or {})
+    assert attrs["keel.tier"] == "strong"
+    assert attrs["keel.route"] == "escalated after a tool error at step 2"
+    line = json.loads(log_stream.getvalue().splitlines()[-1])
+    assert (line["tier"], line["route"]) == ("strong", "escalated after a tool error at step 2")
+
+
+def test_an_unrouted_model_call_has_no_routing_fields(
+    traced: tuple[Telemetry, InMemorySpanExporter], log_stream: io.StringIO
+) -> None:
+    telemetry, exporter = traced
+    request = ChatRequest(
+        model=ModelSettings(name="sim/quick_answer", base_url="http://127.0.0.1:9/v1"),
+        messages=[],
+        conversation_id="c-3",
+        step=1,
+    )
+    with pytest.raises(ApplicationError), ModelCallObserver(telemetry).observe(request):
+        raise ApplicationError("HTTP 503", type="LLMHttpError")
+    [span] = exporter.get_finished_spans()
+    assert not {"keel.tier", "keel.route"} & set(span.attributes or {})
+    line = json.loads(log_stream.getvalue().splitlines()[-1])
+    assert "tier" not in line and "route" not in line

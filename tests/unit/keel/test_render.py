@@ -146,3 +146,30 @@ def test_the_result_and_the_status_name_the_fallback() -> None:
     assert "fallback: keel.fallback.ticket (failed) · wf-1-fallback: create_ticket:" in shown
     assert "\x1b" not in shown
     assert "fallback" not in result_text(result.model_copy(update={"fallback": None}))
+
+
+def test_a_routed_result_shows_each_steps_tier_and_why_and_the_tiers_totals() -> None:
+    def model(
+        step: int, tier: str, route: str, cost: float, purpose: str | None = None
+    ) -> StepRecord:
+        return StepRecord(step=step, kind="model", name=f"sim/{tier}", started_at=NOW,
+                          tier=tier, route=route, purpose=purpose, cost_usd=cost)  # fmt: skip
+
+    steps = [
+        model(1, "fast", "first step", 0.0001),
+        model(2, "strong", "escalated after a tool error at step 1", 0.002),
+        model(3, "fast", "de-escalated from strong after 1 clean step at step 2", 0.0002),
+        model(4, "strong", "final answer after fast answered at step 3", 0.003, "final answer"),
+    ]
+    result = RunResult(status="completed", profile="p", model="m", steps=steps, model_calls=4)
+    lines = result_text(result).splitlines()
+    assert "tiers: fast 2 steps $0.000300 · strong 2 steps $0.005000" in lines
+    assert "        tier strong: escalated after a tool error at step 1" in lines
+    assert "        tier strong (final answer): final answer after fast answered at step 3" in lines
+    assert lines[lines.index("steps:") + 1].startswith("   1 model sim/fast")
+
+
+def test_an_unrouted_result_has_no_tier_lines() -> None:
+    step = StepRecord(step=1, kind="model", name="sim/quick_answer", started_at=NOW)
+    text = result_text(RunResult(status="completed", profile="p", model="m", steps=[step]))
+    assert "tier" not in text

@@ -23,6 +23,7 @@ from keel.contracts import (
     Limits,
     Principal,
     Profile,
+    RouterState,
     StepRecord,
     is_continued,
 )
@@ -151,6 +152,16 @@ def test_the_restored_state_is_the_state_carried() -> None:
     assert (state.guidance_used, state.escalated) == (1, True)
     assert [g.instruction for g in state.guidance] == ["go on"]
     assert state.transcript.pending == conversation.pending and state.transcript.state.messages == 1
+
+
+def test_the_router_state_is_carried_and_restored() -> None:
+    routing = RouterState(escalated="strong", reason="escalated after a tool error at step 1",
+                          clean_steps=1)  # fmt: skip
+    state = restored_state(ContinuedRun.model_validate(
+        carried(routing=routing).model_dump(mode="json")
+    ))  # fmt: skip
+    assert state.routing == routing and state.routing is not routing
+    assert restored_state(carried()).routing is None  # no [routing], or a run from before it
 
 
 def test_the_tracker_goes_on_counting_with_the_carried_limits() -> None:
