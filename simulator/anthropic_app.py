@@ -59,7 +59,7 @@ async def messages(request: Request) -> Response:
     chat = as_chat(body)
     turn = play(sim, chat, request.headers.get(CONVERSATION_HEADER))
     if turn is None:
-        return anthropic_error(404, f"model: {sim.unknown_model(body.model)}")
+        return anthropic_error(404, sim.unknown_model(body.model))
     served = await serve(sim, request, body.model, turn, body.model_dump(exclude_none=True))
     if served.fault is not None:
         return fault_response(served.fault, served.attempt, turn.index)
