@@ -28,7 +28,7 @@ from activities.llm import LLMActivities, llm_breakers
 from activities.mcp import ToolResultStamper, mcp_breakers, mcp_plugin
 from activities.notify import NotifyActivities
 from activities.profiles import ProfileActivities
-from activities.providers.openai_compat import OpenAICompatProvider
+from activities.providers.registry import ProviderRegistry
 from keel.contracts.errors import KeelError
 from keel.contracts.names import SEARCH_ATTRIBUTES
 from keel.runtime.codec import data_converter
@@ -142,7 +142,10 @@ def build_worker(
     )
     store = content_store(settings)
     llm = LLMActivities(
-        OpenAICompatProvider(http), llm_breakers(breaker_config), telemetry=telemetry, store=store
+        ProviderRegistry.over(http),
+        llm_breakers(breaker_config),
+        telemetry=telemetry,
+        store=store,
     )
     profiles = ProfileActivities(settings, http)
     notify = NotifyActivities(http)

@@ -17,6 +17,7 @@ import uvicorn
 from keel.runtime.logs import configure_logging, get_logger
 from simulator.actor import Actor, TierError, load_tiers
 from simulator.app import Simulator, create_app
+from simulator.play import DEFAULT_CACHE_MIN_TOKENS
 from simulator.scenarios import BUNDLED_DIR, ScenarioError, load_scenarios
 
 EXIT_USAGE = 2
@@ -51,10 +52,21 @@ def _latency(text: str) -> int:
     return value
 
 
+def _cache_min(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be whole tokens, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="python -m simulator",
-        description="Keel's offline LLM: OpenAI chat-completions replaying scripted scenarios.",
+        description="Keel's offline LLM: OpenAI chat completions and Anthropic Messages"
+        " replaying scripted scenarios.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=_port, default=8100, help="port to bind (default 8100)")
@@ -69,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_latency,
         default=0,
         help="latency of turns that do not set latency_ms (default 0)",
+    )
+    parser.add_argument(
+        "--cache-min-tokens",
+        type=_cache_min,
+        default=DEFAULT_CACHE_MIN_TOKENS,
+        help="shortest prefix the Anthropic wire caches"
+        f" (default {DEFAULT_CACHE_MIN_TOKENS}, Anthropic's for Sonnet)",
     )
     parser.add_argument(
         "--log-level",
@@ -100,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         url=f"http://{args.host}:{args.port}",
     )
     app = create_app(
-        Simulator(scenarios=scenarios, default_latency_ms=args.default_latency_ms, actor=actor)
+        Simulator(
+            scenarios=scenarios,
+            default_latency_ms=args.default_latency_ms,
+            actor=actor,
+            cache_min_tokens=args.cache_min_tokens,
+        )
     )
     # A short graceful shutdown: a scripted hang must not hold SIGTERM up for its full length.
     uvicorn.run(

@@ -1,4 +1,5 @@
-"""The simulator's HTTP app: OpenAI chat-completions on the wire, scripted scenarios behind it.
+"""The simulator's HTTP app: OpenAI chat completions and Anthropic Messages on the wire
+(simulator/anthropic_app.py), scripted scenarios and the actor behind both.
 
 Keel's OpenAI-compatible provider talks to this server exactly as it talks to OpenAI, vLLM or
 Ollama, so everything the provider does (request shape, tool-call parsing, error mapping,
@@ -9,11 +10,7 @@ same answer and concurrent conversations never share state beyond their counters
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -22,64 +19,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from simulator.actor import Actor, load_tiers, model_ids, parse_model
+from simulator.anthropic_app import messages as anthropic_messages
 from simulator.chaos import ROUTES as CHAOS_ROUTES
-from simulator.chaos import ChaosSettings
-from simulator.scenarios import FaultSpec, Scenario, TurnSpec
-from simulator.state import Counters
+from simulator.play import CONVERSATION_HEADER, Simulator, play, serve
 from simulator.webhooks import ROUTES as WEBHOOK_ROUTES
-from simulator.webhooks import WebhookSink
 from simulator.wire import (
     ChatRequest,
     completion_body,
     completion_response,
-    conversation_id,
     fault_response,
     openai_error,
-    text_of,
+    prompt_text,
     tool_message_problem,
 )
 
-log = logging.getLogger("simulator")
-
-CONVERSATION_HEADER = "X-Keel-Conversation"
-"""Callers that know their conversation (Keel sends the workflow id) name it with this header."""
-
-
-@dataclass
-class Simulator:
-    """What the routes share: the scenarios, the default latency, the counters, the webhooks."""
-
-    scenarios: Mapping[str, Scenario]
-    default_latency_ms: int = 0
-    counters: Counters = field(default_factory=Counters)
-    webhooks: WebhookSink = field(default_factory=WebhookSink)
-    chaos: ChaosSettings = field(default_factory=ChaosSettings)
-    actor: Actor = field(default_factory=lambda: Actor(load_tiers()))
-
-    def find(self, model: str) -> Scenario | None:
-        """``sim/<name>`` or bare ``<name>`` selects a scenario."""
-        return self.scenarios.get(model.removeprefix("sim/"))
-
-    def model_ids(self) -> list[str]:
-        return sorted([*(s.model_id for s in self.scenarios.values()), *model_ids()])
-
-
-async def _pause(request: Request, seconds: float) -> bool:
-    """Sleep ``seconds``; False as soon as the client has gone (its answer would go nowhere).
-
-    Polling for the disconnect keeps ``completed`` honest (only answers a client could read)
-    and frees the handler of a hang whose caller already timed out.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while True:
-        if await request.is_disconnected():
-            return False
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            return True
-        await asyncio.sleep(min(remaining, 0.05))
+__all__ = ["CONVERSATION_HEADER", "Simulator", "create_app"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -110,44 +64,6 @@ async def _parse(request: Request) -> ChatRequest | JSONResponse:
     return chat
 
 
-def _task_of(chat: ChatRequest) -> str:
-    """The run's task: the first user message (what a scenario's ``from_task`` reads)."""
-    return next((text_of(m.content) for m in chat.messages if m.role == "user"), "")
-
-
-@dataclass(frozen=True)
-class _Play:
-    """The turn a request gets: from a scenario (``scripted`` turns may carry faults) or
-    from the actor (simulator/actor), which works the task instead of replaying one."""
-
-    conversation: str
-    index: int
-    turn: TurnSpec
-    scripted: bool
-
-
-def _play(sim: Simulator, chat: ChatRequest, header: str | None) -> _Play | JSONResponse:
-    index = sum(1 for m in chat.messages if m.role == "assistant")
-    scenario = sim.find(chat.model)
-    if scenario is not None:
-        conversation = conversation_id(chat, scenario.name, header)
-        turn, scripted = scenario.turn(index, _task_of(chat))
-        return _Play(conversation, index, turn, scripted)
-    seed = (chat.model_extra or {}).get("seed")
-    actor = parse_model(chat.model, seed if isinstance(seed, int) else None)
-    if actor is None:
-        available = ", ".join(sim.model_ids())
-        return openai_error(
-            404,
-            f"model '{chat.model}' not found; available: {available}",
-            type_="invalid_request_error",
-            code="model_not_found",
-            param="model",
-        )
-    conversation = conversation_id(chat, chat.model, header)
-    return _Play(conversation, index, sim.actor.turn(chat, actor, conversation, index), False)
-
-
 async def chat_completions(request: Request) -> Response:
     """``POST /v1/chat/completions``: count, maybe inject a fault, wait, answer the turn."""
     sim: Simulator = request.app.state.sim
@@ -161,44 +77,26 @@ async def chat_completions(request: Request) -> Response:
             code="unsupported_value",
             param="stream",
         )
-    play = _play(sim, chat, request.headers.get(CONVERSATION_HEADER))
-    if isinstance(play, JSONResponse):
-        return play
-    conversation, turn_index, turn = play.conversation, play.index, play.turn
-    scripted = play.scripted
-    attempt = sim.counters.record_request(conversation, turn_index)
-    sim.counters.record_body(conversation, turn_index, chat.model_dump(mode="json"))
-    fault = turn.faults[attempt - 1] if scripted and attempt <= len(turn.faults) else None
-    log.info(
-        "%s conversation=%s turn=%d request=%d fault=%s",
-        chat.model,
-        conversation,
-        turn_index,
-        attempt,
-        fault.kind if fault else "-",
-    )
-    if fault is None:
-        chaos = sim.chaos.pick(conversation, turn_index, attempt)
-        if chaos in ("500", "429"):
-            status = int(chaos)
-            fault = FaultSpec(
-                kind="http", status=status, retry_after=1.0 if status == 429 else None
-            )
-        elif chaos == "hang":
-            fault = FaultSpec(kind="hang", seconds=sim.chaos.hang_seconds)
-    if fault is not None and fault.kind == "http":
-        return fault_response(fault, attempt, turn_index)
-    if fault is not None and fault.seconds and not await _pause(request, fault.seconds):
-        log.info(
-            "conversation=%s turn=%d request=%d: client gone", conversation, turn_index, attempt
+    turn = play(sim, chat, request.headers.get(CONVERSATION_HEADER))
+    if turn is None:
+        return openai_error(
+            404,
+            sim.unknown_model(chat.model),
+            type_="invalid_request_error",
+            code="model_not_found",
+            param="model",
         )
+    served = await serve(sim, request, chat.model, turn, chat.model_dump(mode="json"))
+    if served.fault is not None:
+        return fault_response(served.fault, served.attempt, turn.index)
+    if served.gone:
         return Response(status_code=499)
-    latency_ms = turn.latency_ms if turn.latency_ms is not None else sim.default_latency_ms
-    if not await _pause(request, latency_ms / 1000):
-        return Response(status_code=499)
-    body = completion_body(chat, turn, conversation, turn_index, attempt)
-    sim.counters.record_completed(conversation, turn_index)
-    return completion_response(body, turn.wire)
+    cached = 0
+    if turn.scenario is not None and turn.scenario.prompt_cache:
+        cached = sim.cache.openai(chat.model, prompt_text(chat))
+    body = completion_body(chat, turn.turn, turn.conversation, turn.index, served.attempt, cached)
+    sim.counters.record_completed(turn.conversation, turn.index)
+    return completion_response(body, turn.turn.wire)
 
 
 async def list_models(request: Request) -> Response:
@@ -253,13 +151,14 @@ async def received(request: Request) -> Response:
 
 
 async def reset(request: Request) -> Response:
-    """Forget the counters and the webhook events: a clean slate for the next test."""
+    """Forget the counters, the webhook events and the prompt cache: a clean slate."""
     sim: Simulator = request.app.state.sim
     return JSONResponse(
         {
             "status": "ok",
             "conversations_dropped": sim.counters.reset(),
             "webhook_events_dropped": sim.webhooks.reset(),
+            "cache_entries_dropped": sim.cache.reset(),
         }
     )
 
@@ -276,6 +175,7 @@ def create_app(simulator: Simulator) -> Starlette:
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/messages", anthropic_messages, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/v1/sim/conversations", all_conversations, methods=["GET"]),

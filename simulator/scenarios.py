@@ -146,6 +146,10 @@ class Scenario(_Strict):
     the first match (group 1 when the pattern has a group), so one scenario can act on each
     run's own records (``order_id = 'ORD-\\d{4}'``). A placeholder whose pattern does not match
     stays as written."""
+    prompt_cache: bool = False
+    """OpenAI's automatic prompt caching on the chat-completions wire (simulator/cache.py):
+    off unless a scenario asks, so the figures of every other scenario stay as they were.
+    (The Anthropic wire caches where the request marks breakpoints, for every scenario.)"""
     turn_number: str | None = Field(default=None, pattern=r"^[a-z_]{1,32}$")
     """A placeholder filled with the turn's number (1-based), in the same places as
     ``from_task``'s: with ``after_last = "repeat_last"`` every turn then asks for something new

@@ -149,6 +149,16 @@ def prompt_chars(chat: ChatRequest) -> int:
     return chars
 
 
+def prompt_text(chat: ChatRequest) -> str:
+    """The prompt in the order a provider reads it (tools, then each message's role, text and
+    tool-call arguments): what the automatic prompt cache (simulator/cache.py) matches."""
+    parts = [json.dumps(chat.tools, separators=(",", ":"))] if chat.tools else []
+    for m in chat.messages:
+        parts.append(f"\x00{m.role}\x00{text_of(m.content)}")
+        parts += [json.dumps(call, sort_keys=True) for call in m.tool_calls or []]
+    return "".join(parts)
+
+
 def _wire_arguments(spec: ToolCallSpec, wire: str) -> Any:
     """``function.arguments``: the JSON string, or (``object_arguments``) the object itself."""
     text = spec.arguments_json()
@@ -160,12 +170,13 @@ def _wire_arguments(spec: ToolCallSpec, wire: str) -> Any:
         return text
 
 
-def _usage(chat: ChatRequest, turn: TurnSpec, content: str) -> dict[str, Any]:
-    """The estimate, or the scenario's figures where it gives them (even absurd ones)."""
+def _usage(chat: ChatRequest, turn: TurnSpec, content: str, cached: int) -> dict[str, Any]:
+    """The estimate (``cached`` from the prompt cache), or the scenario's figures where it
+    gives them (even absurd ones)."""
     prompt = estimate_tokens(prompt_chars(chat))
     arguments = sum(len(spec.arguments_json()) for spec in turn.tool_calls)
     completion = estimate_tokens(len(content) + arguments)
-    cached = 0
+    cached = min(cached, prompt)
     if turn.usage is not None:
         prompt = turn.usage.prompt_tokens if turn.usage.prompt_tokens is not None else prompt
         if turn.usage.completion_tokens is not None:
@@ -180,7 +191,12 @@ def _usage(chat: ChatRequest, turn: TurnSpec, content: str) -> dict[str, Any]:
 
 
 def completion_body(
-    chat: ChatRequest, turn: TurnSpec, conversation: str, turn_index: int, attempt: int
+    chat: ChatRequest,
+    turn: TurnSpec,
+    conversation: str,
+    turn_index: int,
+    attempt: int,
+    cached: int = 0,
 ) -> dict[str, Any]:
     """The ``chat.completion`` object for a turn; ids are stable per conversation and turn."""
     calls: list[dict[str, Any]] = [
@@ -215,7 +231,7 @@ def completion_body(
                 "finish_reason": "tool_calls" if calls else "stop",
             }
         ],
-        "usage": _usage(chat, turn, text),
+        "usage": _usage(chat, turn, text, cached),
     }
 
 
@@ -243,10 +259,8 @@ def sse_text(body: dict[str, Any]) -> str:
     return "".join(events) + "data: [DONE]\n\n"
 
 
-def fault_response(fault: FaultSpec, attempt: int, turn_index: int) -> JSONResponse:
-    """An injected HTTP error, with Retry-After (whole seconds) and retry-after-ms when set."""
-    status = fault.status or 500
-    message = fault.message or f"simulated {status} (fault {attempt} of turn {turn_index})"
+def retry_headers(fault: FaultSpec) -> dict[str, str]:
+    """A fault's Retry-After (whole seconds, or an HTTP date) and retry-after-ms, when set."""
     headers: dict[str, str] = {}
     if fault.retry_after is not None and fault.retry_after_format == "http_date":
         # HTTP dates have whole seconds: round up so the delay is never shorter than asked
@@ -254,5 +268,12 @@ def fault_response(fault: FaultSpec, attempt: int, turn_index: int) -> JSONRespo
     elif fault.retry_after is not None:
         headers["Retry-After"] = str(math.ceil(fault.retry_after))
         headers["retry-after-ms"] = str(round(fault.retry_after * 1000))
+    return headers
+
+
+def fault_response(fault: FaultSpec, attempt: int, turn_index: int) -> JSONResponse:
+    """An injected HTTP error, with Retry-After (whole seconds) and retry-after-ms when set."""
+    status = fault.status or 500
+    message = fault.message or f"simulated {status} (fault {attempt} of turn {turn_index})"
     code = "rate_limit_exceeded" if status == 429 else f"simulated_{status}"
-    return openai_error(status, message, code=code, headers=headers)
+    return openai_error(status, message, code=code, headers=retry_headers(fault))

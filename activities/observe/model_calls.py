@@ -24,9 +24,10 @@ from keel.contracts import ChatMessage, ChatRequest, ChatResponse, call_cost
 from keel.runtime.logs import content
 from keel.runtime.telemetry import Telemetry
 
-# Well-known ``gen_ai.provider.name`` values by API host; any other OpenAI-compatible
-# endpoint (vLLM, Ollama, LiteLLM, the simulator) is reported as "openai", the wire format
-# Keel speaks, with ``server.address`` telling which server it was (as the conventions say).
+# Well-known ``gen_ai.provider.name`` values by API host; any other endpoint (vLLM, Ollama,
+# LiteLLM, the simulator) is reported by the wire Keel speaks to it ("openai" or "anthropic",
+# ``model.provider``), with ``server.address`` telling which server it was (as the conventions
+# say).
 PROVIDER_BY_HOST = {
     "api.openai.com": "openai",
     "api.anthropic.com": "anthropic",
@@ -49,11 +50,12 @@ METRIC_ATTRIBUTES = (
 )
 
 
-def provider_name(base_url: str) -> str:
+def provider_name(base_url: str, wire: str = "openai") -> str:
+    """``gen_ai.provider.name``: the well-known API at ``base_url``, else the wire spoken."""
     host = urlsplit(base_url).hostname or ""
     if host.endswith(".openai.azure.com"):
         return "azure.ai.openai"
-    return PROVIDER_BY_HOST.get(host, "openai")
+    return PROVIDER_BY_HOST.get(host, wire)
 
 
 @dataclass
@@ -83,7 +85,7 @@ class ModelCallObserver:
     def observe(self, request: ChatRequest) -> Iterator[ModelCall]:
         """Wrap one provider call; the caller hands the response to ``call.done``."""
         model = request.model
-        provider = provider_name(model.base_url)
+        provider = provider_name(model.base_url, model.provider)
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": provider,
@@ -124,6 +126,7 @@ class ModelCallObserver:
                 "gen_ai.usage.input_tokens": usage.input_tokens,
                 "gen_ai.usage.output_tokens": usage.output_tokens,
                 "gen_ai.usage.cache_read.input_tokens": usage.cached_tokens,
+                "gen_ai.usage.cache_creation.input_tokens": usage.cache_write_tokens,
             }
         )
         if response.finish_reason:
@@ -207,6 +210,7 @@ def _event_fields(call: ModelCall, seconds: float, number: int) -> dict[str, Any
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             cached_tokens=usage.cached_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
             cost_usd=call.cost,
         )
     return fields

@@ -236,7 +236,7 @@ def _error_message(response: httpx2.Response) -> str:
         return response.text[:500] or response.reason_phrase
 
 
-def _json_body(response: httpx2.Response, url: str) -> Any:
+def json_body(response: httpx2.Response, url: str) -> Any:
     """The body as JSON. A stream (SSE) or a body that is not JSON — cut off, HTML from a
     proxy — is a non-retryable ``model_error``: the same request gets the same answer."""
     kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -280,7 +280,7 @@ class OpenAICompatProvider:
             raise http_error(
                 response.status_code, _error_message(response), response.headers.get("retry-after")
             )
-        data = _json_body(response, url)
+        data = json_body(response, url)
         result = parse_response(data, request.model.name)
         result.latency_ms = (time.monotonic() - started) * 1000
         if activity.in_activity():

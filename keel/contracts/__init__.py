@@ -70,6 +70,7 @@ from keel.contracts.llm import (
     ToolCall,
     ToolSpec,
     Usage,
+    cache_savings,
     call_cost,
     message_content_bytes,
 )
@@ -209,6 +210,7 @@ __all__ = [
     "Usage",
     "answer_parameters",
     "approval_digest",
+    "cache_savings",
     "call_cost",
     "canonical_json",
     "content_digest",

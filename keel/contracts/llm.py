@@ -183,3 +183,16 @@ def call_cost(usage: Usage, price: Price) -> float:
         + written * price.cache_write_price * PER_TOKEN
         + usage.output_tokens * price.output_per_mtok * PER_TOKEN
     )
+
+
+def cache_savings(usage: Usage, price: Price) -> float:
+    """USD the prompt cache saved on one call: the cached tokens at the input price minus at the
+    cached price, minus the premium paid for the tokens written to the cache (their write price
+    minus the input price). Negative for a call that wrote more than it read (the next calls
+    are meant to read it). Clamped like ``call_cost``."""
+    cached = min(max(usage.cached_tokens, 0), usage.input_tokens)
+    written = min(max(usage.cache_write_tokens, 0), usage.input_tokens - cached)
+    return (
+        cached * (price.input_per_mtok - price.cached_price) * PER_TOKEN
+        - written * (price.cache_write_price - price.input_per_mtok) * PER_TOKEN
+    )

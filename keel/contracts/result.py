@@ -36,6 +36,11 @@ class StepRecord(BaseModel):
     detail: str = ""
     idempotency_key: str | None = None
     cost_usd: float | None = None
+    cache_saved_usd: float | None = Field(
+        default=None,
+        description="what the prompt cache saved on a model step (keel.contracts.llm"
+        " cache_savings); None when the call read and wrote nothing in a cache",
+    )
     validation: str | None = Field(
         default=None, description="'passed', or '<layer>: <message>' for a refused tool call"
     )

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from keel.contracts import StepRecord
+from keel.report.caching import cache_rows
 from keel.report.models import (
     CostFigures,
     Distribution,
@@ -293,4 +294,5 @@ def build_report(
         failures=failure_rows(runs),
         fallbacks=fallback_counts(runs),
         tiers=tier_rows(runs),
+        cache=cache_rows(steps),
     )

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
+from keel.report import caching
 from keel.report.models import Report
 from keel.report.tables import (
     RETRY_HEADERS,
@@ -178,7 +179,12 @@ def _tokens_and_retries(report: Report) -> str:
         ],
     )
     retries = html_table(RETRY_HEADERS, retry_rows(report))
-    return f"<h2>Tokens per model step</h2>{tokens}<h2>Retries</h2>{retries}"
+    cells = [caching.cells(r) for r in report.cache]
+    cache = html_table(caching.HEADERS, cells) if cells else "<p>nothing cached</p>"
+    return (
+        f"<h2>Tokens per model step</h2>{tokens}<h2>Prompt cache</h2>{cache}"
+        f"<h2>Retries</h2>{retries}"
+    )
 
 
 def _tiers(report: Report) -> str:

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from keel.contracts import RunResult
+from keel.report.caching import CacheRow
 
 RunEnd = Literal[
     "completed", "halted", "rejected", "failed", "terminated", "timed_out", "cancelled"
@@ -202,4 +203,7 @@ class Report(BaseModel):
         default_factory=dict,
         description="runs that fell back to a fallback workflow, by its outcome"
         " (completed / failed / running)",
+    )
+    cache: list[CacheRow] = Field(
+        default_factory=list, description="prompt-cache hit rate and savings (keel/report/caching)"
     )

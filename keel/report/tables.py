@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from keel.report import caching
 from keel.report.figures import TOOL_OUTCOMES
 from keel.report.models import Distribution, Report
 from keel.report.tiers import reasons_text
@@ -203,6 +204,9 @@ def _step_sections(report: Report) -> list[str]:
         if report.tokens
         else "  no model steps"
     )
+    lines += ["", caching.TITLE]
+    cells = [caching.cells(r) for r in report.cache]
+    lines.append(table(caching.HEADERS, cells) if cells else "  nothing cached")
     lines += ["", "Tool calls (success = ok / (ok + tool_error + failed))"]
     lines.append(table(TOOL_HEADERS, tool_rows(report)) if report.tools else "  no tool calls")
     lines += ["", "Retries (executed steps)"]

@@ -59,7 +59,15 @@ SECRET_VALUE = re.compile(
 MASK = "[redacted]"
 # Keys the idempotency ledger and token counters use; they name secrets only by accident.
 NOT_SECRET = frozenset(
-    {"idempotency_key", "input_tokens", "output_tokens", "cached_tokens", "max_tokens", "tokens"}
+    {
+        "idempotency_key",
+        "input_tokens",
+        "output_tokens",
+        "cached_tokens",
+        "cache_write_tokens",
+        "max_tokens",
+        "tokens",
+    }
 )
 
 _CONTEXT_EXTRAS = {

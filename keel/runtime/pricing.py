@@ -44,8 +44,9 @@ def resolve_price(model: ModelSettings) -> Price:
 
     Prices are the ones genai-prices says apply today, computed by genai-prices itself
     (``calc_price``) for a one-token request and scaled to a million tokens. That keeps all
-    of its rules (dated price changes, unit hierarchy, cache reads billed at the input rate when
-    no cache price is listed) instead of re-implementing them here.
+    of its rules (dated price changes, unit hierarchy, cache reads and cache writes billed at the
+    input rate when no cache price is listed) instead of re-implementing them here. Cache writes
+    matter for Anthropic, which bills them above the input rate (1.25x for its 5-minute cache).
 
     Tiered prices (e.g. a higher rate for every token once a prompt passes 200k tokens):
     a one-token request always falls in the *smallest* tier, so the base rate is used. That is
@@ -94,6 +95,7 @@ def _lookup(ref: str, provider: str | None) -> Price | None:
     try:
         base = calc_price(Usage(input_tokens=1, output_tokens=1), ref, provider_id=provider)
         cached = calc_price(Usage(input_tokens=1, cache_read_tokens=1), ref, provider_id=provider)
+        written = calc_price(Usage(input_tokens=1, cache_write_tokens=1), ref, provider_id=provider)
     except LookupError:
         return None
     if base.input_price == 0 and base.output_price == 0:
@@ -103,6 +105,7 @@ def _lookup(ref: str, provider: str | None) -> Price | None:
         input_per_mtok=float(base.input_price * _MTOK),
         output_per_mtok=float(base.output_price * _MTOK),
         cached_input_per_mtok=float(cached.input_price * _MTOK),
+        cache_write_per_mtok=float(written.input_price * _MTOK),
     )
 
 

@@ -17,11 +17,12 @@ import httpx2
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.providers.openai_compat import OpenAICompatProvider
-from keel.contracts import ChatResponse
+from activities.providers.registry import ProviderRegistry
+from keel.contracts import ChatMessage, ChatResponse, ToolCall
+from keel.contracts.model_settings import ProviderName
 from keel.procs import free_port, python_argv, spawn, stop, wait_http
 from tests.helpers import REPO
-from tests.unit.activities.providers.test_openai_compat import request
+from tests.unit.activities.providers.test_openai_compat import PROVIDERS, request
 from workflows.failures import classify
 
 
@@ -38,14 +39,15 @@ def sim_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop(child)
 
 
-async def chat(base_url: str, model: str) -> ChatResponse:
+async def chat(base_url: str, model: str, provider: ProviderName = "openai") -> ChatResponse:
     async with httpx2.AsyncClient() as http:
-        return await OpenAICompatProvider(http).chat(request(base_url, model), None)
+        req = request(base_url, model, provider=provider)
+        return await ProviderRegistry.over(http).chat(req, None)
 
 
-async def refused(base_url: str, model: str) -> ApplicationError:
+async def refused(base_url: str, model: str, provider: ProviderName = "openai") -> ApplicationError:
     with pytest.raises(ApplicationError) as info:
-        await chat(base_url, model)
+        await chat(base_url, model, provider)
     error = info.value
     assert error.non_retryable is True, f"{model}: {error.type} would be retried"
     assert classify(error, "model")[0] == "model_error"
@@ -65,31 +67,38 @@ async def test_object_arguments_become_the_json_text(sim_url: str) -> None:
     ]
 
 
-async def test_retry_after_as_an_http_date_sets_the_retry_delay(sim_url: str) -> None:
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_retry_after_as_an_http_date_sets_the_retry_delay(
+    sim_url: str, provider: ProviderName
+) -> None:
     with pytest.raises(ApplicationError) as info:
-        await chat(sim_url, "sim/retry_after_date")
+        await chat(sim_url, "sim/retry_after_date", provider)
     assert info.value.non_retryable is False
     assert "HTTP 429" in info.value.message
     delay = info.value.next_retry_delay
     assert delay is not None and timedelta(0) < delay <= timedelta(seconds=4)
 
 
-async def test_a_stream_only_server_is_a_model_error(sim_url: str) -> None:
-    error = await refused(sim_url, "sim/wire_stream_only")
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_stream_only_server_is_a_model_error(sim_url: str, provider: ProviderName) -> None:
+    error = await refused(sim_url, "sim/wire_stream_only", provider)
     assert error.type == "LLMBadResponse"
     assert "text/event-stream" in error.message
 
 
-async def test_a_truncated_body_is_a_model_error(sim_url: str) -> None:
-    error = await refused(sim_url, "sim/wire_truncated")
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_truncated_body_is_a_model_error(sim_url: str, provider: ProviderName) -> None:
+    error = await refused(sim_url, "sim/wire_truncated", provider)
     assert error.type == "LLMBadResponse"
     assert "not valid JSON" in error.message
 
 
-async def test_negative_usage_is_a_typed_model_error(sim_url: str) -> None:
-    error = await refused(sim_url, "sim/bad_usage")
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_negative_usage_is_a_typed_model_error(sim_url: str, provider: ProviderName) -> None:
+    error = await refused(sim_url, "sim/bad_usage", provider)
     assert error.type == "LLMBadUsage"
-    assert "usage.prompt_tokens=-1000000" in error.message
+    field = "input_tokens" if provider == "anthropic" else "prompt_tokens"
+    assert f"usage.{field}=-1000000" in error.message
 
 
 def test_the_simulator_records_what_it_received(sim_url: str) -> None:
@@ -103,3 +112,36 @@ def test_the_simulator_records_what_it_received(sim_url: str) -> None:
     assert [r["turn"] for r in recorded["requests"]] == [0]
     assert recorded["requests"][0]["body"]["messages"][0]["content"] == "hi"
     assert missing.status_code == 404
+
+
+async def test_anthropic_tool_results_answer_the_calls_of_the_turn_before(sim_url: str) -> None:
+    """A second turn on the Anthropic wire: the parallel calls of the first turn, answered by
+    one user turn of tool results the simulator validates as strictly as Anthropic."""
+    first = await chat(sim_url, "sim/support_demo", "anthropic")
+    req = request(sim_url, "sim/support_demo", provider="anthropic")
+    calls = [ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in first.tool_calls]
+    req.messages += [ChatMessage(role="assistant", tool_calls=calls)]
+    req.messages += [ChatMessage(role="tool", tool_call_id=c.id, content='{"ok": true}')
+                     for c in calls]  # fmt: skip
+    async with httpx2.AsyncClient() as http:
+        second = await ProviderRegistry.over(http).chat(req, None)
+    assert second.tool_calls or second.content
+    recorded = httpx2.get(f"{sim_url}/sim/conversations/{req.conversation_id}/requests").json()
+    body = recorded["requests"][-1]["body"]
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
+    assert [b["tool_use_id"] for b in body["messages"][2]["content"]] == [c.id for c in calls]
+
+
+def test_the_anthropic_wire_refuses_what_anthropic_refuses(sim_url: str) -> None:
+    headers = {"anthropic-version": "2023-06-01"}
+    orphan = {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_9", "content": "ok"}]}  # fmt: skip
+    body = {"model": "sim/quick_answer", "max_tokens": 10, "messages": [orphan]}
+    with httpx2.Client(base_url=sim_url, timeout=10.0) as http:
+        answer = http.post("/messages", json=body, headers=headers)
+        unversioned = http.post("/messages", json=body)
+    assert answer.status_code == 400
+    error = answer.json()
+    assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+    assert "unexpected `tool_use_id`" in error["error"]["message"]
+    assert unversioned.status_code == 400 and "anthropic-version" in unversioned.text

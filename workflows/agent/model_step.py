@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
         ToolSpec,
         Usage,
+        cache_savings,
         call_cost,
     )
     from workflows.agent.budget import (
@@ -182,6 +183,7 @@ class ModelStep:
                     detail=detail,
                     cost_usd=cost,
                     **marks.fields(),
+                    **cache_fields(response.usage, model.price),
                 )
             )
             self.reporter.model_finished(step, response, cost, *marks.routed())
@@ -308,6 +310,14 @@ class _Marks:
         if self.note is not None:
             fields["context"] = self.note
         return fields
+
+
+def cache_fields(usage: Usage, price: Price | None) -> dict[str, Any]:
+    """``cache_saved_usd`` of a call that read or wrote a prompt cache (none otherwise, so the
+    records of calls without caching stay as they were)."""
+    if price is None or not (usage.cached_tokens or usage.cache_write_tokens):
+        return {}
+    return {"cache_saved_usd": cache_savings(usage, price)}
 
 
 def _record(step: int, name: str, started: datetime, **fields: Any) -> StepRecord:

@@ -22,7 +22,7 @@ from activities.observe import (
     parse_idempotency_key,
     result_summary,
 )
-from keel.contracts import ChatRequest, ModelSettings
+from keel.contracts import ChatRequest, ChatResponse, ModelSettings, Price, Usage
 from keel.runtime.logs import configure_logging
 from keel.runtime.telemetry import Telemetry
 
@@ -164,3 +164,26 @@ def test_an_unrouted_model_call_has_no_routing_fields(
     assert not {"keel.tier", "keel.route"} & set(span.attributes or {})
     line = json.loads(log_stream.getvalue().splitlines()[-1])
     assert "tier" not in line and "route" not in line
+
+
+def test_a_model_call_reports_cache_reads_and_writes(
+    traced: tuple[Telemetry, InMemorySpanExporter], log_stream: io.StringIO
+) -> None:
+    telemetry, exporter = traced
+    price = Price(input_per_mtok=3.0, output_per_mtok=15.0, cached_input_per_mtok=0.3,
+                  cache_write_per_mtok=3.75)  # fmt: skip
+    model = ModelSettings(name="claude-sonnet-4-5", provider="anthropic",
+                          base_url="http://127.0.0.1:9/v1", price=price)  # fmt: skip
+    request = ChatRequest(model=model, messages=[], conversation_id="c-2", step=2)
+    usage = Usage(input_tokens=3000, output_tokens=100, cached_tokens=2000, cache_write_tokens=600)
+    with ModelCallObserver(telemetry).observe(request) as call:
+        call.done(ChatResponse(model="claude-sonnet-4-5", usage=usage, finish_reason="stop"))
+    [span] = exporter.get_finished_spans()
+    attrs = dict(span.attributes or {})
+    assert attrs["gen_ai.provider.name"] == "anthropic"  # the wire, on a host it does not know
+    assert attrs["gen_ai.usage.cache_read.input_tokens"] == 2000
+    assert attrs["gen_ai.usage.cache_creation.input_tokens"] == 600
+    line = json.loads(log_stream.getvalue().splitlines()[-1])
+    assert (line["cached_tokens"], line["cache_write_tokens"]) == (2000, 600)
+    # 400 fresh at 3.00, 2000 read at 0.30, 600 written at 3.75, 100 out at 15.00 per million
+    assert line["cost_usd"] == pytest.approx((400 * 3 + 2000 * 0.3 + 600 * 3.75 + 100 * 15) / 1e6)

@@ -30,10 +30,14 @@ def expected(ref: str, provider: str | None = None, tokens: int = MTOK) -> Price
     cached = calc_price(
         Usage(input_tokens=tokens, cache_read_tokens=tokens), ref, provider_id=provider
     )
+    written = calc_price(
+        Usage(input_tokens=tokens, cache_write_tokens=tokens), ref, provider_id=provider
+    )
     return Price(
         input_per_mtok=float(plain.input_price * scale),
         output_per_mtok=float(plain.output_price * scale),
         cached_input_per_mtok=float(cached.input_price * scale),
+        cache_write_per_mtok=float(written.input_price * scale),
     )
 
 
@@ -72,6 +76,22 @@ def test_price_as_prices_a_simulated_model_like_a_real_one() -> None:
         name="sim/support_demo", price_as="gpt-4o-mini", pricing_provider="openai"
     )
     assert resolve_price(model) == expected("gpt-4o-mini", "openai")
+
+
+@pytest.mark.parametrize("name", ["claude-haiku-4-5", "claude-sonnet-4-5"])
+def test_an_anthropic_model_has_cache_read_and_write_prices(name: str) -> None:
+    price = resolve_price(
+        ModelSettings(name=name, provider="anthropic", pricing_provider="anthropic")
+    )
+    assert price == expected(name, "anthropic", tokens=1_000)  # below any long-context tier
+    # Anthropic's 5-minute cache: reads at a tenth of the input price, writes at 1.25 times it.
+    assert price.cached_price == pytest.approx(price.input_per_mtok * 0.1)
+    assert price.cache_write_price == pytest.approx(price.input_per_mtok * 1.25)
+
+
+def test_a_model_without_a_cache_write_price_writes_at_the_input_price() -> None:
+    price = resolve_price(ModelSettings(name="gpt-4o-mini", pricing_provider="openai"))
+    assert price.cache_write_price == price.input_per_mtok
 
 
 def test_tiered_model_takes_the_smallest_tier() -> None:
