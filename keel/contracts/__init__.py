@@ -38,7 +38,15 @@ from keel.contracts.approvals import (
 )
 from keel.contracts.content import ContentRef, canonical_json, content_digest, ref_for
 from keel.contracts.context_budget import ContextSettings
-from keel.contracts.context_view import ContextView
+from keel.contracts.context_view import (
+    SUMMARIZE_MARKER,
+    SUMMARY_MARKER,
+    CallMeta,
+    ContextState,
+    ContextView,
+    MessageMeta,
+    SummaryTask,
+)
 from keel.contracts.continued import ContinuedRun, is_continued
 from keel.contracts.decisions import (
     ANSWER_TOOL,
@@ -126,6 +134,8 @@ __all__ = [
     "PROGRESS_KINDS",
     "PROGRESS_TOPIC",
     "RUN_FAILURE_CLASSES",
+    "SUMMARIZE_MARKER",
+    "SUMMARY_MARKER",
     "AgentInput",
     "ApprovalCondition",
     "ApprovalDefault",
@@ -134,6 +144,7 @@ __all__ = [
     "ApprovalSettings",
     "ApproverIdentity",
     "ApproverKeys",
+    "CallMeta",
     "ChatMessage",
     "ChatRequest",
     "ChatResponse",
@@ -142,6 +153,7 @@ __all__ = [
     "ConfigError",
     "ContentRef",
     "ContextSettings",
+    "ContextState",
     "ContextView",
     "ContinuedRun",
     "ConversationState",
@@ -170,6 +182,7 @@ __all__ = [
     "LimitOverrides",
     "Limits",
     "Lookup",
+    "MessageMeta",
     "ModelSettings",
     "Price",
     "Principal",
@@ -193,6 +206,7 @@ __all__ = [
     "StepKind",
     "StepOutcome",
     "StepRecord",
+    "SummaryTask",
     "TierModel",
     "ToolCall",
     "ToolPolicy",
