@@ -3,8 +3,11 @@
 Keel's OpenAI-compatible provider talks to this server exactly as it talks to OpenAI, vLLM or
 Ollama, so everything the provider does (request shape, tool-call parsing, error mapping,
 Retry-After, timeouts) is exercised for real in tests and the demo. The turn to play is derived
-from the request (the number of assistant messages in it), so a retried or resumed call gets the
-same answer and concurrent conversations never share state beyond their counters.
+from the request (the number of assistant messages in it, plus those a Keel summary message
+stands for), so a retried or resumed call gets the same answer and concurrent conversations
+never share state beyond their counters. A Keel summary request (simulator/summary.py) gets a
+deterministic summary from any simulated model; it is counted and recorded under the
+conversation id with ``.summary`` appended.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from simulator.chaos import ROUTES as CHAOS_ROUTES
 from simulator.chaos import ChaosSettings
 from simulator.scenarios import FaultSpec, Scenario, TurnSpec
 from simulator.state import Counters
+from simulator.summary import is_summary_request, replaced_turns, summarize
 from simulator.webhooks import ROUTES as WEBHOOK_ROUTES
 from simulator.webhooks import WebhookSink
 from simulator.wire import (
@@ -127,7 +131,11 @@ class _Play:
 
 
 def _play(sim: Simulator, chat: ChatRequest, header: str | None) -> _Play | JSONResponse:
-    index = sum(1 for m in chat.messages if m.role == "assistant")
+    index = sum(1 for m in chat.messages if m.role == "assistant") + replaced_turns(chat)
+    if is_summary_request(chat):
+        text, last = summarize(chat)
+        conversation = conversation_id(chat, chat.model, header) + ".summary"
+        return _Play(conversation, last, TurnSpec(content=text), False)
     scenario = sim.find(chat.model)
     if scenario is not None:
         conversation = conversation_id(chat, scenario.name, header)

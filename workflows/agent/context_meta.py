@@ -7,10 +7,10 @@ tool result's text: afterwards it lives in the content store and history holds a
 A stub is what the model reads in place of a trimmed tool result. Of a JSON object it keeps
 the id-like fields (``id``, ``*_id``, ``*_ids``, values such as ``ORD-1042``), short key
 scalars (status, amounts, names, dates) and, for a list of objects, those fields of its first
-items; of text, a short head and the ids found in it. It always names the tool and the call,
-says the result was trimmed and how to get it back (call the tool again; the run keeps the
-whole result: ``keel result --content <digest>``). It stays JSON when the result was JSON, so
-a reader that parses results (the simulator's actor) still finds the ids.
+items; of text, a short head and the ids found in it. It always names the tool, says the
+result was trimmed and how to get it back (call the tool again; the run keeps the whole
+result: ``keel result --content <digest>``). It stays JSON when the result was JSON, so a
+reader that parses results (the simulator's actor) still finds the ids.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def message_meta(
         content = message.content or ""
         meta.answers, meta.tool = message.tool_call_id, tool
         meta.ids = find_ids(content)
-        stub = make_stub(tool or "a tool", message.tool_call_id or "?", content, digest)
+        stub = make_stub(tool or "a tool", content, digest)
         if stub is not None and (text_size(stub) + MIN_SAVING_BYTES < size or message.images):
             meta.stub = stub
     return meta
@@ -77,14 +77,14 @@ def find_ids(text: str) -> list[str]:
     return list(found)[:MAX_IDS]
 
 
-def make_stub(tool: str, call_id: str, content: str, digest: str | None) -> str | None:
+def make_stub(tool: str, content: str, digest: str | None) -> str | None:
     """The stub of a tool result (see the module docstring); None for an empty result."""
     if not content.strip():
         return None
-    where = f" (the run keeps it: keel result --content {digest})" if digest else ""
+    where = f" (or keel result --content {digest})" if digest else ""
     note = (
-        f"{tool} result of call {call_id}, {text_size(content):,} bytes, trimmed to its ids and"
-        f" key fields to fit the context budget: call {tool} again to read all of it{where}"
+        f"{tool} result ({text_size(content):,} bytes) trimmed for the context budget; call"
+        f" {tool} again for all of it{where}"
     )
     value = _json(content)
     if isinstance(value, dict):
@@ -107,6 +107,8 @@ def _reduced(value: dict[str, Any], *, nested: bool) -> dict[str, Any]:
     objects reduced the same way one level down."""
     kept: dict[str, Any] = {}
     for key, item in value.items():
+        if item is None:
+            continue
         if _short_scalar(item) and _is_key(key, item):
             kept[key] = item
         elif key.endswith("_ids") and isinstance(item, list):
