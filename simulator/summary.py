@@ -15,9 +15,10 @@ Any simulated model answers a summary request with :func:`summarize`: a determin
 that names the range and, per tool call, one ``sim-call {json}`` line (turn, id, tool,
 arguments, the result as the request showed it: a JSON object as JSON, a stub without its
 ``trimmed`` note, text cut to ``RESULT_CHARS``), as many lines as the request's
-``max_tokens`` allows at four characters a token (a real model stops at its cap too; the lines left out are forgotten). The actor reads
-those lines back (simulator/actor/knowledge.py), so it remembers what it did before the
-summary; lines of an earlier summary inside the range are carried over as they are.
+``max_tokens`` allows at four characters a token (a real model stops at its cap too; the
+lines left out are forgotten). The actor reads those lines back
+(simulator/actor/knowledge.py), so it remembers what it did before the summary; lines of an
+earlier summary inside the range are carried over as they are.
 """
 
 from __future__ import annotations
