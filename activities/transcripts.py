@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from temporalio.exceptions import ApplicationError
 
+from activities.context_view import apply_view
 from keel.contracts import ChatMessage, ChatRequest, ContentRef, message_content_bytes
 from keel.runtime.store.blobs import ContentMissing, StoreError
 from keel.runtime.store.content import ContentCorrupt, ContentStore
@@ -57,8 +58,8 @@ async def assemble(store: ContentStore | None, request: ChatRequest) -> Assemble
                 non_retryable=True,
             )
         refs: list[ContentRef | None] = [None] * len(request.messages)
-        return Assembled(cut_messages(request.messages, refs, request.model.max_message_bytes),
-                         None)  # fmt: skip
+        cut = cut_messages(request.messages, refs, request.model.max_message_bytes)
+        return Assembled(apply_view(cut, request.view), None)
     return await stored(_assemble(store, request), store)
 
 
@@ -71,9 +72,8 @@ async def _assemble(store: ContentStore, request: ChatRequest) -> Assembled:
         node = await store_node(store, request.prior, len(prior), entries)
     messages = await resolve(store, [*prior, *request.messages])
     all_refs: list[ContentRef | None] = [m.content_ref for m in prior]
-    return Assembled(
-        cut_messages(messages, [*all_refs, *refs], request.model.max_message_bytes), node
-    )
+    cut = cut_messages(messages, [*all_refs, *refs], request.model.max_message_bytes)
+    return Assembled(apply_view(cut, request.view), node)
 
 
 async def store_answer(store: ContentStore | None, content: str | None) -> ContentRef | None:

@@ -4,8 +4,11 @@
 Keel's OpenAI-compatible provider talks to this server exactly as it talks to OpenAI, vLLM or
 Ollama, so everything the provider does (request shape, tool-call parsing, error mapping,
 Retry-After, timeouts) is exercised for real in tests and the demo. The turn to play is derived
-from the request (the number of assistant messages in it), so a retried or resumed call gets the
-same answer and concurrent conversations never share state beyond their counters.
+from the request (the number of assistant messages in it, plus those a Keel summary message
+stands for), so a retried or resumed call gets the same answer and concurrent conversations
+never share state beyond their counters. A Keel summary request (simulator/summary.py) gets a
+deterministic summary from any simulated model; it is counted and recorded under the
+conversation id with ``.summary`` appended.
 """
 
 from __future__ import annotations

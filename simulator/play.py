@@ -21,6 +21,7 @@ from simulator.cache import PromptCache
 from simulator.chaos import ChaosSettings
 from simulator.scenarios import FaultSpec, Scenario, TurnSpec
 from simulator.state import Counters
+from simulator.summary import is_summary_request, replaced_turns, summarize
 from simulator.webhooks import WebhookSink
 from simulator.wire import ChatRequest, conversation_id, text_of
 
@@ -96,7 +97,11 @@ class Play:
 
 def play(sim: Simulator, chat: ChatRequest, header: str | None) -> Play | None:
     """The turn for ``chat`` (turn n = n assistant messages in it); None: unknown model."""
-    index = sum(1 for m in chat.messages if m.role == "assistant")
+    index = sum(1 for m in chat.messages if m.role == "assistant") + replaced_turns(chat)
+    if is_summary_request(chat):
+        text, last = summarize(chat)
+        conversation = conversation_id(chat, chat.model, header) + ".summary"
+        return Play(conversation, last, TurnSpec(content=text), False)
     scenario = sim.find(chat.model)
     if scenario is not None:
         conversation = conversation_id(chat, scenario.name, header)

@@ -38,7 +38,15 @@ from keel.contracts.approvals import (
 )
 from keel.contracts.content import ContentRef, canonical_json, content_digest, ref_for
 from keel.contracts.context_budget import ContextSettings
-from keel.contracts.context_view import ContextView
+from keel.contracts.context_view import (
+    SUMMARIZE_MARKER,
+    SUMMARY_MARKER,
+    CallMeta,
+    ContextState,
+    ContextView,
+    MessageMeta,
+    SummaryTask,
+)
 from keel.contracts.continued import ContinuedRun, is_continued
 from keel.contracts.decisions import (
     ANSWER_TOOL,
@@ -134,6 +142,8 @@ __all__ = [
     "PROGRESS_TOPIC",
     "ROUTE_REASONS",
     "RUN_FAILURE_CLASSES",
+    "SUMMARIZE_MARKER",
+    "SUMMARY_MARKER",
     "AgentInput",
     "ApprovalCondition",
     "ApprovalDefault",
@@ -142,6 +152,7 @@ __all__ = [
     "ApprovalSettings",
     "ApproverIdentity",
     "ApproverKeys",
+    "CallMeta",
     "ChatMessage",
     "ChatRequest",
     "ChatResponse",
@@ -150,6 +161,7 @@ __all__ = [
     "ConfigError",
     "ContentRef",
     "ContextSettings",
+    "ContextState",
     "ContextView",
     "ContinuedRun",
     "ConversationState",
@@ -178,6 +190,7 @@ __all__ = [
     "LimitOverrides",
     "Limits",
     "Lookup",
+    "MessageMeta",
     "ModelSettings",
     "Price",
     "Principal",
@@ -202,6 +215,7 @@ __all__ = [
     "StepKind",
     "StepOutcome",
     "StepRecord",
+    "SummaryTask",
     "TierModel",
     "ToolCall",
     "ToolPolicy",

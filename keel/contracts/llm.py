@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from keel.contracts.content import ContentRef, canonical_json
-from keel.contracts.context_view import ContextView
+from keel.contracts.context_view import ContextState, ContextView
 from keel.contracts.model_settings import ModelSettings, Price
 from keel.contracts.spend import SpendTag
 
@@ -148,6 +148,8 @@ class ConversationState(BaseModel):
     ``prior`` is the stored transcript node of every message already sent to the model;
     ``pending`` the messages since, sent with the next request. The counts cover both, for the
     budget's prompt estimate (workflows/agent/budget.py) without reading the store.
+    ``context`` is kept for a profile with ``[context]`` only: one small record per message
+    and the view so far (keel/contracts/context_view.py); the estimate applies that view.
     """
 
     prior: ContentRef | None = None
@@ -156,6 +158,7 @@ class ConversationState(BaseModel):
     text_bytes: int = 0
     tool_calls: int = 0
     images: int = 0
+    context: ContextState | None = None
 
 
 def message_content_bytes(message: ChatMessage) -> bytes:

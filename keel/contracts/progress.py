@@ -21,6 +21,8 @@ PROGRESS_KINDS = (
     "guidance.received",
     "run.stop",
     "run.continued",
+    "context.trimmed",
+    "context.summarized",
     "run.finished",
     "decision.invalid",
     "decision.escalated",

@@ -6,6 +6,13 @@ or Keel's refusal of the call: ``{"error": "invalid_tool_call", ...}`` from a ch
 when a human turned it down or nobody decided, another ``{"error", "message"}`` from a limit,
 or plain "<tool> was not called: ..." text. Each call is paired with its
 answer by ``tool_call_id``, then sorted into records by tool.
+
+With a Keel context budget, an old result may be a stub: JSON that keeps the result's ids and
+key fields (and a ``trimmed`` note), read like the result itself, so what the actor learns of
+it is only what the stub kept (a list of orders keeps its first items' ids and status, an
+article its id and title). Turns replaced by a summary are read back from the summary's
+``sim-call`` lines (simulator/summary.py), with the results as the summary request showed
+them (stubs, mostly).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from simulator.summary import summary_calls
 from simulator.wire import ChatRequest, text_of
 
 Kind = Literal["ok", "error", "refused", "rejected"]
@@ -151,6 +159,8 @@ def read_conversation(chat: ChatRequest) -> Knowledge:
     }
     known = Knowledge()
     for message in chat.messages:
+        if message.role == "user":
+            _remember(known, summary_calls(text_of(message.content)))
         if message.role != "assistant" or not message.tool_calls:
             continue
         turn = []
@@ -163,3 +173,17 @@ def read_conversation(chat: ChatRequest) -> Knowledge:
             turn.append(outcome)
         known.turns.append(turn)
     return known
+
+
+def _remember(known: Knowledge, entries: list[dict[str, Any]]) -> None:
+    """The turns a summary replaced, from its ``sim-call`` entries (grouped by turn)."""
+    turns: dict[Any, list[Outcome]] = {}
+    for entry in entries:
+        name, result = str(entry.get("name", "")), entry.get("result", "")
+        text = result if isinstance(result, str) else json.dumps(result)
+        arguments = entry.get("arguments")
+        kind, data = _classify(name, text)
+        outcome = Outcome(name, arguments if isinstance(arguments, dict) else {}, kind, data, text)
+        known.learn(outcome)
+        turns.setdefault(entry.get("turn"), []).append(outcome)
+    known.turns += list(turns.values())

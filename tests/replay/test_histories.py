@@ -31,6 +31,8 @@ HISTORIES = Path(__file__).parent / "histories"
 FIXTURE_FILES = {
     "support": "agent_workflow_history.json",  # walking skeleton: the demo run
     "guarded": "bounded_run_history.json",  # bounded runs: lookups, semantic refusals
+    # context budgets: old results trimmed to stubs, old turns summarized (summary steps)
+    "context_summary": "context_budget_run_history.json",
 }
 # A run that waits for a human and is approved through the ``decide`` update. Its fresh
 # variant must drive the decision, so it is a test of its own, not a FIXTURE_FILES entry.
@@ -116,6 +118,28 @@ async def test_recorded_fixture_history_replays(name: str) -> None:
     result = await _replayer().replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None
     assert len(history.events) > 20
+
+
+def test_recorded_context_budget_history_trims_and_summarizes() -> None:
+    """The context-budget fixture guards trimming and summaries only if its model calls
+    really sent stubs and summaries (a re-recording that lost them would pass silently)."""
+    history = WorkflowHistory.from_json(
+        "fixture-run", json.loads((HISTORIES / FIXTURE_FILES["context_summary"]).read_text())
+    )
+    converter = pydantic_data_converter.payload_converter
+    views: list[Any] = []
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled = event.activity_task_scheduled_event_attributes
+            if scheduled.activity_type.name == names.ACTIVITY_LLM_CHAT:
+                [request] = converter.from_payloads(scheduled.input.payloads)
+                views.append(request.get("view"))
+    assert views[0] is None, "the first steps send the whole conversation"
+    assert any(v and v["stubs"] and not v.get("summarize") for v in views), "a trimmed step"
+    assert any(v and v.get("summarize") for v in views), "a summary step"
+    assert any(v and v.get("summary") and not v.get("summarize") for v in views), (
+        "a summarized step"
+    )
 
 
 def _decisions(name: str) -> tuple[list[Decision], list[DecisionOutcome], WorkflowHistory]:

@@ -84,10 +84,16 @@ def estimate_prompt_tokens(
     Counts what the provider sees: message contents and names, the name and JSON arguments of
     every tool call in the history, each offered tool's name, description and input schema as
     JSON, and the images of tool results; see the constants above for the ratio and overheads.
+    A conversation with a context budget is counted as its view shows it (what the model
+    activity sends: stubs for trimmed tool results, one message for a summary).
     """
     if isinstance(messages, ConversationState):
         count, size, calls, images = (messages.messages, messages.text_bytes,
                                       messages.tool_calls, messages.images)  # fmt: skip
+        if messages.context is not None:  # the context budget's view (trimmed, summarized)
+            gone = messages.context.removed()
+            count, size, calls, images = (count - gone[0], size - gone[1], calls - gone[2],
+                                          images - gone[3])  # fmt: skip
     else:
         count, size, calls, images = len(messages), 0, 0, 0
         for message in messages:

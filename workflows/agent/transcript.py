@@ -17,7 +17,10 @@ A message that differs (a refusal instead of a result, a human's stated result) 
 which is correct either way. Offers live only until the next model call: they are not state.
 
 The counts of :class:`ConversationState` cover every message, stored or pending, so the
-budget's prompt estimate needs no store read.
+budget's prompt estimate needs no store read. With a context budget (``[context]``,
+workflows/agent/context.py) the state also keeps one small record per message
+(``ConversationState.context``), made here at append time: a tool result's text is in workflow
+memory only now, so its stub (workflows/agent/context_meta.py) is computed now too.
 """
 
 from __future__ import annotations
@@ -28,10 +31,13 @@ with workflow.unsafe.imports_passed_through():
     from keel.contracts import (
         ChatMessage,
         ContentRef,
+        ContextState,
         ConversationState,
+        MessageMeta,
         content_digest,
         message_content_bytes,
     )
+    from workflows.agent.context_meta import message_meta
 
 
 class Transcript:
@@ -47,8 +53,21 @@ class Transcript:
         if ref is not None:
             self._offers[ref.digest] = ref
 
+    def keep_context(self) -> bool:
+        """Keep a record of every message for a context budget from now on; False when that
+        is no longer possible (messages already sent by reference have no record)."""
+        state = self.state
+        if state.context is not None:
+            return True
+        if state.messages != len(state.pending) or any(m.content_ref for m in state.pending):
+            return False
+        state.context = ContextState(meta=[message_meta(m) for m in state.pending])
+        return True
+
     def append(self, *messages: ChatMessage) -> None:
         for message in messages:
+            if self.state.context is not None:
+                self.state.context.meta.append(self._meta(message))
             self.state.pending.append(self._by_reference(message))
             self.state.messages += 1
             self.state.text_bytes += _size(message.content or "") + _size(message.name or "")
@@ -73,6 +92,17 @@ class Transcript:
             return
         self.state.prior = node
         self.state.pending = []
+
+    def _meta(self, message: ChatMessage) -> MessageMeta:
+        """The context budget's record of ``message``: a tool message's stub names its tool
+        (from the call it answers) and where its whole content is stored."""
+        if message.role != "tool":
+            return message_meta(message)
+        assert self.state.context is not None
+        tool = next((call.name for meta in reversed(self.state.context.meta)
+                     for call in meta.calls if call.id == message.tool_call_id), None)  # fmt: skip
+        digest = content_digest(message_content_bytes(message))
+        return message_meta(message, tool, digest)
 
     def _by_reference(self, message: ChatMessage) -> ChatMessage:
         """``message``, or its content by reference when the worker stored that content."""

@@ -332,17 +332,17 @@ class AgentWorkflow:
         state, catalog, continuation = self._state, ctx.catalog, self._continuation
         assert continuation is not None
         model = ModelStep.for_run(profile, ctx, self._set_last_event)
-        router, keeper = Router(profile, ctx), ContextKeeper(profile)
+        router, keeper = Router(profile, ctx), ContextKeeper(profile, ctx)
         while True:
             cap, stop = None, continuation.budget.before_model_call()
             route = router.next(state.ledger.model_calls + 1)
             if stop is None:
+                view, note = await keeper.before_step(model, catalog)  # may summarize first
                 conversation = state.transcript.state
                 serving = profile.tier_model(route.tier) if route else None
                 cap, stop = before_model_call(profile, ctx.limits, state.ledger, conversation,
                                               catalog, ctx.tracker, serving)  # fmt: skip
             if stop is None:
-                view, note = await keeper.before_step(model, catalog)
                 response = await model.call(catalog, cap, route=route, view=view, note=note)
                 if router.answered(response):  # asked again on a stronger tier (routing.py)
                     continue
