@@ -29,6 +29,7 @@ from activities.mcp import ToolResultStamper, mcp_breakers, mcp_plugin
 from activities.notify import NotifyActivities
 from activities.profiles import ProfileActivities
 from activities.providers.registry import ProviderRegistry
+from activities.spend import SpendGuard
 from keel.contracts.errors import KeelError
 from keel.contracts.names import SEARCH_ATTRIBUTES
 from keel.runtime.codec import data_converter
@@ -36,6 +37,7 @@ from keel.runtime.config import Settings
 from keel.runtime.logs import configure_logging, get_logger
 from keel.runtime.pricing import resolve_price
 from keel.runtime.profiles import available_profiles, load_profile
+from keel.runtime.spend import SpendStore, open_spend_store
 from keel.runtime.store.content import ContentStore
 from keel.runtime.store.open import open_content_store, verify_store
 from keel.runtime.store.payloads import external_storage
@@ -121,6 +123,7 @@ def build_worker(
     *,
     telemetry: Telemetry | None = None,
     max_cached_workflows: int | None = None,
+    spend: SpendStore | None = None,
 ) -> Worker:
     """The worker with every registration; clients are built once by the caller.
 
@@ -146,6 +149,7 @@ def build_worker(
         llm_breakers(breaker_config),
         telemetry=telemetry,
         store=store,
+        spend=SpendGuard(spend, http) if spend is not None else None,  # the spend ledger
     )
     profiles = ProfileActivities(settings, http)
     notify = NotifyActivities(http)
@@ -213,7 +217,8 @@ async def _serve(settings: Settings, stop: asyncio.Event, telemetry: Telemetry) 
         )
     # Temporal owns retries, so the shared HTTP client never retries on its own.
     async with httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(retries=0)) as http:
-        worker = build_worker(client, settings, http, telemetry=telemetry)
+        spend = await open_spend_store(settings.spend_url)
+        worker = build_worker(client, settings, http, telemetry=telemetry, spend=spend)
         for problem in check_profiles(settings):
             log.warning("profile problem: runs of this profile will fail at start", problem=problem)
         async with worker:
@@ -227,6 +232,7 @@ async def _serve(settings: Settings, stop: asyncio.Event, telemetry: Telemetry) 
                 encrypted_payloads=settings.codec_keys is not None,
                 store=store,
                 payload_threshold=settings.payload_threshold,
+                spend=spend.describe(),
                 tracing=telemetry.tracing,
                 metrics=telemetry.metering,
                 prometheus=(

@@ -24,6 +24,7 @@ from activities.heartbeat import heartbeating
 from activities.observe import ModelCallObserver
 from activities.payloads import too_large
 from activities.providers.base import ChatProvider
+from activities.spend import SpendGuard
 from activities.transcripts import assemble, store_answer
 from keel.contracts import ChatRequest, ChatResponse, names
 from keel.runtime.store.content import ContentStore
@@ -73,8 +74,10 @@ class LLMActivities:
         *,
         telemetry: Telemetry | None = None,
         store: ContentStore | None = None,
+        spend: SpendGuard | None = None,
     ) -> None:
         self._provider = provider
+        self._spend = spend  # the spend ledger (activities/spend.py); None: not kept
         self._store = store
         self._breakers = breakers if breakers is not None else llm_breakers()
         self._observer = ModelCallObserver(telemetry)
@@ -98,6 +101,8 @@ class LLMActivities:
                     type="ConfigError",
                     non_retryable=True,
                 )
+        if self._spend is not None:
+            await self._spend.check(request)
         # Stored before the call (a retry stores nothing new), read back whole for the provider.
         assembled = await heartbeating(assemble(self._store, request))
         whole = request.model_copy(update={"messages": assembled.messages, "prior": None})
@@ -110,6 +115,8 @@ class LLMActivities:
                 lambda: self._provider.chat(whole, api_key),
             )
         )
+        if self._spend is not None:
+            await self._spend.paid(request, response)
         check_response_size(request, response)
         content_ref = await store_answer(self._store, response.content)
         return response.model_copy(

@@ -54,6 +54,8 @@ _BY_ERROR_TYPE: dict[str, FailureClass] = {
     "CircuitOpen": "upstream_unavailable",
     # The worker would not sign an approval grant for arguments nobody approved: a Keel bug.
     "GrantRefused": "internal",
+    # A spend budget across runs is exhausted (activities/spend.py): the run halts.
+    "SpendLimit": "spend_limit",
 }
 
 

@@ -31,6 +31,7 @@ DEFAULT_MCP_SERVERS = {
 }
 MCP_ENV_PREFIX = "KEEL_MCP_"
 STORE_DIR = "store"  # the embedded content store, under KEEL_HOME
+SPEND_FILE = "spend.db"  # the default spend ledger (SQLite), under KEEL_HOME
 # A payload this big (bytes, after the codec) is kept in the store, history holds a reference.
 DEFAULT_PAYLOAD_THRESHOLD = 128 * 1024
 MIN_PAYLOAD_THRESHOLD = 1024
@@ -77,6 +78,8 @@ class Settings:
     store: str = ""
     store_endpoint_url: str = ""  # an S3-compatible server (MinIO, moto); "" = AWS
     payload_threshold: int = DEFAULT_PAYLOAD_THRESHOLD  # payloads this big go to the store
+    # The spend ledger (keel/runtime/spend/): postgresql://… or a SQLite file path.
+    spend_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -105,6 +108,7 @@ class Settings:
             approver_roles_claim=env.get("KEEL_APPROVER_ROLES_CLAIM", "").strip() or CLAIM_ROLES,
             store=env.get("KEEL_STORE", "").strip() or str(keel_home(env) / STORE_DIR),
             store_endpoint_url=env.get("KEEL_STORE_ENDPOINT_URL", "").strip(),
+            spend_url=env.get("KEEL_SPEND_URL", "").strip() or str(keel_home(env) / SPEND_FILE),
             payload_threshold=env_number(
                 env,
                 "KEEL_PAYLOAD_THRESHOLD",

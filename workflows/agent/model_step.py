@@ -48,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.agent.route_policy import Route
     from workflows.agent.state import Ledger, RunContext, Stop
     from workflows.agent.transcript import Transcript
-    from workflows.failures import RunFailed, classify
+    from workflows.failures import RunFailed, RunHalted, classify
     from workflows.report.reporter import Reporter
 
 # The LLM activity heartbeats every 2 s: a lost worker is noticed in 10 s, not after the
@@ -165,7 +165,8 @@ class ModelStep:
                 record = _record(step, model.name, started, outcome="failed", detail=detail,
                                  usage=paid, cost_usd=spent, **marks.fields())  # fmt: skip
                 self.ledger.steps.append(record)
-                raise RunFailed(failure, message) from None
+                stop = RunHalted if failure == "spend_limit" else RunFailed  # a bound, not a fault
+                raise stop(failure, message) from None
             self.transcript.sent(response.transcript)
             self.transcript.offer(response.content_ref)  # the answer, once in history
             cost = self._charge(model, response.usage)
