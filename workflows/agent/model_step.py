@@ -136,10 +136,9 @@ class ModelStep:
         """One model step: the primary model, then each fallback while one fails for good
         (its circuit is open, retries did not fix it, or it rejected the request).
 
-        ``route`` names the tier serving it (workflows/agent/routing.py; default ``[model]``),
-        ``view`` how the context budget trims the conversation, ``purpose`` a step that is not
-        a turn ("summary", "final answer"), ``note`` what the context budget did; all four
-        land in the step record."""
+        ``route``: the tier serving it (default ``[model]``); ``view``: how the context budget
+        trims the conversation; ``purpose``: "summary", "final answer"...; ``note``: what the
+        context budget did. All four land in the step record."""
         self.ledger.model_calls += 1
         step = self.ledger.model_calls
         primary = self.profile.tier_model(route.tier if route else None)
